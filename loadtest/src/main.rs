@@ -1,0 +1,2 @@
+//! The ringlb load-test harness (see the README).
+fn main() {}

@@ -1,0 +1,26 @@
+//! ringlb: a thread-per-core io_uring TCP (layer-4) load balancer.
+//!
+//! The crate is split along the line between the *hot path* and the *control plane*:
+//!
+//! - hot path: [`worker`] (one io_uring per thread: accept, connect, relay) and [`relay`]
+//!   (the byte-moving strategies), reading only the [`balancer`] snapshot and atomics;
+//! - control plane: [`config`] (load and validate), [`health`] (probe targets, publish the
+//!   healthy set), [`server`] (bind listeners, start and stop threads), [`shutdown`].
+//!
+//! Nothing on the hot path takes a lock or allocates per byte.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod balancer;
+pub mod config;
+pub mod health;
+pub mod listener;
+pub mod relay;
+pub mod server;
+pub mod shutdown;
+pub mod uring;
+pub mod worker;
+
+pub use config::Config;
+pub use server::{Server, StartError};
+pub use shutdown::Shutdown;

@@ -1,0 +1,84 @@
+//! The `ringlb` binary: flags, logging, signals; everything else is in the library.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use ringlb::{Config, Server, Shutdown};
+
+/// A thread-per-core io_uring TCP load balancer.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(short, long, default_value = "config/ringlb.toml")]
+    config: PathBuf,
+    /// Validate the configuration, print the effective settings and exit (0 valid, 2 invalid).
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ringlb: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        print!("{config}");
+        return ExitCode::SUCCESS;
+    }
+    match run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringlb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: &Config) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    spawn_signal_thread(shutdown.clone())?;
+    let server = Server::start(config, shutdown)?;
+    server.wait()?;
+    tracing::info!("ringlb stopped");
+    Ok(())
+}
+
+/// SIGINT/SIGTERM fire the shutdown signal.
+fn spawn_signal_thread(shutdown: Shutdown) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("ringlb-signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    tracing::error!("cannot install signal handlers");
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                }
+                shutdown.trigger();
+            })
+        })?;
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Starting and stopping a whole ringlb instance: listeners, workers and the health checker.
+//!
+//! Owns the order of start-up (probe io_uring, bind, prime the balancer, start threads) so that
+//! every failure is reported before traffic is accepted. Never on the hot path.
+
+use std::{io, net::SocketAddr, sync::Arc, thread::JoinHandle};
+
+use crate::{
+    balancer::Balancer, config::Config, health::HealthChecker, listener, shutdown::Shutdown,
+    uring, worker::Worker,
+};
+
+/// Why ringlb could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// io_uring is missing or blocked.
+    #[error(
+        "io_uring is not available: {0}. ringlb needs Linux 6.1 or newer with io_uring enabled: \
+         check the sysctl kernel.io_uring_disabled (must be 0), and in a container run with a \
+         seccomp profile that allows io_uring_setup, io_uring_enter and io_uring_register \
+         (Docker's default profile blocks them)"
+    )]
+    IoUringUnavailable(#[source] io::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The bind error.
+        source: io::Error,
+    },
+    /// A worker could not be set up.
+    #[error("cannot start worker {id}: {source}")]
+    Worker {
+        /// Worker index.
+        id: usize,
+        /// The error.
+        source: io::Error,
+    },
+    /// A thread could not be spawned.
+    #[error("cannot spawn thread: {0}")]
+    Spawn(#[source] io::Error),
+}
+
+/// A running ringlb instance.
+pub struct Server {
+    local_addr: SocketAddr,
+    balancer: Arc<Balancer>,
+    shutdown: Shutdown,
+    workers: Vec<JoinHandle<io::Result<()>>>,
+    health: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts listeners, workers and the health checker; returns once traffic is accepted.
+    pub fn start(config: &Config, shutdown: Shutdown) -> Result<Server, StartError> {
+        uring::probe().map_err(StartError::IoUringUnavailable)?;
+        let count = config.worker_count();
+        let listeners = listener::bind_all(config.listen, count).map_err(|source| {
+            StartError::Bind {
+                addr: config.listen,
+                source,
+            }
+        })?;
+        let local_addr = listeners[0].local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+
+        let balancer = Arc::new(Balancer::new());
+        let mut health = HealthChecker::new(
+            config.targets.clone(),
+            config.health_check.clone(),
+            Arc::clone(&balancer),
+        );
+        health.prime();
+
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut built = Vec::with_capacity(count);
+        for (id, listener) in listeners.into_iter().enumerate() {
+            let wake = shutdown
+                .eventfd()
+                .map_err(|source| StartError::Worker { id, source })?;
+            let worker = Worker::new(id, listener, Arc::clone(&balancer), config.relay, wake)
+                .map_err(|source| StartError::Worker { id, source })?;
+            built.push(worker);
+        }
+        let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
+        let mut workers = Vec::with_capacity(count);
+        for (id, worker) in built.into_iter().enumerate() {
+            let pin = config.pin_workers.then_some(id % cores);
+            let handle = std::thread::Builder::new()
+                .name(format!("ringlb-w{id}"))
+                .spawn(move || {
+                    if let Some(core) = pin {
+                        uring::sys::pin_to_core(core);
+                    }
+                    worker.run()
+                })
+                .map_err(StartError::Spawn)?;
+            workers.push(handle);
+        }
+        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay, "ringlb started");
+        Ok(Server {
+            local_addr,
+            balancer,
+            shutdown,
+            workers,
+            health,
+        })
+    }
+
+    /// The address the listeners are bound to (with the real port when 0 was configured).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The balancer the workers pick from.
+    pub fn balancer(&self) -> &Arc<Balancer> {
+        &self.balancer
+    }
+
+    /// Asks every thread to stop; [`Server::wait`] then returns.
+    pub fn stop(&self) {
+        self.shutdown.trigger();
+    }
+
+    /// Waits until every worker and the health checker have stopped; the first worker error wins.
+    pub fn wait(self) -> io::Result<()> {
+        let mut result = Ok(());
+        for handle in self.workers {
+            let outcome = handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("worker panicked")));
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "worker failed");
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
+        let _ = self.health.join();
+        result
+    }
+}

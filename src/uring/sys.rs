@@ -1,0 +1,114 @@
+//! Thin, safe wrappers over the raw system calls the workers and control plane need beyond
+//! what `std` and `socket2` offer (eventfd, pipes, non-blocking splice, CPU pinning).
+
+use std::{
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+};
+
+/// A new non-blocking, close-on-exec eventfd.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd(2) has no memory preconditions; a non-negative result is a fresh
+    // descriptor that nobody else owns.
+    let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is fresh and owned by us alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Makes an eventfd readable. Never blocks: the fd is non-blocking, and a full counter is
+/// already readable.
+pub fn eventfd_signal(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local into an open descriptor.
+    unsafe {
+        libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8);
+    }
+}
+
+/// Reads and resets an eventfd; `true` if it was readable.
+pub fn eventfd_take(fd: &OwnedFd) -> bool {
+    let mut value: u64 = 0;
+    // SAFETY: reads 8 bytes into a live local from an open descriptor.
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+    n == 8
+}
+
+/// A pipe used as the in-kernel buffer of one relay direction.
+#[derive(Debug)]
+pub struct Pipe {
+    /// Read end.
+    pub rd: OwnedFd,
+    /// Write end.
+    pub wr: OwnedFd,
+}
+
+impl Pipe {
+    /// A new non-blocking pipe resized to `capacity` bytes (rounded up by the kernel to pages).
+    pub fn new(capacity: usize) -> io::Result<Pipe> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: pipe2 writes two descriptors into the live array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors are fresh and owned by us alone.
+        let pipe = unsafe {
+            Pipe {
+                rd: OwnedFd::from_raw_fd(fds[0]),
+                wr: OwnedFd::from_raw_fd(fds[1]),
+            }
+        };
+        // A smaller pipe saves kernel memory per idle connection; failure keeps the default.
+        // SAFETY: fcntl on an open descriptor with an integer argument.
+        unsafe {
+            libc::fcntl(pipe.wr.as_raw_fd(), libc::F_SETPIPE_SZ, capacity as libc::c_int);
+        }
+        Ok(pipe)
+    }
+}
+
+/// Non-blocking `splice(2)` of up to `len` bytes from `from` to `to`.
+pub fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: null offsets are valid for pipes and sockets; descriptors are borrowed for the call.
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// `shutdown(fd, SHUT_WR)`: sends FIN after the queued bytes. Errors (peer gone) are ignored by
+/// callers because the connection is torn down by the next read or write anyway.
+pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown on a borrowed descriptor has no memory preconditions.
+    if unsafe { libc::shutdown(fd, libc::SHUT_WR) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Pins the calling thread to one CPU core; logs and carries on when the kernel refuses.
+pub fn pin_to_core(core: usize) {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set, CPU_SET writes within it.
+    let result = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if result != 0 {
+        tracing::warn!(core, error = %io::Error::last_os_error(), "cannot pin worker to core");
+    }
+}
