@@ -20,6 +20,9 @@ pub struct Backend {
     pub name: String,
     /// The address connections go to.
     pub addr: SocketAddr,
+    /// `addr` in the kernel's layout, kept here so a pending connect can point at it for as
+    /// long as the connection holds this backend.
+    pub sockaddr: socket2::SockAddr,
     /// Live counters, written by every worker.
     pub stats: CachePadded<BackendStats>,
 }
@@ -42,6 +45,7 @@ impl Backend {
             target,
             name: name.into(),
             addr,
+            sockaddr: addr.into(),
             stats: CachePadded::new(BackendStats::default()),
         }
     }

@@ -6,9 +6,17 @@
 use std::{io, net::SocketAddr, sync::Arc, thread::JoinHandle};
 
 use crate::{
-    balancer::Balancer, config::Config, health::HealthChecker, listener, shutdown::Shutdown,
-    uring, worker::Worker,
+    balancer::Balancer,
+    config::Config,
+    health::HealthChecker,
+    listener,
+    shutdown::Shutdown,
+    uring,
+    worker::{Worker, WorkerSettings},
 };
+
+/// How long open connections may finish after a shutdown signal.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why ringlb could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,17 +63,21 @@ impl Server {
     /// Starts listeners, workers and the health checker; returns once traffic is accepted.
     pub fn start(config: &Config, shutdown: Shutdown) -> Result<Server, StartError> {
         uring::probe().map_err(StartError::IoUringUnavailable)?;
+        if let Err(e) = uring::sys::raise_nofile_limit() {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+        }
         let count = config.worker_count();
-        let listeners = listener::bind_all(config.listen, count).map_err(|source| {
-            StartError::Bind {
+        let listeners =
+            listener::bind_all(config.listen, count).map_err(|source| StartError::Bind {
                 addr: config.listen,
                 source,
-            }
-        })?;
-        let local_addr = listeners[0].local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+            })?;
+        let local_addr = listeners[0]
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
 
         let balancer = Arc::new(Balancer::new());
         let mut health = HealthChecker::new(
@@ -81,7 +93,11 @@ impl Server {
             let wake = shutdown
                 .eventfd()
                 .map_err(|source| StartError::Worker { id, source })?;
-            let worker = Worker::new(id, listener, Arc::clone(&balancer), config.relay, wake)
+            let settings = WorkerSettings {
+                relay: config.relay,
+                drain_timeout: DRAIN_TIMEOUT,
+            };
+            let worker = Worker::new(id, listener, Arc::clone(&balancer), settings, wake)
                 .map_err(|source| StartError::Worker { id, source })?;
             built.push(worker);
         }

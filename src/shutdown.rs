@@ -47,7 +47,11 @@ impl Shutdown {
     /// Fires the signal: wakes every waiter and every registered eventfd.
     pub fn trigger(&self) {
         self.inner.fired.send_replace(true);
-        let fds = self.inner.eventfds.lock().unwrap_or_else(|e| e.into_inner());
+        let fds = self
+            .inner
+            .eventfds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for fd in fds.iter() {
             sys::eventfd_signal(fd);
         }
@@ -68,7 +72,11 @@ impl Shutdown {
     /// A new eventfd that becomes readable when the signal fires (at once if it already has).
     pub fn eventfd(&self) -> io::Result<Arc<OwnedFd>> {
         let fd = Arc::new(sys::eventfd()?);
-        let mut fds = self.inner.eventfds.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fds = self
+            .inner
+            .eventfds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         fds.push(Arc::clone(&fd));
         drop(fds);
         if self.is_triggered() {

@@ -1,1 +1,156 @@
-//! Relay strategies.
+//! Relay strategies: how one proxied connection moves bytes both ways once it is connected.
+//!
+//! Every strategy implements [`Relay`] and is driven by the worker's completion loop; the worker
+//! owns the connection slot, its descriptors and teardown, the strategy owns only the byte
+//! movement and its buffers. Rules shared by all of them: never block (every descriptor is
+//! non-blocking), never lose or reorder a byte, half-close (a side's EOF becomes a `SHUT_WR` on
+//! the other side once everything before it was written), and report an error so the worker
+//! closes both sides.
+
+pub mod copy;
+mod pipes;
+pub mod splice;
+pub mod splice_inline;
+
+use std::os::fd::RawFd;
+
+use io_uring::squeue;
+
+use crate::{
+    uring::ring::Ring,
+    worker::token::{Op, Token},
+};
+
+pub use pipes::PipePool;
+
+/// Direction index: bytes from the client to the backend.
+pub const UPSTREAM: usize = 0;
+/// Direction index: bytes from the backend to the client.
+pub const DOWNSTREAM: usize = 1;
+
+/// `poll(2)` mask for "there is something to read (data, EOF or an error)".
+pub(crate) const POLL_READABLE: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
+/// `poll(2)` mask for "there is room to write".
+pub(crate) const POLL_WRITABLE: u32 = libc::POLLOUT as u32;
+
+/// The two sockets of a proxied connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Ends {
+    /// The accepted client socket.
+    pub client: RawFd,
+    /// The connected backend socket.
+    pub backend: RawFd,
+}
+
+impl Ends {
+    /// Where direction `dir` reads from.
+    pub fn src(&self, dir: usize) -> RawFd {
+        if dir == UPSTREAM {
+            self.client
+        } else {
+            self.backend
+        }
+    }
+
+    /// Where direction `dir` writes to.
+    pub fn dst(&self, dir: usize) -> RawFd {
+        if dir == UPSTREAM {
+            self.backend
+        } else {
+            self.client
+        }
+    }
+}
+
+/// What the worker should do with a connection after a relay step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going: operations are armed.
+    Continue,
+    /// Both directions finished cleanly (EOF relayed both ways).
+    Done,
+    /// A socket failed (errno); close both sides.
+    Failed(i32),
+}
+
+/// Submission context for one connection: tags every operation with the connection's token and
+/// counts it, so the worker knows when the last one has completed and descriptors may close.
+pub struct Io<'a> {
+    pub(crate) ring: &'a mut Ring,
+    pub(crate) token: Token,
+    pub(crate) inflight: &'a mut u32,
+}
+
+impl Io<'_> {
+    /// Submits `entry` as operation `kind` of direction `dir`; `false` if the ring refused it.
+    ///
+    /// # Safety
+    /// Everything `entry` points to must stay valid until its completion is delivered to
+    /// [`Relay::complete`] (buffers live in the strategy, descriptors until the worker's teardown,
+    /// which waits for every counted operation).
+    pub unsafe fn submit(&mut self, entry: squeue::Entry, kind: u8, dir: usize) -> bool {
+        let entry = entry.user_data(self.token.with_op(Op::relay(kind, dir)).into());
+        // SAFETY: forwarded from the caller.
+        if unsafe { self.ring.push(&entry) }.is_ok() {
+            *self.inflight += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Submits `entry` with a token whose completion the worker ignores (cancellations).
+    ///
+    /// # Safety
+    /// As for [`Io::submit`]; the completion is never seen, so `entry` must reference nothing
+    /// that outlives the connection.
+    pub unsafe fn submit_untracked(&mut self, entry: squeue::Entry) -> bool {
+        let entry = entry.user_data(Token::IGNORE.into());
+        // SAFETY: forwarded from the caller.
+        unsafe { self.ring.push(&entry) }.is_ok()
+    }
+}
+
+/// A byte-moving strategy, one instance per worker (it may hold worker-wide pools).
+pub trait Relay {
+    /// Per-connection state.
+    type Conn;
+
+    /// State for a freshly connected pair of sockets.
+    fn open(&mut self, ends: Ends) -> Self::Conn;
+
+    /// Arms whatever the strategy needs to start relaying both directions.
+    fn start(&mut self, io: &mut Io<'_>, conn: &mut Self::Conn) -> Flow;
+
+    /// Handles the completion of operation `kind` of direction `dir`.
+    fn complete(
+        &mut self,
+        io: &mut Io<'_>,
+        conn: &mut Self::Conn,
+        kind: u8,
+        dir: usize,
+        result: i32,
+        flags: u32,
+    ) -> Flow;
+
+    /// Releases what a completion carries when its connection is already closing (a buffer the
+    /// kernel picked, for instance).
+    fn discard(&mut self, _kind: u8, _result: i32, _flags: u32) {}
+
+    /// Returns the connection's buffers; called once no operation of it is in flight.
+    fn close(&mut self, conn: Self::Conn);
+}
+
+/// Both directions finished, one failed, or neither yet.
+pub(crate) fn flow_of(done: [bool; 2]) -> Flow {
+    if done[0] && done[1] {
+        Flow::Done
+    } else {
+        Flow::Continue
+    }
+}
+
+/// The errno of a negative io_uring result.
+pub(crate) fn errno(result: i32) -> i32 {
+    -result
+}

@@ -4,6 +4,8 @@
 //! This module and [`crate::worker`] / [`crate::relay`] hold every `unsafe` block of the crate,
 //! each with a `// SAFETY:` comment about descriptor and buffer lifetimes.
 
+pub mod buf_ring;
+pub mod ring;
 pub mod sys;
 
 use std::io;

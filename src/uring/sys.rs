@@ -63,7 +63,11 @@ impl Pipe {
         // A smaller pipe saves kernel memory per idle connection; failure keeps the default.
         // SAFETY: fcntl on an open descriptor with an integer argument.
         unsafe {
-            libc::fcntl(pipe.wr.as_raw_fd(), libc::F_SETPIPE_SZ, capacity as libc::c_int);
+            libc::fcntl(
+                pipe.wr.as_raw_fd(),
+                libc::F_SETPIPE_SZ,
+                capacity as libc::c_int,
+            );
         }
         Ok(pipe)
     }
@@ -111,4 +115,75 @@ pub fn pin_to_core(core: usize) {
     if result != 0 {
         tracing::warn!(core, error = %io::Error::last_os_error(), "cannot pin worker to core");
     }
+}
+
+/// A new non-blocking, close-on-exec TCP socket for `addr`'s family, with Nagle off (a proxy
+/// forwards what it has at once; delaying small writes would add latency the client never
+/// asked for).
+pub fn tcp_socket(addr: &std::net::SocketAddr) -> io::Result<RawFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket(2) has no memory preconditions; the result is a fresh descriptor.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    set_nodelay(fd);
+    Ok(fd)
+}
+
+/// Sets `TCP_NODELAY`; failure only costs latency, so it is ignored.
+pub fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: passes a pointer to a live local of the size given.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Closes a raw descriptor this code owns.
+pub fn close(fd: RawFd) {
+    if fd >= 0 {
+        // SAFETY: the caller owns `fd` and never uses it again.
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit: a proxy needs two descriptors per
+/// connection plus pipes, far beyond the usual soft default of 1024.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit read and write a live local.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(lim.rlim_cur)
 }

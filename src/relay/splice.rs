@@ -1,0 +1,269 @@
+//! `relay = "splice"`: readiness from a multishot poll, then `IORING_OP_SPLICE` socket → pipe →
+//! socket, all submitted through the ring.
+//!
+//! The kernel runs every io_uring splice in an io-wq worker thread (`REQ_F_FORCE_ASYNC`), so a
+//! splice that *waited* for data would park a kernel thread per connection. This strategy only
+//! splices after a poll said the socket is ready, on non-blocking sockets with
+//! `SPLICE_F_NONBLOCK`, so a splice never waits: `EAGAIN` sends it back to the poll. The ring caps
+//! io-wq workers (see [`crate::uring::ring::Ring::new`]).
+
+use io_uring::{opcode, types::Fd};
+
+use super::{errno, flow_of, Ends, Flow, Io, PipePool, Relay, POLL_READABLE, POLL_WRITABLE};
+use crate::uring::sys::{self, Pipe};
+
+const POLL_IN: u8 = 0;
+const POLL_OUT: u8 = 1;
+const SPLICE_IN: u8 = 2;
+const SPLICE_OUT: u8 = 3;
+
+const SPLICE_FLAGS: u32 = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+
+/// The strategy, holding the worker's pipe pool.
+pub struct Splice {
+    pipes: PipePool,
+}
+
+impl Splice {
+    /// A strategy whose pipes hold `pipe_capacity` bytes.
+    pub fn new(pipe_capacity: usize) -> Self {
+        Self {
+            pipes: PipePool::new(pipe_capacity),
+        }
+    }
+}
+
+/// One direction's progress.
+#[derive(Default)]
+struct Half {
+    pipe: Option<Pipe>,
+    /// Bytes in `pipe` not yet written out.
+    queued: usize,
+    eof: bool,
+    done: bool,
+    /// The multishot readable poll is armed.
+    watching: bool,
+    /// A splice or a writable poll of this direction is in flight.
+    busy: bool,
+    /// Readable events seen so far; compared with `read_epoch` to know whether the source may
+    /// have become readable again while a splice was in flight.
+    epoch: u32,
+    read_epoch: u32,
+}
+
+/// Per-connection state.
+pub struct Conn {
+    ends: Ends,
+    half: [Half; 2],
+}
+
+impl Relay for Splice {
+    type Conn = Conn;
+
+    fn open(&mut self, ends: Ends) -> Conn {
+        Conn {
+            ends,
+            half: Default::default(),
+        }
+    }
+
+    fn start(&mut self, io: &mut Io<'_>, conn: &mut Conn) -> Flow {
+        for dir in 0..2 {
+            if !watch(io, conn, dir) {
+                return Flow::Failed(libc::ENOMEM);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn complete(
+        &mut self,
+        io: &mut Io<'_>,
+        conn: &mut Conn,
+        kind: u8,
+        dir: usize,
+        result: i32,
+        flags: u32,
+    ) -> Flow {
+        let step = match kind {
+            POLL_IN => self.on_readable(io, conn, dir, result, flags),
+            POLL_OUT => {
+                conn.half[dir].busy = false;
+                if result < 0 {
+                    Err(errno(result))
+                } else {
+                    self.write(io, conn, dir)
+                }
+            }
+            SPLICE_IN => self.on_read(io, conn, dir, result),
+            _ => self.on_written(io, conn, dir, result),
+        };
+        match step {
+            Ok(()) => flow_of([conn.half[0].done, conn.half[1].done]),
+            Err(errno) => Flow::Failed(errno),
+        }
+    }
+
+    fn close(&mut self, conn: Conn) {
+        for half in conn.half {
+            if let (Some(pipe), 0) = (half.pipe, half.queued) {
+                self.pipes.give(pipe);
+            }
+        }
+    }
+}
+
+type Step = Result<(), i32>;
+
+impl Splice {
+    fn on_readable(
+        &mut self,
+        io: &mut Io<'_>,
+        c: &mut Conn,
+        dir: usize,
+        res: i32,
+        flags: u32,
+    ) -> Step {
+        let half = &mut c.half[dir];
+        half.epoch = half.epoch.wrapping_add(1);
+        if !io_uring::cqueue::more(flags) {
+            half.watching = false;
+        }
+        if res < 0 && res != -libc::ECANCELED {
+            return Err(errno(res));
+        }
+        if half.busy || half.done || half.eof || half.queued > 0 {
+            return Ok(());
+        }
+        self.read(io, c, dir)
+    }
+
+    /// Splices from the source into a pooled pipe.
+    fn read(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
+        let pipe = self
+            .pipes
+            .take()
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EMFILE))?;
+        let half = &mut c.half[dir];
+        let splice = opcode::Splice::new(
+            Fd(c.ends.src(dir)),
+            -1,
+            Fd(raw(&pipe.wr)),
+            -1,
+            self.pipes.capacity() as u32,
+        )
+        .flags(SPLICE_FLAGS)
+        .build();
+        half.pipe = Some(pipe);
+        half.busy = true;
+        half.read_epoch = half.epoch;
+        // SAFETY: the socket is open until teardown; the pipe stays in `half` (not returned to
+        // the pool) until this splice completes.
+        ok(unsafe { io.submit(splice, SPLICE_IN, dir) })
+    }
+
+    fn on_read(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize, res: i32) -> Step {
+        let half = &mut c.half[dir];
+        half.busy = false;
+        match res {
+            n if n > 0 => {
+                half.queued = n as usize;
+                self.write(io, c, dir)
+            }
+            0 => {
+                half.eof = true;
+                self.release(c, dir);
+                self.finish(c, dir)
+            }
+            e if e == -libc::EAGAIN => {
+                self.release(c, dir);
+                let half = &c.half[dir];
+                if half.epoch != half.read_epoch {
+                    // Became readable while the splice was in flight: that event was skipped.
+                    self.read(io, c, dir)
+                } else if half.watching {
+                    Ok(())
+                } else {
+                    ok(watch(io, c, dir))
+                }
+            }
+            e => Err(errno(e)),
+        }
+    }
+
+    /// Splices the queued bytes from the pipe to the destination.
+    fn write(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
+        let half = &mut c.half[dir];
+        let pipe = half.pipe.as_ref().expect("queued bytes live in a pipe");
+        let splice = opcode::Splice::new(
+            Fd(raw(&pipe.rd)),
+            -1,
+            Fd(c.ends.dst(dir)),
+            -1,
+            half.queued as u32,
+        )
+        .flags(SPLICE_FLAGS)
+        .build();
+        half.busy = true;
+        // SAFETY: the pipe stays in `half` and the socket open until this splice completes.
+        ok(unsafe { io.submit(splice, SPLICE_OUT, dir) })
+    }
+
+    fn on_written(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize, res: i32) -> Step {
+        let dst = c.ends.dst(dir);
+        let half = &mut c.half[dir];
+        half.busy = false;
+        match res {
+            n if n > 0 => half.queued -= n as usize,
+            e if e == -libc::EAGAIN => {}
+            e => return Err(errno(e)),
+        }
+        if half.queued > 0 {
+            half.busy = true;
+            let poll = opcode::PollAdd::new(Fd(dst), POLL_WRITABLE).build();
+            // SAFETY: the poll references only the destination socket, open until teardown.
+            return ok(unsafe { io.submit(poll, POLL_OUT, dir) });
+        }
+        self.release(c, dir);
+        // The source may hold more than one pipe's worth; only EAGAIN proves it empty.
+        self.read(io, c, dir)
+    }
+
+    fn release(&mut self, c: &mut Conn, dir: usize) {
+        if let Some(pipe) = c.half[dir].pipe.take() {
+            self.pipes.give(pipe);
+        }
+    }
+
+    /// Relays EOF: shuts the destination for writing.
+    fn finish(&mut self, c: &mut Conn, dir: usize) -> Step {
+        let half = &mut c.half[dir];
+        if !half.done {
+            half.done = true;
+            let _ = sys::shutdown_write(c.ends.dst(dir));
+        }
+        Ok(())
+    }
+}
+
+fn watch(io: &mut Io<'_>, c: &mut Conn, dir: usize) -> bool {
+    let poll = opcode::PollAdd::new(Fd(c.ends.src(dir)), POLL_READABLE)
+        .multi(true)
+        .build();
+    // SAFETY: the poll references only the source socket, open until teardown.
+    let armed = unsafe { io.submit(poll, POLL_IN, dir) };
+    c.half[dir].watching = armed;
+    armed
+}
+
+fn ok(submitted: bool) -> Step {
+    if submitted {
+        Ok(())
+    } else {
+        Err(libc::ENOMEM)
+    }
+}
+
+fn raw(fd: &std::os::fd::OwnedFd) -> std::os::fd::RawFd {
+    std::os::fd::AsRawFd::as_raw_fd(fd)
+}

@@ -1,0 +1,85 @@
+//! A worker: one thread, one io_uring, one `SO_REUSEPORT` listener, and every connection that
+//! listener accepts, from accept to close.
+//!
+//! The worker's loop is the hot path: it reads the balancer snapshot and atomics only, never
+//! takes a lock, and allocates nothing per connection once its tables have grown. Its state is
+//! not shared with any other thread.
+
+mod engine;
+mod slots;
+pub mod token;
+
+use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::OwnedFd, sync::Arc, time::Duration};
+
+use crate::{
+    balancer::Balancer,
+    config::RelayMode,
+    relay::{copy::Copy, splice::Splice, splice_inline::SpliceInline},
+    uring::{buf_ring::BufRing, ring::Ring, sys},
+};
+
+use engine::Engine;
+
+/// Submission queue size of each worker's ring.
+const RING_ENTRIES: u32 = 4096;
+/// Bytes each relay pipe holds: one pipe's worth is what a splice moves at a time.
+const PIPE_CAPACITY: usize = 64 * 1024;
+/// Buffers in the copy strategy's provided-buffer ring (a power of two).
+const COPY_BUFFERS: u16 = 1024;
+/// Size of each copy buffer.
+const COPY_BUFFER_SIZE: usize = 16 * 1024;
+
+/// Per-worker settings taken from the configuration.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// How bytes are moved.
+    pub relay: RelayMode,
+    /// How long open connections may finish after shutdown before they are closed.
+    pub drain_timeout: Duration,
+}
+
+/// One worker, ready to run on its own thread.
+pub struct Worker {
+    id: usize,
+    listener: TcpListener,
+    balancer: Arc<Balancer>,
+    settings: WorkerSettings,
+    wake: Arc<OwnedFd>,
+}
+
+impl Worker {
+    /// A worker serving `listener`; `wake` becomes readable when the process shuts down.
+    pub fn new(
+        id: usize,
+        listener: TcpListener,
+        balancer: Arc<Balancer>,
+        settings: WorkerSettings,
+        wake: Arc<OwnedFd>,
+    ) -> io::Result<Worker> {
+        // Accepted sockets inherit TCP_NODELAY from the listener: no per-connection syscall.
+        sys::set_nodelay(listener.as_raw_fd());
+        Ok(Worker {
+            id,
+            listener,
+            balancer,
+            settings,
+            wake,
+        })
+    }
+
+    /// Runs the worker's loop until shutdown and drain complete. The ring is created here, on
+    /// the worker's own thread, because it is a single-issuer ring.
+    pub fn run(self) -> io::Result<()> {
+        let ring = Ring::new(RING_ENTRIES)?;
+        match self.settings.relay {
+            RelayMode::SpliceInline => {
+                Engine::new(self, ring, SpliceInline::new(PIPE_CAPACITY)).run()
+            }
+            RelayMode::Splice => Engine::new(self, ring, Splice::new(PIPE_CAPACITY)).run(),
+            RelayMode::Copy => {
+                let buffers = BufRing::register(&ring, 0, COPY_BUFFERS, COPY_BUFFER_SIZE)?;
+                Engine::new(self, ring, Copy::new(buffers, COPY_BUFFERS)).run()
+            }
+        }
+    }
+}

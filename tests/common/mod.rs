@@ -1,0 +1,240 @@
+//! Shared helpers of the end-to-end tests: start ringlb in-process on 127.0.0.1:0 and small
+//! backends on ephemeral ports.
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use ringlb::{
+    config::{HealthCheck, RelayMode, Target, TargetAddress},
+    Config, Server, Shutdown,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::Notify,
+    task::JoinHandle,
+};
+
+/// Every wait in these tests is bounded by this.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub const RELAYS: [RelayMode; 3] = [RelayMode::Splice, RelayMode::SpliceInline, RelayMode::Copy];
+
+/// A configuration for `targets` with a fast health check, two workers and the given relay.
+pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
+    Config {
+        source: PathBuf::from("<test>"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        pin_workers: false,
+        relay,
+        health_check: HealthCheck {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(500),
+            rise: 1,
+            fall: 1,
+        },
+        targets: targets
+            .iter()
+            .map(|a| Target {
+                address: TargetAddress {
+                    host: a.ip().to_string(),
+                    port: a.port(),
+                },
+                health_check_endpoint: "/healthz".into(),
+            })
+            .collect(),
+    }
+}
+
+/// A running proxy that stops when dropped.
+pub struct Proxy {
+    pub server: Option<Server>,
+    pub addr: SocketAddr,
+}
+
+impl Proxy {
+    pub fn start(config: &Config) -> Proxy {
+        let server = Server::start(config, Shutdown::new()).expect("ringlb starts");
+        let addr = server.local_addr();
+        Proxy {
+            server: Some(server),
+            addr,
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    /// Waits (bounded) until the balancer holds exactly `n` healthy backends.
+    pub async fn wait_healthy(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while self.server().balancer().healthy_count() != n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} healthy backends, have {}",
+                self.server().balancer().healthy_count()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop();
+            let _ = server.wait();
+        }
+    }
+}
+
+/// Reads an HTTP request head; `None` at EOF before a full head.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
+fn is_health_probe(head: &[u8]) -> bool {
+    head.starts_with(b"GET /healthz ")
+}
+
+async fn answer(stream: &mut TcpStream, status: &str, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A backend answering every request (health probes included) with 200 and `name` as the body,
+/// one request per connection.
+pub struct NamedBackend {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl NamedBackend {
+    pub async fn start(name: &'static str) -> NamedBackend {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), name).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, name: &'static str) -> NamedBackend {
+        let listener = TcpListener::bind(addr).await.expect("bind backend");
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    if read_head(&mut stream).await.is_some() {
+                        answer(&mut stream, "200 OK", name).await;
+                    }
+                });
+            }
+        });
+        NamedBackend { addr, task }
+    }
+
+    /// Stops listening (new connections are refused).
+    pub fn stop(self) -> SocketAddr {
+        self.task.abort();
+        self.addr
+    }
+}
+
+/// Sends one `GET /` through `addr` and returns the whole response.
+pub async fn get(addr: SocketAddr) -> Vec<u8> {
+    tokio::time::timeout(DEADLINE, async {
+        let mut s = TcpStream::connect(addr).await.expect("connect to proxy");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.expect("read response");
+        out
+    })
+    .await
+    .expect("response within the deadline")
+}
+
+/// The body of an HTTP response.
+pub fn body(response: &[u8]) -> String {
+    let text = String::from_utf8_lossy(response);
+    text.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+}
+
+/// A backend that echoes every byte back and relays EOF (half-close), answering health probes
+/// with 200. `closes` is notified each time a connection ends.
+pub struct EchoBackend {
+    pub addr: SocketAddr,
+    pub closed: Arc<Notify>,
+}
+
+impl EchoBackend {
+    pub async fn start() -> EchoBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closed = Arc::new(Notify::new());
+        let notify = Arc::clone(&closed);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let notify = Arc::clone(&notify);
+                tokio::spawn(async move {
+                    echo(stream).await;
+                    notify.notify_one();
+                });
+            }
+        });
+        EchoBackend { addr, closed }
+    }
+}
+
+async fn echo(mut stream: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut first = true;
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if first && is_health_probe(&buf[..n]) {
+            answer(&mut stream, "200 OK", "ok").await;
+            return;
+        }
+        first = false;
+        if stream.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// An address on which nothing listens (bound, then released).
+pub fn dead_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
