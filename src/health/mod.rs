@@ -150,9 +150,10 @@ impl HealthChecker {
             .spawn(move || self.run(runtime, shutdown))
     }
 
-    /// Runs one round on the caller's tokio runtime (which needs time and I/O enabled) and
-    /// returns its number, counting from 1. [`HealthChecker::spawn`] calls this every interval;
-    /// tests call it directly to step through rounds.
+    /// Runs one round on the caller's tokio runtime and returns its number, counting from 1.
+    /// [`HealthChecker::spawn`] calls this every interval; tests call it directly to step
+    /// through rounds. Like any tokio I/O, it must be polled inside a runtime with time and I/O
+    /// enabled. Dropping it mid-round aborts its probes and publishes nothing.
     pub async fn run_round(&mut self) -> u64 {
         let started = Instant::now();
         let timeout = self.settings.timeout;
@@ -167,7 +168,8 @@ impl HealthChecker {
         self.round += 1;
         self.store_report();
         self.status.round_finished(self.round);
-        debug!(round = self.round, endpoints = self.pool.len(), elapsed = ?started.elapsed(), "health round finished");
+        let (round, endpoints, took) = (self.round, self.pool.len(), started.elapsed());
+        debug!(round, endpoints, elapsed = ?took, "health round finished");
         self.round
     }
 

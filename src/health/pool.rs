@@ -149,13 +149,8 @@ impl Pool {
             return;
         };
         let next = endpoint.count(outcome.is_ok(), rise, fall);
-        let backend = &endpoint.backend;
-        match (&outcome, next == endpoint.state) {
-            (_, true) => {}
-            (Ok(()), false) => info!(target = %backend.name, addr = %backend.addr, "backend up"),
-            (Err(reason), false) => {
-                warn!(target = %backend.name, addr = %backend.addr, reason = %reason, "backend down");
-            }
+        if next != endpoint.state {
+            log_flip(&endpoint.backend, &outcome);
         }
         endpoint.state = next;
         endpoint.last = Some(outcome);
@@ -193,6 +188,16 @@ impl Pool {
             .get(target)
             .map(|known| known.values().map(Endpoint::status).collect())
             .unwrap_or_default()
+    }
+}
+
+/// Logs an endpoint's state flip caused by `outcome`: up on a success, down (with why) on a
+/// failure.
+fn log_flip(backend: &Backend, outcome: &Outcome) {
+    let (name, addr) = (&backend.name, backend.addr);
+    match outcome {
+        Ok(()) => info!(target = %name, addr = %addr, "backend up"),
+        Err(reason) => warn!(target = %name, addr = %addr, reason = %reason, "backend down"),
     }
 }
 
