@@ -1,0 +1,417 @@
+//! Active health checking: resolves and probes every target, publishes the healthy set.
+//!
+//! Owns the schedule of probe rounds, the per-endpoint hysteresis (in `pool`) and every call to
+//! [`Balancer::publish`]. Runs on its own thread (`ringlb-health`) with its own current-thread
+//! tokio runtime, entirely off the hot path. Never blocks a worker, never takes a lock a worker
+//! could take (workers only load the balancer's snapshot), never panics.
+//!
+//! A round resolves every target's name anew (each address is its own endpoint), then probes
+//! every endpoint concurrently with `GET <health_check_endpoint>`, each under the configured
+//! timeout, and publishes the healthy set only when its membership changed.
+
+mod pool;
+mod probe;
+mod resolver;
+mod status;
+
+use std::{future::Future, io, sync::Arc, thread::JoinHandle, time::Duration};
+
+use tokio::{
+    runtime::{Builder, Runtime},
+    task::JoinSet,
+    time::{Instant, MissedTickBehavior},
+};
+use tracing::{debug, error, info, warn};
+
+pub use probe::{ProbeFailure, MAX_STATUS_LINE};
+pub use resolver::{ResolveFuture, Resolver, SystemResolver};
+pub use status::{EndpointStatus, HealthStatus, StatusReport, TargetStatus};
+
+use crate::{
+    balancer::Balancer,
+    config::{HealthCheck, Target},
+    shutdown::Shutdown,
+};
+use pool::{Key, Pool};
+use resolver::Answer;
+
+/// Shortest time between two rounds, whatever the configuration says.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// The request bytes of a target, or why it has none.
+type Request = Result<Arc<[u8]>, ProbeFailure>;
+
+/// Probes targets and keeps the balancer's healthy set up to date.
+pub struct HealthChecker {
+    plans: Vec<Plan>,
+    settings: HealthCheck,
+    balancer: Arc<Balancer>,
+    resolver: Arc<dyn Resolver>,
+    pool: Pool,
+    status: Arc<HealthStatus>,
+    round: u64,
+}
+
+/// One configured target, ready to be resolved and probed.
+#[derive(Debug)]
+struct Plan {
+    /// `host:port` as configured: the `Host` header, the backend name and the log field.
+    name: String,
+    host: String,
+    port: u16,
+    request: Request,
+    resolve_error: Option<ProbeFailure>,
+}
+
+impl Plan {
+    fn new(target: &Target) -> Self {
+        let name = target.address.to_string();
+        let request = probe::build_request(&name, &target.health_check_endpoint);
+        Self {
+            request: request.map(Arc::from),
+            host: target.address.host.clone(),
+            port: target.address.port,
+            resolve_error: None,
+            name,
+        }
+    }
+
+    /// Remembers how the last resolution went, logging when that changes.
+    fn note_resolution(&mut self, error: Option<ProbeFailure>) {
+        match (&self.resolve_error, &error) {
+            (None, Some(reason)) => {
+                warn!(target = %self.name, reason = %reason, "target resolution failed");
+            }
+            (Some(_), None) => info!(target = %self.name, "target resolves again"),
+            _ => {}
+        }
+        self.resolve_error = error;
+    }
+}
+
+impl HealthChecker {
+    /// A checker for `targets` that publishes into `balancer`, resolving with the system
+    /// resolver. Publishes nothing until [`HealthChecker::prime`] or the first round.
+    pub fn new(targets: Vec<Target>, settings: HealthCheck, balancer: Arc<Balancer>) -> Self {
+        let plans: Vec<Plan> = targets.iter().map(Plan::new).collect();
+        let pool = Pool::new(plans.len(), settings.rise, settings.fall);
+        Self {
+            plans,
+            settings,
+            balancer,
+            resolver: Arc::new(SystemResolver),
+            pool,
+            status: Arc::new(HealthStatus::new()),
+            round: 0,
+        }
+    }
+
+    /// The same checker resolving names with `resolver` instead of the system resolver.
+    pub fn with_resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// A shared view of what the checker sees: per-endpoint state and last outcome, and the
+    /// number of finished rounds (awaitable).
+    pub fn status_handle(&self) -> Arc<HealthStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// Resolves every target once and publishes every resolved endpoint as healthy, so traffic
+    /// flows from the first accepted connection. Blocks the caller for at most about the
+    /// configured timeout (names are resolved concurrently, on a helper thread, so this may also
+    /// be called from async code). A name that does not resolve is logged and left out.
+    pub fn prime(&mut self) {
+        let answers = match self.resolve_on_helper_thread() {
+            Ok(answers) => answers,
+            Err(e) => {
+                error!(error = %e, "cannot resolve targets at start-up");
+                Vec::new()
+            }
+        };
+        for ((index, plan), answer) in self.plans.iter_mut().enumerate().zip(answers) {
+            if let Ok(addrs) = &answer {
+                self.pool.admit(index, &plan.name, addrs);
+            }
+            plan.note_resolution(answer.err());
+        }
+        self.publish_if_changed();
+        self.store_report();
+    }
+
+    /// Runs probe rounds on a new thread, `ringlb-health`, until `shutdown` fires (even in the
+    /// middle of a round). The first round starts at once, then one every `interval`, start to
+    /// start; a round longer than the interval delays the next one, never overlaps it.
+    pub fn spawn(self, shutdown: Shutdown) -> io::Result<JoinHandle<()>> {
+        let runtime = Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new()
+            .name("ringlb-health".into())
+            .spawn(move || self.run(runtime, shutdown))
+    }
+
+    /// Runs one round on the caller's tokio runtime and returns its number, counting from 1.
+    /// [`HealthChecker::spawn`] calls this every interval; tests call it directly to step
+    /// through rounds. Like any tokio I/O, it must be polled inside a runtime with time and I/O
+    /// enabled. Dropping it mid-round aborts its probes and publishes nothing.
+    pub async fn run_round(&mut self) -> u64 {
+        let started = Instant::now();
+        let timeout = self.settings.timeout;
+        let answers = resolver::resolve_all(&self.resolver, self.names(), timeout).await;
+        let jobs = self.follow(answers);
+        let keys: Vec<Key> = jobs.iter().map(|(key, _)| *key).collect();
+        let outcomes = probe_all(jobs, timeout).await;
+        for (key, outcome) in keys.into_iter().zip(outcomes) {
+            self.pool.record(key, outcome);
+        }
+        self.publish_if_changed();
+        self.round += 1;
+        self.store_report();
+        self.status.round_finished(self.round);
+        let (round, endpoints, took) = (self.round, self.pool.len(), started.elapsed());
+        debug!(round, endpoints, elapsed = ?took, "health round finished");
+        self.round
+    }
+
+    fn run(mut self, runtime: Runtime, shutdown: Shutdown) {
+        runtime.block_on(async {
+            tokio::select! {
+                biased;
+                () = shutdown.wait() => {}
+                () = self.run_forever() => {}
+            }
+        });
+        // Do not wait for a `getaddrinfo` stuck on the blocking pool.
+        runtime.shutdown_background();
+        debug!("health checker stopped");
+    }
+
+    async fn run_forever(&mut self) {
+        let mut ticker = tokio::time::interval(self.settings.interval.max(MIN_INTERVAL));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            self.run_round().await;
+        }
+    }
+
+    fn names(&self) -> Vec<(String, u16)> {
+        let names = self.plans.iter().map(|p| (p.host.clone(), p.port));
+        names.collect()
+    }
+
+    fn resolve_on_helper_thread(&self) -> io::Result<Vec<Answer>> {
+        let (resolver, names) = (Arc::clone(&self.resolver), self.names());
+        let timeout = self.settings.timeout;
+        let helper = std::thread::Builder::new()
+            .name("ringlb-health-prime".into())
+            .spawn(move || {
+                let runtime = Builder::new_current_thread().enable_all().build()?;
+                let answers = runtime.block_on(resolver::resolve_all(&resolver, names, timeout));
+                runtime.shutdown_background();
+                Ok(answers)
+            })?;
+        helper
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("start-up resolver thread panicked")))
+    }
+
+    /// Applies this round's answers to the pool; returns the probes to run.
+    fn follow(&mut self, answers: Vec<Answer>) -> Vec<(Key, Request)> {
+        let mut jobs = Vec::new();
+        for ((index, plan), answer) in self.plans.iter_mut().enumerate().zip(answers) {
+            match answer {
+                Ok(addrs) => {
+                    plan.note_resolution(None);
+                    self.pool.follow(index, &plan.name, &addrs);
+                    let probes = addrs.iter().map(|&a| ((index, a), plan.request.clone()));
+                    jobs.extend(probes);
+                }
+                Err(failure) => {
+                    plan.note_resolution(Some(failure.clone()));
+                    self.pool.fail_target(index, &failure);
+                }
+            }
+        }
+        jobs
+    }
+
+    fn publish_if_changed(&mut self) {
+        let Some(backends) = self.pool.take_change() else {
+            return;
+        };
+        let healthy = backends.len();
+        self.balancer.publish(backends);
+        self.status.published();
+        info!(endpoints = self.pool.len(), "Healthy targets: {healthy}");
+    }
+
+    fn store_report(&self) {
+        let targets = self
+            .plans
+            .iter()
+            .enumerate()
+            .map(|(index, plan)| TargetStatus {
+                name: plan.name.clone(),
+                resolve_error: plan.resolve_error.clone(),
+                endpoints: self.pool.status(index),
+            });
+        let report = StatusReport {
+            round: self.round,
+            targets: targets.collect(),
+        };
+        self.status.store(report);
+    }
+}
+
+/// Probes every endpoint concurrently, each under `timeout`; outcomes in input order.
+async fn probe_all(jobs: Vec<(Key, Request)>, timeout: Duration) -> Vec<pool::Outcome> {
+    let probes = jobs
+        .into_iter()
+        .map(|((_, addr), request)| async move { probe::probe(addr, &request?, timeout).await });
+    join_indexed(probes, || Err(ProbeFailure::Io("probe task failed".into()))).await
+}
+
+/// Runs `jobs` concurrently as tasks of the current runtime and returns their outputs in input
+/// order (`lost()` for a task that panicked). Dropping the returned future aborts every task.
+async fn join_indexed<F, T>(jobs: impl IntoIterator<Item = F>, lost: impl Fn() -> T) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let mut outputs: Vec<Option<T>> = Vec::new();
+    for (index, job) in jobs.into_iter().enumerate() {
+        tasks.spawn(async move { (index, job.await) });
+        outputs.push(None);
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((index, output)) = joined {
+            if let Some(slot) = outputs.get_mut(index) {
+                *slot = Some(output);
+            }
+        }
+    }
+    outputs
+        .into_iter()
+        .map(|o| o.unwrap_or_else(&lost))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::SocketAddr, sync::Mutex};
+
+    use tokio::{io::AsyncWriteExt, net::TcpListener};
+
+    use super::*;
+    use crate::config::TargetAddress;
+
+    /// Collects formatted log lines of the current thread.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Capture {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    fn settings() -> HealthCheck {
+        HealthCheck {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_secs(2),
+            rise: 1,
+            fall: 1,
+        }
+    }
+
+    /// A server answering every connection with `500` on an ephemeral port.
+    async fn failing_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let _ = stream.write_all(b"HTTP/1.1 500 Oops\r\n\r\n").await;
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn flips_and_membership_changes_are_logged() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let runtime = Builder::new_current_thread().enable_all().build().unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let addr = runtime.block_on(failing_server());
+            let target = Target {
+                address: TargetAddress {
+                    host: addr.ip().to_string(),
+                    port: addr.port(),
+                },
+                health_check_endpoint: "/healthz".into(),
+            };
+            let balancer = Arc::new(Balancer::new());
+            let mut checker = HealthChecker::new(vec![target], settings(), balancer.clone());
+            checker.prime();
+            assert_eq!(balancer.healthy_count(), 1);
+            runtime.block_on(checker.run_round());
+            assert_eq!(balancer.healthy_count(), 0);
+        });
+        let logs = capture.text();
+        assert!(logs.contains("Healthy targets: 1"), "{logs}");
+        assert!(logs.contains("Healthy targets: 0"), "{logs}");
+        let down = logs
+            .lines()
+            .find(|l| l.contains("backend down"))
+            .unwrap_or("");
+        assert!(down.contains("WARN"), "{logs}");
+        assert!(down.contains("reason=status 500"), "{logs}");
+        assert!(down.contains("target=127.0.0.1:"), "{logs}");
+    }
+
+    #[tokio::test]
+    async fn join_indexed_keeps_input_order() {
+        let jobs = [30u64, 0, 10].map(|ms| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            ms
+        });
+        assert_eq!(join_indexed(jobs, || 999).await, [30, 0, 10]);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_path_fails_every_probe_with_its_reason() {
+        let addr = failing_server().await;
+        let target = Target {
+            address: TargetAddress {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+            health_check_endpoint: "/a b".into(),
+        };
+        let balancer = Arc::new(Balancer::new());
+        let mut checker = HealthChecker::new(vec![target], settings(), balancer);
+        checker.run_round().await;
+        let report = checker.status_handle().report();
+        let last = report.endpoint(0, addr).and_then(|e| e.last.clone());
+        assert!(
+            matches!(last, Some(Err(ProbeFailure::InvalidRequest(_)))),
+            "{last:?}"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! The endpoints the health checker knows, their hysteresis state and the published membership.
+//!
+//! Owns the consecutive success/failure counters of every endpoint, its `Arc<Backend>` (kept for
+//! as long as its address keeps resolving, so worker counters survive health flaps) and the last
+//! membership handed to the balancer. Pure bookkeeping: never does I/O, never awaits, never
+//! publishes by itself. Logs each state flip, and nothing else per round.
+
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+
+use tracing::{info, warn};
+
+use super::{probe::ProbeFailure, status::EndpointStatus};
+use crate::backend::Backend;
+
+/// An endpoint's identity: its target's index in the configuration and its address.
+pub(crate) type Key = (usize, SocketAddr);
+
+/// The outcome of one probe (or of a failed resolution) for one endpoint.
+pub(crate) type Outcome = Result<(), ProbeFailure>;
+
+/// Where an endpoint stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Just appeared in a resolution: enters on its first passed probe.
+    New,
+    /// In the healthy set; leaves after `fall` consecutive failures.
+    Healthy,
+    /// Out of the healthy set; comes back after `rise` consecutive successes.
+    Unhealthy,
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    backend: Arc<Backend>,
+    state: State,
+    successes: u32,
+    failures: u32,
+    last: Option<Outcome>,
+}
+
+/// All endpoints, per target in configuration order, each target's in address order.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    rise: u32,
+    fall: u32,
+    targets: Vec<BTreeMap<SocketAddr, Endpoint>>,
+    published: Option<Vec<Key>>,
+}
+
+impl Endpoint {
+    fn new(target: usize, name: &str, addr: SocketAddr, state: State) -> Self {
+        Self {
+            backend: Arc::new(Backend::new(target, name, addr)),
+            state,
+            successes: 0,
+            failures: 0,
+            last: None,
+        }
+    }
+
+    /// Counts `outcome` and returns the state it leads to.
+    fn count(&mut self, ok: bool, rise: u32, fall: u32) -> State {
+        if ok {
+            self.successes = self.successes.saturating_add(1);
+            self.failures = 0;
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.successes = 0;
+        }
+        match (self.state, ok) {
+            (State::New, true) => State::Healthy,
+            (State::New, false) => State::Unhealthy,
+            (State::Healthy, false) if self.failures >= fall => State::Unhealthy,
+            (State::Unhealthy, true) if self.successes >= rise => State::Healthy,
+            (state, _) => state,
+        }
+    }
+
+    fn status(&self) -> EndpointStatus {
+        EndpointStatus {
+            addr: self.backend.addr,
+            healthy: self.state == State::Healthy,
+            consecutive_successes: self.successes,
+            consecutive_failures: self.failures,
+            last: self.last.clone(),
+        }
+    }
+}
+
+impl Pool {
+    /// An empty pool for `targets` targets; thresholds below 1 count as 1.
+    pub(crate) fn new(targets: usize, rise: u32, fall: u32) -> Self {
+        Self {
+            rise: rise.max(1),
+            fall: fall.max(1),
+            targets: (0..targets).map(|_| BTreeMap::new()).collect(),
+            published: None,
+        }
+    }
+
+    /// Adds `addrs` of `target` as healthy without a probe (start-up priming).
+    pub(crate) fn admit(&mut self, target: usize, name: &str, addrs: &[SocketAddr]) {
+        let Some(known) = self.targets.get_mut(target) else {
+            return;
+        };
+        for &addr in addrs {
+            known
+                .entry(addr)
+                .or_insert_with(|| Endpoint::new(target, name, addr, State::Healthy));
+        }
+    }
+
+    /// Makes `target`'s endpoints exactly `addrs` (sorted): unknown addresses arrive as new
+    /// (entering on their first passed probe), addresses no longer resolved leave at once.
+    pub(crate) fn follow(&mut self, target: usize, name: &str, addrs: &[SocketAddr]) {
+        let Some(known) = self.targets.get_mut(target) else {
+            return;
+        };
+        known.retain(|addr, endpoint| {
+            let keep = addrs.binary_search(addr).is_ok();
+            if !keep {
+                let healthy = endpoint.state == State::Healthy;
+                info!(target = %name, addr = %addr, healthy, "backend removed: no longer resolved");
+            }
+            keep
+        });
+        for &addr in addrs {
+            known
+                .entry(addr)
+                .or_insert_with(|| Endpoint::new(target, name, addr, State::New));
+        }
+    }
+
+    /// Counts `failure` for every known endpoint of `target` (its resolution failed).
+    pub(crate) fn fail_target(&mut self, target: usize, failure: &ProbeFailure) {
+        let Some(known) = self.targets.get(target) else {
+            return;
+        };
+        let addrs: Vec<SocketAddr> = known.keys().copied().collect();
+        for addr in addrs {
+            self.record((target, addr), Err(failure.clone()));
+        }
+    }
+
+    /// Counts `outcome` for the endpoint `key`, flipping (and logging) its state on a threshold.
+    pub(crate) fn record(&mut self, key: Key, outcome: Outcome) {
+        let (rise, fall) = (self.rise, self.fall);
+        let Some(endpoint) = self.targets.get_mut(key.0).and_then(|t| t.get_mut(&key.1)) else {
+            return;
+        };
+        let next = endpoint.count(outcome.is_ok(), rise, fall);
+        if next != endpoint.state {
+            log_flip(&endpoint.backend, &outcome);
+        }
+        endpoint.state = next;
+        endpoint.last = Some(outcome);
+    }
+
+    /// The healthy backends in publication order, if the membership differs from the last one
+    /// returned (always on the first call); remembers it as published.
+    pub(crate) fn take_change(&mut self) -> Option<Vec<Arc<Backend>>> {
+        let healthy: Vec<&Endpoint> = self
+            .targets
+            .iter()
+            .flat_map(BTreeMap::values)
+            .filter(|e| e.state == State::Healthy)
+            .collect();
+        let keys: Vec<Key> = healthy
+            .iter()
+            .map(|e| (e.backend.target, e.backend.addr))
+            .collect();
+        if self.published.as_ref() == Some(&keys) {
+            return None;
+        }
+        let backends = healthy.iter().map(|e| Arc::clone(&e.backend)).collect();
+        self.published = Some(keys);
+        Some(backends)
+    }
+
+    /// The number of known endpoints.
+    pub(crate) fn len(&self) -> usize {
+        self.targets.iter().map(BTreeMap::len).sum()
+    }
+
+    /// The status of `target`'s endpoints, in address order.
+    pub(crate) fn status(&self, target: usize) -> Vec<EndpointStatus> {
+        self.targets
+            .get(target)
+            .map(|known| known.values().map(Endpoint::status).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Logs an endpoint's state flip caused by `outcome`: up on a success, down (with why) on a
+/// failure.
+fn log_flip(backend: &Backend, outcome: &Outcome) {
+    let (name, addr) = (&backend.name, backend.addr);
+    match outcome {
+        Ok(()) => info!(target = %name, addr = %addr, "backend up"),
+        Err(reason) => warn!(target = %name, addr = %addr, reason = %reason, "backend down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(last: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, last], 80))
+    }
+
+    fn healthy(pool: &Pool, target: usize) -> Vec<bool> {
+        pool.status(target).iter().map(|e| e.healthy).collect()
+    }
+
+    const FAIL: Outcome = Err(ProbeFailure::Refused);
+
+    #[test]
+    fn a_healthy_endpoint_leaves_after_fall_consecutive_failures() {
+        let mut pool = Pool::new(1, 2, 3);
+        pool.admit(0, "a:80", &[addr(1)]);
+        for outcome in [FAIL, FAIL, Ok(()), FAIL, FAIL] {
+            pool.record((0, addr(1)), outcome);
+            assert_eq!(healthy(&pool, 0), [true]);
+        }
+        pool.record((0, addr(1)), FAIL);
+        assert_eq!(healthy(&pool, 0), [false]);
+        assert_eq!(pool.status(0)[0].consecutive_failures, 3);
+        assert_eq!(pool.status(0)[0].last, Some(FAIL));
+    }
+
+    #[test]
+    fn an_unhealthy_endpoint_comes_back_after_rise_consecutive_successes() {
+        let mut pool = Pool::new(1, 2, 1);
+        pool.admit(0, "a:80", &[addr(1)]);
+        pool.record((0, addr(1)), FAIL);
+        for outcome in [Ok(()), FAIL, Ok(())] {
+            pool.record((0, addr(1)), outcome);
+            assert_eq!(healthy(&pool, 0), [false]);
+        }
+        pool.record((0, addr(1)), Ok(()));
+        assert_eq!(healthy(&pool, 0), [true]);
+    }
+
+    #[test]
+    fn new_endpoints_enter_on_their_first_passed_probe_only() {
+        let mut pool = Pool::new(1, 3, 3);
+        pool.follow(0, "a:80", &[addr(1), addr(2)]);
+        assert_eq!(healthy(&pool, 0), [false, false]);
+        pool.record((0, addr(1)), Ok(()));
+        pool.record((0, addr(2)), FAIL);
+        assert_eq!(healthy(&pool, 0), [true, false]);
+        // Having failed, the second one now needs `rise` successes like any unhealthy endpoint.
+        pool.record((0, addr(2)), Ok(()));
+        assert_eq!(healthy(&pool, 0), [true, false]);
+    }
+
+    #[test]
+    fn unresolved_addresses_leave_and_survivors_keep_their_backend() {
+        let mut pool = Pool::new(1, 1, 1);
+        pool.admit(0, "a:80", &[addr(1), addr(2)]);
+        let before = pool.take_change().unwrap();
+        pool.follow(0, "a:80", &[addr(2), addr(3)]);
+        pool.record((0, addr(3)), Ok(()));
+        let after = pool.take_change().unwrap();
+        assert_eq!(
+            after.iter().map(|b| b.addr).collect::<Vec<_>>(),
+            [addr(2), addr(3)]
+        );
+        assert!(
+            Arc::ptr_eq(&before[1], &after[0]),
+            "same Arc for the same endpoint"
+        );
+    }
+
+    #[test]
+    fn membership_is_published_once_per_change_in_config_then_address_order() {
+        let mut pool = Pool::new(2, 1, 1);
+        pool.admit(1, "b:80", &[addr(1)]);
+        pool.admit(0, "a:80", &[addr(9), addr(5)]);
+        let order: Vec<Key> = pool
+            .take_change()
+            .unwrap()
+            .iter()
+            .map(|b| (b.target, b.addr))
+            .collect();
+        assert_eq!(order, [(0, addr(5)), (0, addr(9)), (1, addr(1))]);
+        pool.record((1, addr(1)), Ok(()));
+        assert!(pool.take_change().is_none(), "nothing changed");
+        pool.record((1, addr(1)), FAIL);
+        assert_eq!(pool.take_change().map(|b| b.len()), Some(2));
+    }
+
+    #[test]
+    fn a_failed_resolution_counts_against_every_known_endpoint() {
+        let mut pool = Pool::new(1, 1, 2);
+        pool.admit(0, "a:80", &[addr(1), addr(2)]);
+        let failure = ProbeFailure::ResolveFailed("timeout".into());
+        pool.fail_target(0, &failure);
+        assert_eq!(healthy(&pool, 0), [true, true]);
+        pool.fail_target(0, &failure);
+        assert_eq!(healthy(&pool, 0), [false, false]);
+        assert_eq!(pool.status(0)[0].last, Some(Err(failure)));
+        assert_eq!(pool.len(), 2, "kept while the name does not resolve");
+    }
+}
