@@ -15,6 +15,8 @@ use crate::{
     worker::{Worker, WorkerSettings},
 };
 
+/// How long a backend connect may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// How long open connections may finish after a shutdown signal.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -95,6 +97,7 @@ impl Server {
                 .map_err(|source| StartError::Worker { id, source })?;
             let settings = WorkerSettings {
                 relay: config.relay,
+                connect_timeout: CONNECT_TIMEOUT,
                 drain_timeout: DRAIN_TIMEOUT,
             };
             let worker = Worker::new(id, listener, Arc::clone(&balancer), settings, wake)

@@ -32,7 +32,10 @@ async fn sequential_connections_alternate_strictly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_healthy_backend_gets_the_exact_503() {
-    let proxy = Proxy::start(&config(&[dead_addr(), dead_addr()], RelayMode::SpliceInline));
+    let proxy = Proxy::start(&config(
+        &[dead_addr(), dead_addr()],
+        RelayMode::SpliceInline,
+    ));
     // Whether the health round already ran or the connects fail, the client sees the 503.
     assert_eq!(get(proxy.addr).await, EXACT_503);
     proxy.wait_healthy(0).await;
@@ -134,7 +137,9 @@ async fn backend_closes_mid_stream(relay: RelayMode) {
                 let mut buf = [0u8; 1024];
                 let n = s.read(&mut buf).await.unwrap_or(0);
                 if buf[..n].starts_with(b"GET /healthz") {
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .await;
                     return;
                 }
                 let _ = s.write_all(b"partial").await;
@@ -198,4 +203,43 @@ async fn vanished_client_closes_backend() {
     for relay in RELAYS {
         client_vanishes(relay).await;
     }
+}
+
+/// A listener whose accept queue is full drops further SYNs: connecting to it hangs.
+fn blackhole() -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    s.listen(0).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    // Fill the (single-entry) accept queue; nobody ever accepts.
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    (s, filler, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_moves_on_to_the_next_backend() {
+    let (_hole, _filler, hole_addr) = blackhole();
+    let a = NamedBackend::start("A").await;
+    let mut cfg = config(&[hole_addr, a.addr], RelayMode::SpliceInline);
+    // Keep the blackhole in rotation: its probe hangs for longer than this test.
+    cfg.health_check.interval = Duration::from_secs(60);
+    cfg.health_check.timeout = Duration::from_secs(30);
+    cfg.workers = 1;
+    let proxy = Proxy::start(&cfg);
+    proxy.wait_healthy(2).await;
+    let started = std::time::Instant::now();
+    // The first pick is the blackhole: the connect times out and the client lands on A.
+    assert_eq!(body(&get(proxy.addr).await), "A");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "connect timeout should be ~3s, took {waited:?}"
+    );
 }

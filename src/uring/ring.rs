@@ -72,6 +72,22 @@ impl Ring {
         }
     }
 
+    /// Queues a linked chain as one unit, so it is never split across two submissions (a split
+    /// chain would lose its link and, say, run a connect without its timeout).
+    ///
+    /// # Safety
+    /// As for [`Ring::push`], for every entry.
+    pub unsafe fn push_chain(&mut self, entries: &[squeue::Entry]) -> io::Result<()> {
+        // SAFETY: forwarded from the caller.
+        if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
+            return Ok(());
+        }
+        self.ring.submit()?;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.ring.submission().push_multiple(entries) }
+            .map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
     /// Submits everything queued and waits for at least `want` completions.
     pub fn submit_and_wait(&mut self, want: usize) -> io::Result<()> {
         match self.ring.submit_and_wait(want) {

@@ -53,6 +53,7 @@ pub(super) struct Engine<R: Relay> {
     drain: Box<Timespec>,
     wake_buf: Box<u64>,
     linger: Box<Timespec>,
+    connect_timeout: Box<Timespec>,
     accept_pause: Box<Timespec>,
     slots: Slots<R::Conn>,
     /// Rejected clients whose answer is still being written or drained.
@@ -74,6 +75,7 @@ impl<R: Relay> Engine<R> {
             drain: Box::new(Timespec::from(worker.settings.drain_timeout)),
             wake_buf: Box::new(0),
             linger: Box::new(Timespec::new().sec(1)),
+            connect_timeout: Box::new(Timespec::from(worker.settings.connect_timeout)),
             accept_pause: Box::new(Timespec::new().nsec(100_000_000)),
             slots: Slots::with_capacity(1024),
             rejecting: 0,
@@ -211,13 +213,19 @@ impl<R: Relay> Engine<R> {
             backend.sockaddr.len(),
         )
         .build()
+        .flags(io_uring::squeue::Flags::IO_LINK)
         .user_data(Token::conn(index, slot.generation, Op::Connect).into());
+        // A backend that never answers the SYN must not hold the client for the kernel's
+        // two-minute SYN retry budget: the connect is cancelled and the next backend tried.
+        let deadline = opcode::LinkTimeout::new(&*self.connect_timeout as *const Timespec)
+            .build()
+            .user_data(Token::IGNORE.into());
         slot.server = server;
         slot.attempts += 1;
         slot.backend = Some(backend);
         // SAFETY: the sockaddr lives in the backend, which the slot holds until teardown; the
-        // socket stays open until teardown.
-        if unsafe { self.ring.push(&connect) }.is_ok() {
+        // socket stays open until teardown; the timespec is boxed in `self`.
+        if unsafe { self.ring.push_chain(&[connect, deadline]) }.is_ok() {
             slot.inflight += 1;
         } else {
             let client = slot.client;
@@ -380,7 +388,7 @@ impl<R: Relay> Engine<R> {
             .user_data(Token::IGNORE.into());
         // SAFETY: MSG_TRUNC on TCP discards the bytes, so no buffer is written; the timespec is
         // boxed in `self`; the descriptor stays open until the drain completes.
-        let pushed = unsafe { self.ring.push(&drain).is_ok() && self.ring.push(&timeout).is_ok() };
+        let pushed = unsafe { self.ring.push_chain(&[drain, timeout]) }.is_ok();
         if !pushed {
             sys::close(client);
             self.rejecting -= 1;

@@ -34,6 +34,8 @@ const COPY_BUFFER_SIZE: usize = 16 * 1024;
 pub struct WorkerSettings {
     /// How bytes are moved.
     pub relay: RelayMode,
+    /// How long a backend connect may take before the next backend is tried.
+    pub connect_timeout: Duration,
     /// How long open connections may finish after shutdown before they are closed.
     pub drain_timeout: Duration,
 }
