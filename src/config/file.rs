@@ -1,0 +1,237 @@
+//! The file format and its validation: raw tables read key by key, so every error knows the
+//! dotted key it belongs to.
+
+use std::{collections::HashMap, path::Path};
+
+use serde::{de::DeserializeOwned, Deserialize};
+use toml::{Table, Value};
+
+use super::{
+    address::same_target_key, defaults::*, value::*, Config, ConfigError, HealthCheck, Target,
+};
+
+/// The top-level table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<Value>,
+    workers: Option<Value>,
+    pin_workers: Option<Value>,
+    relay: Option<Value>,
+    health_check: Option<Value>,
+    targets: Option<Value>,
+}
+
+/// The `[health_check]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHealthCheck {
+    interval: Option<Value>,
+    timeout: Option<Value>,
+    rise: Option<Value>,
+    fall: Option<Value>,
+}
+
+/// One `[[targets]]` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTarget {
+    address: Option<Value>,
+    health_check_endpoint: Option<Value>,
+}
+
+/// A rejected value before the file path is attached.
+#[derive(Debug)]
+pub(super) struct Invalid {
+    key: String,
+    message: String,
+}
+
+impl Invalid {
+    pub(super) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn at(self, path: &Path) -> ConfigError {
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            key: self.key,
+            message: self.message,
+        }
+    }
+}
+
+/// The key used for problems with the document as a whole (syntax, top-level keys).
+pub(super) const FILE_KEY: &str = "<file>";
+
+/// TOML syntax: the only step that sees raw text, so the only one reporting line and column.
+pub(super) fn parse_document(text: &str) -> Result<Table, Invalid> {
+    text.parse::<Table>().map_err(|e| {
+        let position = e.span().map_or_else(String::new, |span| {
+            let end = (0..=span.start.min(text.len()))
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            let before = &text[..end];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        Invalid::new(
+            FILE_KEY,
+            format!(
+                "invalid TOML{position}: {}; expected a TOML document like config/example.toml",
+                e.message().trim_end()
+            ),
+        )
+    })
+}
+
+/// Checks every key once and builds the runtime configuration.
+pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
+    let file: FileConfig = read_table(FILE_KEY, Value::Table(table), "a TOML document")?;
+    Ok(Config {
+        source: source.to_owned(),
+        listen: file
+            .listen
+            .map_or_else(|| Ok(default_listen()), |v| listen(&v))?,
+        workers: file.workers.map_or_else(
+            || Ok(default_workers()),
+            |v| {
+                integer(
+                    "workers",
+                    &v,
+                    0,
+                    "a number of threads, or 0 for one per CPU core",
+                )
+            },
+        )?,
+        pin_workers: file
+            .pin_workers
+            .map_or_else(|| Ok(default_pin_workers()), |v| boolean("pin_workers", &v))?,
+        relay: file
+            .relay
+            .map_or_else(|| Ok(default_relay()), |v| relay(&v))?,
+        health_check: file
+            .health_check
+            .map_or_else(|| Ok(default_health_check()), health_check)?,
+        targets: targets(file.targets)?,
+    })
+}
+
+/// Reads one table into its raw struct; `key` names the table in messages, `expected` says what
+/// it should look like.
+pub(super) fn read_table<T: DeserializeOwned>(
+    key: &str,
+    value: Value,
+    expected: &str,
+) -> Result<T, Invalid> {
+    if !value.is_table() {
+        return Err(Invalid::new(
+            key,
+            format!("{} is not a table; expected {expected}", describe(&value)),
+        ));
+    }
+    // With raw fields the only possible failure is an unknown key; serde's message names it
+    // and lists the accepted ones.
+    value
+        .try_into()
+        .map_err(|e: toml::de::Error| Invalid::new(key, e.message().trim_end()))
+}
+
+pub(super) fn health_check(value: Value) -> Result<HealthCheck, Invalid> {
+    let file: FileHealthCheck = read_table("health_check", value, "a [health_check] table")?;
+    let count = |key: &str, value: Option<Value>, default: fn() -> u32| {
+        value.map_or_else(
+            || Ok(default()),
+            |v| integer(key, &v, 1, "a number of consecutive probes, at least 1"),
+        )
+    };
+    Ok(HealthCheck {
+        interval: file.interval.map_or_else(
+            || Ok(default_interval()),
+            |v| duration("health_check.interval", &v),
+        )?,
+        timeout: file.timeout.map_or_else(
+            || Ok(default_timeout()),
+            |v| duration("health_check.timeout", &v),
+        )?,
+        rise: count("health_check.rise", file.rise, default_rise)?,
+        fall: count("health_check.fall", file.fall, default_fall)?,
+    })
+}
+
+const TARGETS_EXPECTED: &str =
+    "expected at least one [[targets]] entry with address and health_check_endpoint";
+const TARGET_EXPECTED: &str = "a [[targets]] table with address and health_check_endpoint";
+
+pub(super) fn targets(value: Option<Value>) -> Result<Vec<Target>, Invalid> {
+    let entries = match value {
+        None => {
+            return Err(Invalid::new(
+                "targets",
+                format!("missing; {TARGETS_EXPECTED}"),
+            ))
+        }
+        Some(Value::Array(entries)) => entries,
+        Some(Value::Table(_)) => {
+            return Err(Invalid::new(
+                "targets",
+                format!("is a single [targets] table; {TARGETS_EXPECTED}, with double brackets"),
+            ))
+        }
+        Some(other) => {
+            return Err(Invalid::new(
+                "targets",
+                format!(
+                    "{} is not an array of tables; {TARGETS_EXPECTED}",
+                    describe(&other)
+                ),
+            ))
+        }
+    };
+    if entries.is_empty() {
+        return Err(Invalid::new(
+            "targets",
+            format!("is empty; {TARGETS_EXPECTED}"),
+        ));
+    }
+    let mut seen: HashMap<(String, u16), usize> = HashMap::new();
+    let mut targets: Vec<Target> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let target = target(i, entry)?;
+        if let Some(&first) = seen.get(&same_target_key(&target.address)) {
+            return Err(Invalid::new(
+                format!("targets[{i}].address"),
+                format!(
+                    "\"{}\" is the same target as targets[{first}] (\"{}\"); expected every \
+                     target address once",
+                    target.address, targets[first].address
+                ),
+            ));
+        }
+        seen.insert(same_target_key(&target.address), i);
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
+pub(super) fn target(index: usize, value: Value) -> Result<Target, Invalid> {
+    let table_key = format!("targets[{index}]");
+    let file: FileTarget = read_table(&table_key, value, TARGET_EXPECTED)?;
+    let address_key = format!("{table_key}.address");
+    let endpoint_key = format!("{table_key}.health_check_endpoint");
+    let address = required(&address_key, file.address, ADDRESS_EXPECTED)?;
+    let endpoint = required(&endpoint_key, file.health_check_endpoint, ENDPOINT_EXPECTED)?;
+    Ok(Target {
+        address: target_address(&address_key, &address)?,
+        health_check_endpoint: health_check_endpoint(&endpoint_key, &endpoint)?,
+    })
+}
+
+pub(super) fn required(key: &str, value: Option<Value>, expected: &str) -> Result<Value, Invalid> {
+    value.ok_or_else(|| Invalid::new(key, format!("missing; expected {expected}")))
+}

@@ -1,0 +1,187 @@
+//! Configuration: the TOML file format, its defaults and its validation.
+//!
+//! Owns turning a file into a validated [`Config`]; everything downstream trusts it.
+//! Never resolves hostnames (`--check` must work without DNS) and never panics on input.
+
+mod address;
+mod defaults;
+mod file;
+#[cfg(test)]
+mod tests;
+mod value;
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use defaults::relay_name;
+use file::{parse_document, validate};
+
+/// A validated configuration, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this configuration was read from (for messages and reload).
+    pub source: PathBuf,
+    /// Address every worker's `SO_REUSEPORT` listener binds to.
+    pub listen: SocketAddr,
+    /// Number of worker threads; 0 means one per CPU core (see [`Config::worker_count`]).
+    pub workers: usize,
+    /// Pin worker `i` to CPU core `i % cores`.
+    pub pin_workers: bool,
+    /// How bytes are moved between client and backend.
+    pub relay: RelayMode,
+    /// Active health-check settings, shared by all targets.
+    pub health_check: HealthCheck,
+    /// The backends, in configuration order (never empty once validated).
+    pub targets: Vec<Target>,
+}
+
+/// Health-check settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Time between the starts of two probe rounds.
+    pub interval: Duration,
+    /// Deadline of one probe (resolve, connect, request and response).
+    pub timeout: Duration,
+    /// Consecutive successes for an unhealthy target to come back.
+    pub rise: u32,
+    /// Consecutive failures for a healthy target to leave.
+    pub fall: u32,
+}
+
+/// One configured backend target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Host (name or IP literal) and port.
+    pub address: TargetAddress,
+    /// Path requested by the HTTP health check, e.g. `/healthz`.
+    pub health_check_endpoint: String,
+}
+
+/// A `host:port` pair; the host may be a DNS name, resolved at health-check time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TargetAddress {
+    /// DNS name or IP literal (without brackets for IPv6).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl fmt::Display for TargetAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The relay strategy, see [`crate::relay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayMode {
+    /// io_uring readiness, then `IORING_OP_SPLICE` through a pipe.
+    Splice,
+    /// io_uring readiness, then non-blocking `splice(2)` from the worker thread.
+    SpliceInline,
+    /// Multishot recv into a provided buffer ring, then send.
+    Copy,
+}
+
+impl Config {
+    /// The number of worker threads to start: `workers`, or one per core when it is 0.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// Why a configuration file was rejected. Every message names the file and, where there is one,
+/// the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid for this schema.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The offending key, dotted (`targets[1].address`), or `<file>` for the whole document.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` is only used in messages and kept as
+    /// [`Config::source`].
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        parse_document(text)
+            .and_then(|table| validate(table, path))
+            .map_err(|invalid| invalid.at(path))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Display: the effective configuration as TOML that parses back to an equal `Config`.
+
+/// A TOML basic string, escaped.
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+impl fmt::Display for Config {
+    /// The effective configuration as TOML, every default spelled out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = format!("{:?}", self.source.display().to_string());
+        writeln!(f, "# Effective ringlb configuration, loaded from {source}.")?;
+        writeln!(f, "listen = {}", quoted(&self.listen.to_string()))?;
+        writeln!(f, "workers = {}", self.workers)?;
+        writeln!(f, "pin_workers = {}", self.pin_workers)?;
+        writeln!(f, "relay = {}", quoted(relay_name(self.relay)))?;
+        let hc = &self.health_check;
+        writeln!(f, "\n[health_check]")?;
+        writeln!(
+            f,
+            "interval = \"{}\"",
+            humantime::format_duration(hc.interval)
+        )?;
+        writeln!(
+            f,
+            "timeout = \"{}\"",
+            humantime::format_duration(hc.timeout)
+        )?;
+        writeln!(f, "rise = {}", hc.rise)?;
+        writeln!(f, "fall = {}", hc.fall)?;
+        for target in &self.targets {
+            writeln!(f, "\n[[targets]]")?;
+            writeln!(f, "address = {}", quoted(&target.address.to_string()))?;
+            let endpoint = quoted(&target.health_check_endpoint);
+            writeln!(f, "health_check_endpoint = {endpoint}")?;
+        }
+        Ok(())
+    }
+}

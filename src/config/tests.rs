@@ -1,0 +1,393 @@
+//! Unit tests of loading, validating and printing configurations.
+
+use super::{address::parse_target_address, defaults::*, file::FILE_KEY, *};
+
+const SEED: &str = include_str!("../../config/ringlb.toml");
+const EXAMPLE: &str = include_str!("../../config/example.toml");
+/// A valid target, appended to documents that test other keys.
+const TARGET: &str = "[[targets]]\naddress = \"a:1\"\nhealth_check_endpoint = \"/h\"\n";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("test.toml"))
+}
+
+/// The key and message of a rejected document.
+fn rejected(text: &str) -> (String, String) {
+    match parse(text) {
+        Err(ConfigError::Invalid { path, key, message }) => {
+            assert_eq!(path, Path::new("test.toml"));
+            (key, message)
+        }
+        other => panic!("expected Invalid for {text:?}, got {other:?}"),
+    }
+}
+
+fn assert_rejected(text: &str, key: &str, needles: &[&str]) {
+    let (got_key, message) = rejected(text);
+    assert_eq!(got_key, key, "key for {text:?} ({message})");
+    for needle in needles {
+        assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    }
+    assert!(
+        message.contains("expected"),
+        "{message:?} says nothing expected"
+    );
+}
+
+fn target(host: &str, port: u16) -> Target {
+    Target {
+        address: TargetAddress {
+            host: host.into(),
+            port,
+        },
+        health_check_endpoint: "/healthz".into(),
+    }
+}
+
+#[test]
+fn seed_loads_with_all_defaults() {
+    let config = parse(SEED).unwrap();
+    assert_eq!(
+        config,
+        Config {
+            source: "test.toml".into(),
+            listen: "0.0.0.0:80".parse().unwrap(),
+            workers: 0,
+            pin_workers: false,
+            relay: RelayMode::SpliceInline,
+            health_check: HealthCheck {
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(1),
+                rise: 1,
+                fall: 1,
+            },
+            targets: vec![target("http-api-1", 8001), target("http-api-2", 8001)],
+        }
+    );
+}
+
+#[test]
+fn example_spells_out_the_defaults() {
+    assert_eq!(parse(EXAMPLE).unwrap(), parse(SEED).unwrap());
+}
+
+#[test]
+fn every_key_is_read() {
+    let text = format!(
+        "listen = \"[::]:8080\"\nworkers = 4\npin_workers = true\nrelay = \"copy\"\n\
+         [health_check]\ninterval = \"250ms\"\ntimeout = \"1m 30s\"\nrise = 2\nfall = 3\n\
+         {TARGET}[[targets]]\naddress = \"[::1]:8001\"\nhealth_check_endpoint = \"/a?b=\\\"c\\\"\"\n"
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.listen, "[::]:8080".parse().unwrap());
+    assert_eq!((config.workers, config.pin_workers), (4, true));
+    assert_eq!(config.relay, RelayMode::Copy);
+    let hc = &config.health_check;
+    assert_eq!(hc.interval, Duration::from_millis(250));
+    assert_eq!(hc.timeout, Duration::from_secs(90));
+    assert_eq!((hc.rise, hc.fall), (2, 3));
+    assert_eq!(config.targets[1].address.host, "::1");
+    assert_eq!(config.targets[1].health_check_endpoint, "/a?b=\"c\"");
+}
+
+#[test]
+fn relay_names_round_trip() {
+    for mode in RELAY_MODES {
+        let text = format!("relay = \"{}\"\n{TARGET}", relay_name(mode));
+        assert_eq!(parse(&text).unwrap().relay, mode);
+    }
+}
+
+#[test]
+fn display_round_trips() {
+    let text = format!(
+        "listen = \"[::1]:9000\"\nworkers = 3\nrelay = \"splice\"\n\
+         [health_check]\ninterval = \"1m 1ms\"\ntimeout = \"1500ms\"\nfall = 7\n\
+         {TARGET}[[targets]]\naddress = \"[fe80::1]:8001\"\n\
+         health_check_endpoint = \"/q\\\\x\\\"y\"\n"
+    );
+    for text in [SEED, EXAMPLE, &text] {
+        let config = parse(text).unwrap();
+        let shown = config.to_string();
+        assert_eq!(parse(&shown).unwrap(), config, "{shown}");
+    }
+}
+
+#[test]
+fn display_spells_out_defaults() {
+    let shown = parse(SEED).unwrap().to_string();
+    for line in [
+        "listen = \"0.0.0.0:80\"",
+        "workers = 0",
+        "pin_workers = false",
+        "relay = \"splice-inline\"",
+        "interval = \"5s\"",
+        "timeout = \"1s\"",
+        "rise = 1",
+        "fall = 1",
+        "address = \"http-api-1:8001\"",
+    ] {
+        assert!(
+            shown.lines().any(|l| l == line),
+            "{line:?} missing in:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_name_the_table_and_the_key() {
+    assert_rejected(
+        &format!("lissen = 1\n{TARGET}"),
+        FILE_KEY,
+        &["`lissen`", "`listen`"],
+    );
+    assert_rejected(
+        &format!("[health_check]\nintervall = \"1s\"\n{TARGET}"),
+        "health_check",
+        &["`intervall`", "`interval`"],
+    );
+    assert_rejected(
+        &format!("{TARGET}[[targets]]\nadress = \"b:1\"\n"),
+        "targets[1]",
+        &["`adress`", "`address`", "`health_check_endpoint`"],
+    );
+}
+
+#[test]
+fn targets_must_be_present() {
+    assert_rejected("", "targets", &["missing"]);
+    assert_rejected("targets = []", "targets", &["empty"]);
+    assert_rejected("[targets]\naddress = \"a:1\"", "targets", &["[[targets]]"]);
+    assert_rejected("targets = 1", "targets", &["integer 1"]);
+    assert_rejected("targets = [1]", "targets[0]", &["integer 1", "table"]);
+    assert_rejected(
+        "[[targets]]\naddress = \"a:1\"",
+        "targets[0].health_check_endpoint",
+        &["missing"],
+    );
+    assert_rejected(
+        "[[targets]]\nhealth_check_endpoint = \"/\"",
+        "targets[0].address",
+        &["missing"],
+    );
+}
+
+#[test]
+fn bad_addresses_are_explained() {
+    let cases = [
+        ("http-api-1", "\"http-api-1\" has no port"),
+        ("a:", "no port"),
+        ("a:0", "port 0"),
+        ("a:65536", "65536"),
+        ("a:99999999999999999999", "above 65535"),
+        ("a:8x", "not a number"),
+        ("a:-1", "not a number"),
+        (":80", "empty host"),
+        ("[]:80", "empty host"),
+        ("[::1", "without a closing"),
+        ("[::1]", "no port"),
+        ("[::1]80", "after ']'"),
+        ("[x]:80", "not an IPv6 address"),
+        ("a]:80", "stray"),
+        ("a[:80", "stray"),
+        ("::1:80", "without brackets"),
+        ("a b:80", "whitespace"),
+        (" a:80", "whitespace"),
+        ("a:80\n", "whitespace"),
+        ("a/b:80", "not a host name character"),
+    ];
+    for (address, problem) in cases {
+        let text = format!(
+            "[[targets]]\naddress = {}\nhealth_check_endpoint = \"/\"",
+            quoted(address)
+        );
+        assert_rejected(&text, "targets[0].address", &[problem, "host:port"]);
+    }
+    let text = "[[targets]]\naddress = 8001\nhealth_check_endpoint = \"/\"";
+    assert_rejected(
+        text,
+        "targets[0].address",
+        &["integer 8001", "not a string"],
+    );
+}
+
+#[test]
+fn addresses_are_split_not_resolved() {
+    for (text, host, port) in [
+        ("http-api-1:8001", "http-api-1", 8001),
+        ("no-such-host.invalid:1", "no-such-host.invalid", 1),
+        ("10.0.0.1:65535", "10.0.0.1", 65535),
+        ("[::1]:8001", "::1", 8001),
+        ("[2001:db8::7]:443", "2001:db8::7", 443),
+    ] {
+        let address = parse_target_address(text).unwrap();
+        assert_eq!((address.host.as_str(), address.port), (host, port));
+        assert_eq!(address.to_string(), text);
+    }
+}
+
+#[test]
+fn duplicate_targets_are_rejected() {
+    assert_rejected(
+        &format!("{TARGET}{TARGET}"),
+        "targets[1].address",
+        &["targets[0]"],
+    );
+    let upper = TARGET.replace("a:1", "A:1");
+    assert_rejected(
+        &format!("{TARGET}{upper}"),
+        "targets[1].address",
+        &["same target"],
+    );
+    let long = TARGET.replace("a:1", "[0:0::1]:1");
+    let short = TARGET.replace("a:1", "[::1]:1");
+    assert_rejected(
+        &format!("{long}{short}"),
+        "targets[1].address",
+        &["same target"],
+    );
+    let other_port = TARGET.replace("a:1", "a:2");
+    assert!(parse(&format!("{TARGET}{other_port}")).is_ok());
+}
+
+#[test]
+fn bad_endpoints_are_explained() {
+    for (endpoint, problem) in [
+        ("healthz", "start with '/'"),
+        ("", "start with '/'"),
+        ("/health z", "whitespace"),
+        ("/health\r\n", "whitespace or control"),
+        ("/\u{7f}", "control"),
+        ("/é", "non-ASCII"),
+    ] {
+        let text = format!(
+            "[[targets]]\naddress = \"a:1\"\nhealth_check_endpoint = {}",
+            quoted(endpoint)
+        );
+        assert_rejected(
+            &text,
+            "targets[0].health_check_endpoint",
+            &[problem, "/healthz"],
+        );
+    }
+}
+
+#[test]
+fn bad_durations_are_explained() {
+    for key in ["interval", "timeout"] {
+        for (value, problem) in [
+            ("\"0s\"", "is zero"),
+            ("\"0ms\"", "is zero"),
+            ("\"5\"", "not a duration"),
+            ("\"soon\"", "not a duration"),
+            ("\"\"", "not a duration"),
+            ("\"-5s\"", "not a duration"),
+            ("\"99999999999999999999s\"", "not a duration"),
+            ("\"2d\"", "longer than one day"),
+            ("5", "integer 5"),
+        ] {
+            let text = format!("[health_check]\n{key} = {value}\n{TARGET}");
+            let full_key = format!("health_check.{key}");
+            assert_rejected(&text, &full_key, &[problem, "\"5s\""]);
+        }
+    }
+    let text = format!("[health_check]\ninterval = \"1s\"\ntimeout = \"10s\"\n{TARGET}");
+    assert!(
+        parse(&text).is_ok(),
+        "a timeout above the interval is allowed"
+    );
+}
+
+#[test]
+fn bad_counts_are_explained() {
+    for key in ["rise", "fall"] {
+        for (value, problem) in [
+            ("0", "0 is too small"),
+            ("-1", "-1 is too small"),
+            ("4294967296", "too large"),
+            ("\"2\"", "string \"2\""),
+            ("1.5", "float 1.5"),
+        ] {
+            let text = format!("[health_check]\n{key} = {value}\n{TARGET}");
+            let full_key = format!("health_check.{key}");
+            assert_rejected(&text, &full_key, &[problem, "at least 1"]);
+        }
+    }
+}
+
+#[test]
+fn bad_top_level_values_are_explained() {
+    let cases = [
+        (
+            "listen = \"localhost:80\"",
+            "listen",
+            "not an IP address and port",
+        ),
+        (
+            "listen = \"0.0.0.0\"",
+            "listen",
+            "not an IP address and port",
+        ),
+        (
+            "listen = \"0.0.0.0:99999\"",
+            "listen",
+            "not an IP address and port",
+        ),
+        ("listen = 80", "listen", "integer 80"),
+        ("workers = -1", "workers", "-1 is too small"),
+        ("workers = \"four\"", "workers", "string \"four\""),
+        ("pin_workers = \"yes\"", "pin_workers", "string \"yes\""),
+        ("pin_workers = 1", "pin_workers", "integer 1"),
+        ("relay = \"fast\"", "relay", "\"splice-inline\""),
+        ("relay = true", "relay", "boolean true"),
+        ("health_check = 5", "health_check", "integer 5"),
+    ];
+    for (line, key, problem) in cases {
+        assert_rejected(&format!("{line}\n{TARGET}"), key, &[problem]);
+    }
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    assert_rejected(
+        "a = 1\na = 2\n",
+        FILE_KEY,
+        &["line 2, column 1", "duplicate key"],
+    );
+    assert_rejected("listen = 0.0.0.0:80\n", FILE_KEY, &["line 1"]);
+    assert_rejected("[[targets]\n", FILE_KEY, &["line 1"]);
+    // Columns count characters, not bytes.
+    assert_rejected("x = \"é\" y\n", FILE_KEY, &["line 1, column 9"]);
+}
+
+#[test]
+fn never_panics_on_truncated_or_odd_input() {
+    for end in (0..=EXAMPLE.len()).filter(|&i| EXAMPLE.is_char_boundary(i)) {
+        let _ = parse(&EXAMPLE[..end]);
+    }
+    for text in [
+        "\0",
+        "\u{feff}",
+        "=",
+        "[",
+        "[[",
+        "targets = [[]]",
+        "targets = [{}]",
+    ] {
+        let _ = parse(text);
+    }
+}
+
+#[test]
+fn source_is_the_given_path() {
+    let config = Config::parse(SEED, Path::new("/etc/ringlb/ringlb.toml")).unwrap();
+    assert_eq!(config.source, Path::new("/etc/ringlb/ringlb.toml"));
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let path = Path::new("/nonexistent/ringlb.toml");
+    let error = Config::load(path).unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }));
+    assert!(error.to_string().contains("/nonexistent/ringlb.toml"));
+}
