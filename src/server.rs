@@ -12,13 +12,8 @@ use crate::{
     listener,
     shutdown::Shutdown,
     uring,
-    worker::{Worker, WorkerSettings},
+    worker::{limit::ConnectionLimit, Worker, WorkerSettings},
 };
-
-/// How long a backend connect may take.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
-/// How long open connections may finish after a shutdown signal.
-const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why ringlb could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +84,7 @@ impl Server {
         );
         health.prime();
 
+        let limit = Arc::new(ConnectionLimit::new(config.max_connections));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
         for (id, listener) in listeners.into_iter().enumerate() {
@@ -97,11 +93,20 @@ impl Server {
                 .map_err(|source| StartError::Worker { id, source })?;
             let settings = WorkerSettings {
                 relay: config.relay,
-                connect_timeout: CONNECT_TIMEOUT,
-                drain_timeout: DRAIN_TIMEOUT,
+                connect_timeout: config.connect_timeout,
+                drain_timeout: config.drain_timeout,
+                idle_timeout: config.idle_timeout,
+                retries: config.retries,
             };
-            let worker = Worker::new(id, listener, Arc::clone(&balancer), settings, wake)
-                .map_err(|source| StartError::Worker { id, source })?;
+            let worker = Worker::new(
+                id,
+                listener,
+                Arc::clone(&balancer),
+                Arc::clone(&limit),
+                settings,
+                wake,
+            )
+            .map_err(|source| StartError::Worker { id, source })?;
             built.push(worker);
         }
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;

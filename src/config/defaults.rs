@@ -21,6 +21,26 @@ pub(super) fn default_relay() -> RelayMode {
     RelayMode::SpliceInline
 }
 
+pub(super) fn default_connect_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+pub(super) fn default_idle_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+pub(super) fn default_drain_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+pub(super) fn default_max_connections() -> usize {
+    10_000
+}
+
+pub(super) fn default_retries() -> u32 {
+    2
+}
+
 pub(super) fn default_interval() -> Duration {
     Duration::from_secs(5)
 }

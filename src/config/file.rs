@@ -18,6 +18,11 @@ struct FileConfig {
     workers: Option<Value>,
     pin_workers: Option<Value>,
     relay: Option<Value>,
+    connect_timeout: Option<Value>,
+    idle_timeout: Option<Value>,
+    drain_timeout: Option<Value>,
+    max_connections: Option<Value>,
+    retries: Option<Value>,
     health_check: Option<Value>,
     targets: Option<Value>,
 }
@@ -115,11 +120,45 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
         relay: file
             .relay
             .map_or_else(|| Ok(default_relay()), |v| relay(&v))?,
+        connect_timeout: optional(file.connect_timeout, default_connect_timeout, |v| {
+            duration("connect_timeout", v)
+        })?,
+        idle_timeout: optional(file.idle_timeout, default_idle_timeout, |v| {
+            duration("idle_timeout", v)
+        })?,
+        drain_timeout: optional(file.drain_timeout, default_drain_timeout, |v| {
+            duration("drain_timeout", v)
+        })?,
+        max_connections: optional(file.max_connections, default_max_connections, |v| {
+            integer(
+                "max_connections",
+                v,
+                1,
+                "a number of connections, at least 1",
+            )
+        })?,
+        retries: optional(file.retries, default_retries, |v| {
+            integer(
+                "retries",
+                v,
+                0,
+                "a number of further backends to try, 0 or more",
+            )
+        })?,
         health_check: file
             .health_check
             .map_or_else(|| Ok(default_health_check()), health_check)?,
         targets: targets(file.targets)?,
     })
+}
+
+/// `value` checked by `check`, or the default when the key is absent.
+fn optional<T>(
+    value: Option<Value>,
+    default: fn() -> T,
+    check: impl FnOnce(&Value) -> Result<T, Invalid>,
+) -> Result<T, Invalid> {
+    value.map_or_else(|| Ok(default()), |v| check(&v))
 }
 
 /// Reads one table into its raw struct; `key` names the table in messages, `expected` says what

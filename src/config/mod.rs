@@ -33,6 +33,16 @@ pub struct Config {
     pub pin_workers: bool,
     /// How bytes are moved between client and backend.
     pub relay: RelayMode,
+    /// Longest wait for a backend connect before the next backend is tried.
+    pub connect_timeout: Duration,
+    /// A connection with no byte either way for this long is closed on both sides.
+    pub idle_timeout: Duration,
+    /// After SIGTERM/SIGINT, how long open connections may finish before they are closed.
+    pub drain_timeout: Duration,
+    /// Connections open at once, over all workers; at the limit ringlb stops accepting.
+    pub max_connections: usize,
+    /// Further backends tried when a connect fails, before the client gets the 503.
+    pub retries: u32,
     /// Active health-check settings, shared by all targets.
     pub health_check: HealthCheck,
     /// The backends, in configuration order (never empty once validated).
@@ -92,6 +102,24 @@ pub enum RelayMode {
 }
 
 impl Config {
+    /// A configuration for `targets` with every other setting at its default.
+    pub fn new(targets: Vec<Target>) -> Config {
+        Config {
+            source: PathBuf::from("<built-in>"),
+            listen: defaults::default_listen(),
+            workers: defaults::default_workers(),
+            pin_workers: defaults::default_pin_workers(),
+            relay: defaults::default_relay(),
+            connect_timeout: defaults::default_connect_timeout(),
+            idle_timeout: defaults::default_idle_timeout(),
+            drain_timeout: defaults::default_drain_timeout(),
+            max_connections: defaults::default_max_connections(),
+            retries: defaults::default_retries(),
+            health_check: defaults::default_health_check(),
+            targets,
+        }
+    }
+
     /// The number of worker threads to start: `workers`, or one per core when it is 0.
     pub fn worker_count(&self) -> usize {
         if self.workers > 0 {
@@ -148,6 +176,11 @@ impl Config {
 // ---------------------------------------------------------------------------------------------
 // Display: the effective configuration as TOML that parses back to an equal `Config`.
 
+/// A duration as a quoted human string, e.g. `"5s"`.
+fn human(d: Duration) -> String {
+    quoted(&humantime::format_duration(d).to_string())
+}
+
 /// A TOML basic string, escaped.
 fn quoted(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
@@ -162,18 +195,15 @@ impl fmt::Display for Config {
         writeln!(f, "workers = {}", self.workers)?;
         writeln!(f, "pin_workers = {}", self.pin_workers)?;
         writeln!(f, "relay = {}", quoted(relay_name(self.relay)))?;
+        writeln!(f, "connect_timeout = {}", human(self.connect_timeout))?;
+        writeln!(f, "idle_timeout = {}", human(self.idle_timeout))?;
+        writeln!(f, "drain_timeout = {}", human(self.drain_timeout))?;
+        writeln!(f, "max_connections = {}", self.max_connections)?;
+        writeln!(f, "retries = {}", self.retries)?;
         let hc = &self.health_check;
         writeln!(f, "\n[health_check]")?;
-        writeln!(
-            f,
-            "interval = \"{}\"",
-            humantime::format_duration(hc.interval)
-        )?;
-        writeln!(
-            f,
-            "timeout = \"{}\"",
-            humantime::format_duration(hc.timeout)
-        )?;
+        writeln!(f, "interval = {}", human(hc.interval))?;
+        writeln!(f, "timeout = {}", human(hc.timeout))?;
         writeln!(f, "rise = {}", hc.rise)?;
         writeln!(f, "fall = {}", hc.fall)?;
         for target in &self.targets {

@@ -55,6 +55,11 @@ fn seed_loads_with_all_defaults() {
             workers: 0,
             pin_workers: false,
             relay: RelayMode::SpliceInline,
+            connect_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(300),
+            drain_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            retries: 2,
             health_check: HealthCheck {
                 interval: Duration::from_secs(5),
                 timeout: Duration::from_secs(1),
@@ -75,6 +80,8 @@ fn example_spells_out_the_defaults() {
 fn every_key_is_read() {
     let text = format!(
         "listen = \"[::]:8080\"\nworkers = 4\npin_workers = true\nrelay = \"copy\"\n\
+         connect_timeout = \"250ms\"\nidle_timeout = \"10s\"\ndrain_timeout = \"2s\"\n\
+         max_connections = 7\nretries = 0\n\
          [health_check]\ninterval = \"250ms\"\ntimeout = \"1m 30s\"\nrise = 2\nfall = 3\n\
          {TARGET}[[targets]]\naddress = \"[::1]:8001\"\nhealth_check_endpoint = \"/a?b=\\\"c\\\"\"\n"
     );
@@ -82,6 +89,10 @@ fn every_key_is_read() {
     assert_eq!(config.listen, "[::]:8080".parse().unwrap());
     assert_eq!((config.workers, config.pin_workers), (4, true));
     assert_eq!(config.relay, RelayMode::Copy);
+    assert_eq!(config.connect_timeout, Duration::from_millis(250));
+    assert_eq!(config.idle_timeout, Duration::from_secs(10));
+    assert_eq!(config.drain_timeout, Duration::from_secs(2));
+    assert_eq!((config.max_connections, config.retries), (7, 0));
     let hc = &config.health_check;
     assert_eq!(hc.interval, Duration::from_millis(250));
     assert_eq!(hc.timeout, Duration::from_secs(90));
@@ -121,6 +132,11 @@ fn display_spells_out_defaults() {
         "workers = 0",
         "pin_workers = false",
         "relay = \"splice-inline\"",
+        "connect_timeout = \"3s\"",
+        "idle_timeout = \"5m\"",
+        "drain_timeout = \"30s\"",
+        "max_connections = 10000",
+        "retries = 2",
         "interval = \"5s\"",
         "timeout = \"1s\"",
         "rise = 1",
@@ -274,7 +290,14 @@ fn bad_endpoints_are_explained() {
 
 #[test]
 fn bad_durations_are_explained() {
-    for key in ["interval", "timeout"] {
+    let keys = [
+        ("[health_check]\ninterval", "health_check.interval"),
+        ("[health_check]\ntimeout", "health_check.timeout"),
+        ("connect_timeout", "connect_timeout"),
+        ("idle_timeout", "idle_timeout"),
+        ("drain_timeout", "drain_timeout"),
+    ];
+    for (key, full_key) in keys {
         for (value, problem) in [
             ("\"0s\"", "is zero"),
             ("\"0ms\"", "is zero"),
@@ -286,9 +309,8 @@ fn bad_durations_are_explained() {
             ("\"2d\"", "longer than one day"),
             ("5", "integer 5"),
         ] {
-            let text = format!("[health_check]\n{key} = {value}\n{TARGET}");
-            let full_key = format!("health_check.{key}");
-            assert_rejected(&text, &full_key, &[problem, "\"5s\""]);
+            let text = format!("{key} = {value}\n{TARGET}");
+            assert_rejected(&text, full_key, &[problem, "\"5s\""]);
         }
     }
     let text = format!("[health_check]\ninterval = \"1s\"\ntimeout = \"10s\"\n{TARGET}");
@@ -313,6 +335,21 @@ fn bad_counts_are_explained() {
             assert_rejected(&text, &full_key, &[problem, "at least 1"]);
         }
     }
+    assert_rejected(
+        &format!("max_connections = 0\n{TARGET}"),
+        "max_connections",
+        &["too small"],
+    );
+    assert_rejected(
+        &format!("retries = -1\n{TARGET}"),
+        "retries",
+        &["too small"],
+    );
+    assert_rejected(
+        &format!("retries = \"2\"\n{TARGET}"),
+        "retries",
+        &["string"],
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! not shared with any other thread.
 
 mod engine;
+pub mod limit;
 mod slots;
 pub mod token;
 
@@ -19,6 +20,9 @@ use crate::{
 };
 
 use engine::Engine;
+use limit::ConnectionLimit;
+
+pub use engine::RESPONSE_503;
 
 /// Submission queue size of each worker's ring.
 const RING_ENTRIES: u32 = 4096;
@@ -38,6 +42,10 @@ pub struct WorkerSettings {
     pub connect_timeout: Duration,
     /// How long open connections may finish after shutdown before they are closed.
     pub drain_timeout: Duration,
+    /// A relayed connection with no activity for this long is closed.
+    pub idle_timeout: Duration,
+    /// Further backends tried after a failed connect.
+    pub retries: u32,
 }
 
 /// One worker, ready to run on its own thread.
@@ -45,6 +53,7 @@ pub struct Worker {
     id: usize,
     listener: TcpListener,
     balancer: Arc<Balancer>,
+    limit: Arc<ConnectionLimit>,
     settings: WorkerSettings,
     wake: Arc<OwnedFd>,
 }
@@ -55,6 +64,7 @@ impl Worker {
         id: usize,
         listener: TcpListener,
         balancer: Arc<Balancer>,
+        limit: Arc<ConnectionLimit>,
         settings: WorkerSettings,
         wake: Arc<OwnedFd>,
     ) -> io::Result<Worker> {
@@ -64,6 +74,7 @@ impl Worker {
             id,
             listener,
             balancer,
+            limit,
             settings,
             wake,
         })

@@ -22,6 +22,8 @@ pub struct Slot<C> {
     pub attempts: u8,
     /// The backend counted this connection as active.
     pub opened: bool,
+    /// The worker tick of the last completion (idle timeout).
+    pub last_active: u32,
     /// Teardown started: every further completion only counts down `inflight`.
     pub closing: bool,
     /// The relay strategy's state, once connected.
@@ -38,6 +40,7 @@ impl<C> Slot<C> {
             backend: None,
             attempts: 0,
             opened: false,
+            last_active: 0,
             closing: false,
             conn: None,
         }
@@ -86,6 +89,11 @@ impl<C> Slots<C> {
     /// The live slot `index`, whatever its generation (the caller just inserted or checked it).
     pub fn at(&mut self, index: u32) -> &mut Slot<C> {
         &mut self.slots[index as usize]
+    }
+
+    /// Read access to slot `index`.
+    pub fn peek(&self, index: u32) -> &Slot<C> {
+        &self.slots[index as usize]
     }
 
     /// Frees slot `index`, resetting it; descriptors must already be closed.

@@ -13,6 +13,8 @@ pub enum Op {
     Accept,
     /// The accept pause (after `EMFILE`) has elapsed.
     AcceptResume,
+    /// The idle-sweep timer fired.
+    Tick,
     /// The shutdown eventfd became readable.
     Wake,
     /// The drain deadline after shutdown has passed.
@@ -54,6 +56,7 @@ impl Op {
             Op::Connect => 5,
             Op::RejectWrite => 6,
             Op::RejectDrain => 7,
+            Op::Tick => 8,
             Op::Relay { kind, dir } => RELAY_BASE + kind * 2 + dir,
         }
     }
@@ -67,6 +70,7 @@ impl Op {
             5 => Op::Connect,
             6 => Op::RejectWrite,
             7 => Op::RejectDrain,
+            8 => Op::Tick,
             c if c >= RELAY_BASE => Op::Relay {
                 kind: (c - RELAY_BASE) / 2,
                 dir: (c - RELAY_BASE) % 2,
@@ -154,6 +158,7 @@ mod tests {
             Op::Connect,
             Op::RejectWrite,
             Op::RejectDrain,
+            Op::Tick,
             Op::relay(0, 0),
             Op::relay(3, 1),
             Op::relay(63, 1),

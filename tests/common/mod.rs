@@ -22,11 +22,20 @@ pub const RELAYS: [RelayMode; 3] = [RelayMode::Splice, RelayMode::SpliceInline, 
 
 /// A configuration for `targets` with a fast health check, two workers and the given relay.
 pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
+    let targets = targets
+        .iter()
+        .map(|a| Target {
+            address: TargetAddress {
+                host: a.ip().to_string(),
+                port: a.port(),
+            },
+            health_check_endpoint: "/healthz".into(),
+        })
+        .collect();
     Config {
         source: PathBuf::from("<test>"),
         listen: "127.0.0.1:0".parse().unwrap(),
         workers: 2,
-        pin_workers: false,
         relay,
         health_check: HealthCheck {
             interval: Duration::from_millis(100),
@@ -34,16 +43,7 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
             rise: 1,
             fall: 1,
         },
-        targets: targets
-            .iter()
-            .map(|a| Target {
-                address: TargetAddress {
-                    host: a.ip().to_string(),
-                    port: a.port(),
-                },
-                health_check_endpoint: "/healthz".into(),
-            })
-            .collect(),
+        ..Config::new(targets)
     }
 }
 

@@ -1,0 +1,302 @@
+//! The completion loop of one worker: accept, pick, connect, hand over to the relay strategy,
+//! tear down. Generic over the strategy so each one compiles to its own loop without dynamic
+//! dispatch.
+//!
+//! Split by phase: [`accept`] (listener, connection cap, stop), [`connect`] (pick, connect,
+//! retries), [`reject`] (the no-backend answer); this file holds the loop, the relay hand-off,
+//! idle sweeps and teardown.
+
+mod accept;
+mod connect;
+mod reject;
+
+use std::{
+    net::TcpListener,
+    os::fd::{AsRawFd, OwnedFd, RawFd},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use io_uring::{
+    cqueue, opcode,
+    types::{CancelBuilder, Fd, Timespec},
+};
+
+use super::{
+    limit::ConnectionLimit,
+    slots::Slots,
+    token::{Op, Token},
+    Worker,
+};
+use crate::{
+    balancer::Balancer,
+    relay::{Flow, Io, Relay},
+    uring::{
+        ring::{Completion, Ring},
+        sys,
+    },
+};
+
+pub use reject::RESPONSE_503;
+
+/// Timer values the kernel reads at submission; boxed so their addresses stay put.
+struct Timers {
+    connect: Timespec,
+    drain: Timespec,
+    linger: Timespec,
+    accept_pause: Timespec,
+    tick: Timespec,
+}
+
+/// One worker's event loop, relaying with strategy `R`.
+pub(super) struct Engine<R: Relay> {
+    // Field order is drop order: the ring goes before the strategy's buffers it may reference.
+    ring: Ring,
+    relay: R,
+    id: usize,
+    /// `None` once stopping: closing it makes the kernel refuse new clients at once.
+    listener: Option<TcpListener>,
+    balancer: Arc<Balancer>,
+    limit: Arc<ConnectionLimit>,
+    wake: Arc<OwnedFd>,
+    wake_buf: Box<u64>,
+    timers: Box<Timers>,
+    /// Connect attempts per client: the first plus `retries`.
+    attempts: u8,
+    /// Idle sweeps: the current tick, and how many ticks without activity close a connection.
+    tick: u32,
+    idle_ticks: u32,
+    slots: Slots<R::Conn>,
+    /// Rejected clients whose answer is still being written or drained.
+    rejecting: usize,
+    accept_armed: bool,
+    /// Accepting is paused until the connection cap has room again.
+    at_capacity: bool,
+    stopping: bool,
+    last_accept_error: Option<Instant>,
+}
+
+impl<R: Relay> Engine<R> {
+    pub(super) fn new(worker: Worker, ring: Ring, relay: R) -> Self {
+        let settings = worker.settings;
+        // Sweep often enough that a connection is closed within a quarter of its idle timeout
+        // past it, and at least every second.
+        let tick =
+            (settings.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let idle_ticks = settings.idle_timeout.as_nanos().div_ceil(tick.as_nanos()) as u32;
+        Engine {
+            ring,
+            relay,
+            id: worker.id,
+            listener: Some(worker.listener),
+            balancer: worker.balancer,
+            limit: worker.limit,
+            wake: worker.wake,
+            wake_buf: Box::new(0),
+            timers: Box::new(Timers {
+                connect: Timespec::from(settings.connect_timeout),
+                drain: Timespec::from(settings.drain_timeout),
+                linger: Timespec::new().sec(1),
+                accept_pause: Timespec::new().nsec(100_000_000),
+                tick: Timespec::from(tick),
+            }),
+            attempts: settings.retries.saturating_add(1).min(u8::MAX as u32) as u8,
+            tick: 0,
+            idle_ticks: idle_ticks.max(1),
+            slots: Slots::with_capacity(1024),
+            rejecting: 0,
+            accept_armed: false,
+            at_capacity: false,
+            stopping: false,
+            last_accept_error: None,
+        }
+    }
+
+    pub(super) fn run(mut self) -> std::io::Result<()> {
+        self.arm_accept();
+        let read = opcode::Read::new(
+            Fd(self.wake.as_raw_fd()),
+            (&mut *self.wake_buf as *mut u64).cast(),
+            8,
+        )
+        .build()
+        .user_data(Token::worker(Op::Wake).into());
+        // SAFETY: the eventfd is kept open by `self.wake` and the 8-byte buffer is boxed in
+        // `self`; both outlive the ring, which is dropped first.
+        unsafe { self.ring.push(&read)? };
+        self.arm_timer(Op::Tick);
+        let mut completions = Vec::with_capacity(1024);
+        while !(self.stopping
+            && self.slots.live() == 0
+            && self.rejecting == 0
+            && !self.accept_armed)
+        {
+            self.ring.submit_and_wait(1)?;
+            self.ring.drain(&mut completions);
+            for c in completions.drain(..) {
+                self.dispatch(c);
+            }
+        }
+        tracing::debug!(worker = self.id, "worker stopped");
+        Ok(())
+    }
+
+    fn dispatch(&mut self, c: Completion) {
+        let token = Token::from(c.user_data);
+        match token.op {
+            Op::Ignore => {}
+            Op::Accept => self.on_accept(c),
+            Op::AcceptResume => self.on_accept_resume(),
+            Op::Tick => self.on_tick(),
+            Op::Wake => self.on_wake(),
+            Op::DrainDeadline => self.close_all(),
+            Op::RejectWrite => self.on_reject_written(token.slot as RawFd),
+            Op::RejectDrain => self.on_reject_drained(token.slot as RawFd),
+            Op::Connect => self.on_connect(token, c.result),
+            Op::Relay { kind, dir } => self.on_relay(token, kind, dir as usize, c),
+        }
+    }
+
+    /// Arms a worker-level timer (`Tick`, `AcceptResume` or `DrainDeadline`).
+    fn arm_timer(&mut self, op: Op) -> bool {
+        let ts: &Timespec = match op {
+            Op::Tick => &self.timers.tick,
+            Op::AcceptResume => &self.timers.accept_pause,
+            _ => &self.timers.drain,
+        };
+        let timeout = opcode::Timeout::new(ts as *const Timespec)
+            .build()
+            .user_data(Token::worker(op).into());
+        // SAFETY: the timespec is boxed in `self`, which outlives the ring.
+        unsafe { self.ring.push(&timeout) }.is_ok()
+    }
+
+    fn on_relay(&mut self, token: Token, kind: u8, dir: usize, c: Completion) {
+        let tick = self.tick;
+        let Some(slot) = self.slots.get(token.slot, token.generation) else {
+            return;
+        };
+        if !cqueue::more(c.flags) {
+            slot.inflight -= 1;
+        }
+        if slot.closing {
+            self.relay.discard(kind, c.result, c.flags);
+            self.finish_teardown(token.slot, token.generation);
+            return;
+        }
+        slot.last_active = tick;
+        let Some(conn) = slot.conn.as_mut() else {
+            return;
+        };
+        let mut io = Io {
+            ring: &mut self.ring,
+            token,
+            inflight: &mut slot.inflight,
+        };
+        let flow = self
+            .relay
+            .complete(&mut io, conn, kind, dir, c.result, c.flags);
+        self.after(token, flow);
+    }
+
+    fn after(&mut self, token: Token, flow: Flow) {
+        match flow {
+            Flow::Continue => {}
+            Flow::Done => self.teardown(token.slot, token.generation),
+            Flow::Failed(errno) => {
+                tracing::debug!(worker = self.id, error = %std::io::Error::from_raw_os_error(errno), "connection failed");
+                self.teardown(token.slot, token.generation);
+            }
+        }
+    }
+
+    /// Closes relayed connections that moved no byte for `idle_timeout`.
+    fn on_tick(&mut self) {
+        self.tick = self.tick.wrapping_add(1);
+        let (now, idle) = (self.tick, self.idle_ticks);
+        let expired: Vec<(u32, u32)> = self
+            .slots
+            .live_tokens()
+            .filter(|&(i, _)| {
+                let slot = self.slots.peek(i);
+                slot.opened && !slot.closing && now.wrapping_sub(slot.last_active) >= idle
+            })
+            .collect();
+        for (index, generation) in expired {
+            tracing::debug!(worker = self.id, "idle timeout: closing connection");
+            self.teardown(index, generation);
+        }
+        if !self.arm_timer(Op::Tick) {
+            tracing::warn!(worker = self.id, "cannot re-arm the idle timer");
+        }
+    }
+
+    /// Starts closing a connection: cancels what is in flight, then closes once it all
+    /// completed.
+    fn teardown(&mut self, index: u32, generation: u32) {
+        let Some(slot) = self.slots.get(index, generation) else {
+            return;
+        };
+        if slot.closing {
+            return;
+        }
+        slot.closing = true;
+        if slot.inflight > 0 {
+            for fd in [slot.client, slot.server] {
+                if fd >= 0 {
+                    let cancel = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
+                        .build()
+                        .user_data(Token::IGNORE.into());
+                    // SAFETY: a cancellation references no memory. If the ring refuses it, the
+                    // operations still end on their own once the peer closes.
+                    let _ = unsafe { self.ring.push(&cancel) };
+                }
+            }
+        }
+        self.finish_teardown(index, generation);
+    }
+
+    fn finish_teardown(&mut self, index: u32, generation: u32) {
+        let Some(slot) = self.slots.get(index, generation) else {
+            return;
+        };
+        if slot.inflight > 0 {
+            return;
+        }
+        if let Some(conn) = slot.conn.take() {
+            self.relay.close(conn);
+        }
+        let (client, server) = (slot.client, slot.server);
+        if let (Some(backend), true) = (slot.backend.take(), slot.opened) {
+            backend.connection_closed();
+        }
+        self.slots.remove(index);
+        sys::close(server);
+        self.close_client(client);
+    }
+
+    /// Closes a counted client descriptor and gives its place under the cap back.
+    fn close_client(&mut self, client: RawFd) {
+        sys::close(client);
+        self.limit.release();
+        if self.at_capacity && self.limit.has_room() {
+            self.at_capacity = false;
+            self.arm_accept();
+        }
+    }
+
+    /// The drain deadline passed: close whatever is still open.
+    fn close_all(&mut self) {
+        let open: Vec<(u32, u32)> = self.slots.live_tokens().collect();
+        if !open.is_empty() {
+            tracing::info!(
+                worker = self.id,
+                open = open.len(),
+                "drain timeout: closing open connections"
+            );
+        }
+        for (index, generation) in open {
+            self.teardown(index, generation);
+        }
+    }
+}
