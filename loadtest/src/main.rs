@@ -1,2 +1,2 @@
-//! The ringlb load-test harness (see the README).
+//! The `loadtest` binary (the harness lands in the following commits).
 fn main() {}
