@@ -19,5 +19,12 @@
 
 pub mod client;
 pub mod outcome;
+pub mod pacer;
+pub mod phase;
+pub mod ports;
+pub mod progress;
+pub mod recorder;
 pub mod replica;
+pub mod schedule;
 pub mod units;
+pub mod workload;
