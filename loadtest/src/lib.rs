@@ -17,14 +17,23 @@
 //! bounded in count and in time.
 #![warn(missing_docs)]
 
+pub mod bench;
+pub mod cli;
 pub mod client;
+pub mod compare;
+pub mod lab;
 pub mod outcome;
 pub mod pacer;
+pub mod path;
 pub mod phase;
+pub mod plan;
 pub mod ports;
+pub mod process;
 pub mod progress;
+pub mod proxy;
 pub mod recorder;
 pub mod replica;
+pub mod report;
 pub mod schedule;
 pub mod units;
 pub mod workload;
