@@ -33,6 +33,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<bool> {
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(started));
     fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let progress = Progress::detect();
+    raise_fd_limit();
     let replica_runtime = runtime("replica", args.replica_threads, false)?;
     let load_runtime = runtime("load", args.client_threads, true)?;
 
@@ -121,6 +122,17 @@ fn runtime(name: &str, threads: usize, tight_timers: bool) -> anyhow::Result<Run
     builder
         .build()
         .with_context(|| format!("cannot start the {name} runtime"))
+}
+
+/// Raises the soft open-file limit to the hard one (inherited by the proxies too): thousands of
+/// connections need twice as many descriptors. Best effort.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
 }
 
 /// `target/loadtest/<timestamp>/`, in the cargo target directory this binary was built into

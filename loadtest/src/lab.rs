@@ -81,6 +81,7 @@ impl Lab {
         let setup = Setup {
             backends: lab.replicas.iter().map(Replica::local_addr).collect(),
             workers: args.workers,
+            connections: args.connections,
             dir: dir.to_owned(),
             relay: args.relay.clone(),
         };

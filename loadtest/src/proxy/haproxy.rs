@@ -13,7 +13,7 @@ use std::{
 
 use crate::process::find_program;
 
-use super::{backend_list, Proxy, Setup, Unavailable};
+use super::{backend_list, connection_limit, Proxy, Setup, Unavailable};
 
 /// haproxy, found on `PATH`.
 #[derive(Debug, Clone)]
@@ -46,12 +46,13 @@ impl Proxy for Haproxy {
     fn config(&self, listen: SocketAddr, setup: &Setup) -> String {
         let mut text = format!(
             "# Written by loadtest for one run: TCP proxy, round robin, {workers} thread(s).\n\
-             global\n    nbthread {workers}\n    maxconn 4096\n\n\
+             global\n    nbthread {workers}\n    maxconn {maxconn}\n\n\
              defaults\n    mode tcp\n    balance roundrobin\n    timeout connect 5s\n    \
              timeout client 60s\n    timeout server 60s\n\n\
              frontend loadtest\n    bind {listen}\n    default_backend replicas\n\n\
              backend replicas\n    option httpchk GET /healthz\n",
-            workers = setup.workers
+            workers = setup.workers,
+            maxconn = connection_limit(setup),
         );
         for (i, backend) in backend_list(setup).enumerate() {
             let _ = writeln!(text, "    server r{i} {backend} check inter 1s");
@@ -78,6 +79,7 @@ mod tests {
                 "127.0.0.1:9002".parse().unwrap(),
             ],
             workers: 2,
+            connections: 32,
             dir: PathBuf::from("/tmp"),
             relay: None,
         };

@@ -36,6 +36,8 @@ pub struct Setup {
     pub backends: Vec<SocketAddr>,
     /// Worker threads or processes.
     pub workers: usize,
+    /// Concurrent client connections the load will open (sizes connection limits).
+    pub connections: usize,
     /// Where configs and logs go.
     pub dir: PathBuf,
     /// ringlb's relay strategy, when forced.
@@ -97,7 +99,13 @@ pub fn launch(proxy: &dyn Proxy, setup: &Setup) -> anyhow::Result<Running> {
 /// True when the process's output says its listen address was in use.
 fn port_was_taken(process: &Supervised) -> bool {
     let tail = process.log_tail(20).to_ascii_lowercase();
-    tail.contains("address already in use") || tail.contains("addrinuse")
+    tail.contains("address already in use") || tail.contains("os error 98")
+}
+
+/// A connection limit comfortably above what the load opens (each client connection also
+/// needs one to a replica).
+pub fn connection_limit(setup: &Setup) -> usize {
+    (setup.connections * 4).max(4096)
 }
 
 /// The replicas as `127.0.0.1:PORT` strings.

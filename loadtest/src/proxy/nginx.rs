@@ -16,7 +16,7 @@ use std::{
 
 use crate::process::find_program;
 
-use super::{backend_list, Proxy, Setup, Unavailable};
+use super::{backend_list, connection_limit, Proxy, Setup, Unavailable};
 
 /// Where distributions put the dynamic stream module.
 const MODULE_DIRS: [&str; 4] = [
@@ -84,12 +84,13 @@ impl Proxy for Nginx {
         }
         let _ = write!(
             text,
-            "worker_processes {workers};\nworker_rlimit_nofile 65536;\ndaemon off;\n\
+            "worker_processes {workers};\ndaemon off;\n\
              pid {pid};\nerror_log stderr warn;\n\n\
-             events {{\n    worker_connections 16384;\n}}\n\n\
+             events {{\n    worker_connections {limit};\n}}\n\n\
              stream {{\n    upstream replicas {{\n",
             workers = setup.workers,
             pid = setup.dir.join("nginx.pid").display(),
+            limit = connection_limit(setup),
         );
         for backend in backend_list(setup) {
             let _ = writeln!(text, "        server {backend};");
@@ -183,6 +184,7 @@ mod tests {
                 "127.0.0.1:9002".parse().unwrap(),
             ],
             workers: 1,
+            connections: 32,
             dir: PathBuf::from("/tmp/run"),
             relay: None,
         };

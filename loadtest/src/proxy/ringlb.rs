@@ -144,6 +144,7 @@ mod tests {
                 "127.0.0.1:9002".parse().unwrap(),
             ],
             workers: 2,
+            connections: 32,
             dir: PathBuf::from("/tmp"),
             relay: Some("splice".into()),
         };
