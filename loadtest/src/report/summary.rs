@@ -295,8 +295,9 @@ fn warnings(paths: &[PathSummary]) -> Vec<String> {
         }
         if let Some(lag) = path.generator_lag_us.filter(|lag| lag.p99 > LAG_WARNING_US) {
             out.push(format!(
-                "the load generator woke late while measuring {} (p99 {} µs after the intended time): \
-                 it may be short of CPU; try --client-threads 2 or a lower --rate",
+                "the load generator woke late while measuring {} (p99 {} µs after the intended \
+                 time; the latencies include it): the machine is busy or the generator short of CPU \
+                 (other processes? try --client-threads 2 or a lower --rate)",
                 path.name, lag.p99
             ));
         }

@@ -27,7 +27,7 @@ pub fn render(summary: &Summary) -> String {
         ),
         ("ratio to haproxy", |p: &PathSummary| p.ratio_to_haproxy),
     ] {
-        if summary.paths.iter().any(|p| pick(p).is_some()) {
+        if summary.paths.len() > 1 && summary.paths.iter().any(|p| pick(p).is_some()) {
             out.push('\n');
             out.push_str(&ratio_table(label, summary, pick));
         }
@@ -71,7 +71,7 @@ fn main_table(summary: &Summary) -> String {
 fn throughput_heading(mode: Mode) -> &'static str {
     match mode {
         Mode::Rate | Mode::Max => "req/s",
-        Mode::Bulk => "Gbit/s",
+        Mode::Bulk => "Gbit/s each way",
         Mode::Connect => "conn/s",
     }
 }
