@@ -16,9 +16,9 @@ use crate::{
 /// Default total request rate of `--mode rate`.
 ///
 /// On a 2-core machine the load generator, the replicas and the proxy share two cores; with
-/// 32 connections and one worker, haproxy and nginx each sustain well over 10,000 req/s there in
-/// `--mode max`. 4,000 req/s stays comfortably below every path's capacity, so the run measures
-/// latency at a steady load rather than queueing at saturation.
+/// 32 connections and one worker, haproxy and nginx each did 16,000 to 28,000 req/s there in
+/// `--mode max` (depending on what else ran). 4,000 req/s, a quarter of the lowest, keeps every
+/// path far from saturation, so the run measures latency under steady load, not queueing.
 pub const DEFAULT_RATE: f64 = 4000.0;
 
 /// Load-test ringlb against haproxy and nginx, with the direct path as the floor.
@@ -55,9 +55,9 @@ pub struct RunArgs {
     /// fast as possible (throughput), bulk echo transfers (Gbit/s), or a connection per request.
     #[arg(long, value_enum, default_value_t = Mode::Rate)]
     pub mode: Mode,
-    /// Total requests per second over all connections (--mode rate). The default, 4000, is well
-    /// below what every path sustains on a 2-core machine (each does >10,000 req/s in --mode max
-    /// there), so latency is measured under steady load, not saturation.
+    /// Total requests per second over all connections (--mode rate). The default, 4000, is a
+    /// quarter of what the slowest path (haproxy or nginx, one worker) did in --mode max on a
+    /// 2-core machine, so latency is measured under steady load, not at saturation.
     #[arg(long, default_value_t = DEFAULT_RATE)]
     pub rate: f64,
     /// Concurrent connections.
