@@ -103,7 +103,10 @@ pub fn render(comparison: &Comparison, a: &Path, b: &Path, tolerance: f64) -> St
     let tolerance = tolerance * 100.0;
     let _ = match comparison.regressed {
         true => writeln!(out, "\nFAIL: B is more than {tolerance:.1}% slower than A at a gated percentile (p50, p99, p99.9)"),
-        false => writeln!(out, "\nPASS: B is within {tolerance:.1}% of A at p50, p99 and p99.9"),
+        false => writeln!(
+            out,
+            "\nPASS: B is at most {tolerance:.1}% slower than A at p50, p99 and p99.9"
+        ),
     };
     out
 }
