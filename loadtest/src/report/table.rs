@@ -1,0 +1,189 @@
+//! The console report: one row per path, then the ratios to `direct` and to `haproxy`.
+//!
+//! Owns the text layout only; every number comes from the [`Summary`]. Never hides a path, an
+//! error or a warning to make the table shorter.
+
+use std::fmt::Write as _;
+
+use crate::{units, workload::Mode};
+
+use super::{
+    subtitle,
+    summary::{PathSummary, Percentiles, Ratios},
+    Summary,
+};
+
+const PERCENTILES: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
+
+/// The whole console report.
+pub fn render(summary: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n{}\n", subtitle(summary));
+    out.push_str(&main_table(summary));
+    for (label, pick) in [
+        (
+            "ratio to direct",
+            (|p: &PathSummary| p.ratio_to_direct) as fn(&PathSummary) -> Option<Ratios>,
+        ),
+        ("ratio to haproxy", |p: &PathSummary| p.ratio_to_haproxy),
+    ] {
+        if summary.paths.len() > 1 && summary.paths.iter().any(|p| pick(p).is_some()) {
+            out.push('\n');
+            out.push_str(&ratio_table(label, summary, pick));
+        }
+    }
+    if summary.settings.mode == Mode::Connect {
+        out.push('\n');
+        out.push_str(&percentile_table("connect latency", summary, |p| {
+            p.connect_latency_us
+        }));
+    }
+    out.push_str(&notes(summary));
+    out
+}
+
+fn main_table(summary: &Summary) -> String {
+    let mode = summary.settings.mode;
+    let mut head = vec!["path".to_owned(), throughput_heading(mode).to_owned()];
+    if mode == Mode::Rate {
+        head.push("of intended".into());
+    }
+    head.extend(PERCENTILES.iter().map(|s| s.to_string()));
+    head.push("errors".into());
+    let mut rows = vec![head];
+    for path in &summary.paths {
+        let mut row = vec![path.name.clone(), throughput(mode, path)];
+        if let Some(ratio) = path.achieved_ratio {
+            let flag = if path.kept_rate == Some(false) {
+                " !"
+            } else {
+                ""
+            };
+            row.push(format!("{:.1}%{flag}", ratio * 100.0));
+        }
+        row.extend(path.latency_us.shown().iter().map(|v| units::latency(*v)));
+        row.push(path.errors.to_string());
+        rows.push(row);
+    }
+    grid(&rows)
+}
+
+fn throughput_heading(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Rate | Mode::Max => "req/s",
+        Mode::Bulk => "Gbit/s each way",
+        Mode::Connect => "conn/s",
+    }
+}
+
+fn throughput(mode: Mode, path: &PathSummary) -> String {
+    match (mode, path.gbit_per_s) {
+        (Mode::Bulk, Some(gbit)) => format!("{gbit:.2}"),
+        _ => units::count(path.throughput),
+    }
+}
+
+fn ratio_table(label: &str, summary: &Summary, pick: fn(&PathSummary) -> Option<Ratios>) -> String {
+    let mut rows = vec![std::iter::once(label.to_owned())
+        .chain(PERCENTILES.iter().map(|s| s.to_string()))
+        .collect::<Vec<_>>()];
+    for path in &summary.paths {
+        if let Some(ratios) = pick(path) {
+            let cells = ratios.shown().into_iter().map(units::ratio);
+            rows.push(std::iter::once(path.name.clone()).chain(cells).collect());
+        }
+    }
+    grid(&rows)
+}
+
+fn percentile_table(
+    label: &str,
+    summary: &Summary,
+    pick: fn(&PathSummary) -> Option<Percentiles>,
+) -> String {
+    let mut rows = vec![std::iter::once(label.to_owned())
+        .chain(PERCENTILES.iter().map(|s| s.to_string()))
+        .collect::<Vec<_>>()];
+    for path in &summary.paths {
+        if let Some(p) = pick(path) {
+            let cells = p.shown().into_iter().map(units::latency);
+            rows.push(std::iter::once(path.name.clone()).chain(cells).collect());
+        }
+    }
+    grid(&rows)
+}
+
+/// Errors by kind, warnings, skipped and failed paths.
+fn notes(summary: &Summary) -> String {
+    let mut out = String::new();
+    for path in summary
+        .paths
+        .iter()
+        .filter(|p| p.errors > 0 || p.missed > 0)
+    {
+        let kinds: Vec<String> = path
+            .errors_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = write!(out, "\nerrors on {}: {}", path.name, kinds.join(", "));
+        if path.missed > 0 {
+            let _ = write!(out, "; {} scheduled requests never sent", path.missed);
+        }
+    }
+    for warning in &summary.warnings {
+        let _ = write!(out, "\n! {warning}");
+    }
+    for note in &summary.skipped {
+        let _ = write!(out, "\nskipped {}: {}", note.path, note.reason);
+    }
+    for note in &summary.failed {
+        let first = note.reason.lines().next().unwrap_or("");
+        let _ = write!(out, "\nFAILED {}: {first}", note.path);
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+/// Aligns rows into columns: the first left-aligned, the rest right-aligned.
+fn grid(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            if c == 0 {
+                let _ = write!(out, "{cell}{}", " ".repeat(pad));
+            } else {
+                let _ = write!(out, "  {}{cell}", " ".repeat(pad));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_aligns_columns() {
+        let rows = vec![
+            vec!["path".to_owned(), "p50".to_owned()],
+            vec!["direct".to_owned(), "85 µs".to_owned()],
+        ];
+        assert_eq!(grid(&rows), "path      p50\ndirect  85 µs\n");
+    }
+}
