@@ -25,6 +25,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let config = match Config::load(&args.config) {
@@ -56,28 +57,33 @@ fn run(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT/SIGTERM fire the shutdown signal.
+/// The first SIGINT/SIGTERM starts a graceful stop (stop accepting, drain open connections);
+/// a second one exits at once.
 fn spawn_signal_thread(shutdown: Shutdown) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut term = rt.block_on(async { signal(SignalKind::terminate()) })?;
+    let mut int = rt.block_on(async { signal(SignalKind::interrupt()) })?;
     std::thread::Builder::new()
         .name("ringlb-signals".into())
         .spawn(move || {
             rt.block_on(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut term), Ok(mut int)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                ) else {
-                    tracing::error!("cannot install signal handlers");
-                    return;
+                let name = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
                 };
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                    _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-                }
+                tracing::info!(
+                    "{name}: stopping; open connections may finish (signal again to exit at once)"
+                );
                 shutdown.trigger();
+                let name = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                tracing::warn!("{name} again: exiting without waiting for open connections");
+                std::process::exit(1);
             })
         })?;
     Ok(())

@@ -2,6 +2,8 @@
 //! backends on ephemeral ports.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use ringlb::{
@@ -179,6 +181,8 @@ pub fn body(response: &[u8]) -> String {
 pub struct EchoBackend {
     pub addr: SocketAddr,
     pub closed: Arc<Notify>,
+    /// Bytes echoed so far, over all connections.
+    pub echoed: tokio::sync::watch::Receiver<usize>,
 }
 
 impl EchoBackend {
@@ -187,20 +191,36 @@ impl EchoBackend {
         let addr = listener.local_addr().unwrap();
         let closed = Arc::new(Notify::new());
         let notify = Arc::clone(&closed);
+        let (count, echoed) = tokio::sync::watch::channel(0usize);
+        let count = Arc::new(count);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let notify = Arc::clone(&notify);
+                let count = Arc::clone(&count);
                 tokio::spawn(async move {
-                    echo(stream).await;
+                    echo(stream, &count).await;
                     notify.notify_one();
                 });
             }
         });
-        EchoBackend { addr, closed }
+        EchoBackend {
+            addr,
+            closed,
+            echoed,
+        }
+    }
+
+    /// Waits (bounded) until at least `n` bytes were echoed.
+    pub async fn wait_echoed(&self, n: usize) {
+        let mut rx = self.echoed.clone();
+        tokio::time::timeout(DEADLINE, rx.wait_for(|&b| b >= n))
+            .await
+            .expect("bytes reach the echo backend")
+            .unwrap();
     }
 }
 
-async fn echo(mut stream: TcpStream) {
+async fn echo(mut stream: TcpStream, count: &tokio::sync::watch::Sender<usize>) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut first = true;
     loop {
@@ -216,6 +236,7 @@ async fn echo(mut stream: TcpStream) {
         if stream.write_all(&buf[..n]).await.is_err() {
             return;
         }
+        count.send_modify(|c| *c += n);
     }
     let _ = stream.shutdown().await;
 }
