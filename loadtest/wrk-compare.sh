@@ -19,10 +19,25 @@ cargo build --release -q -p ringlb -p loadtest
 BIN=target/release
 tmp=$(mktemp -d)
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "$KEEP_LOGS" ] && tail -n 5 "$tmp"/*.log >&2; rm -rf "$tmp"; }
 trap cleanup EXIT
+KEEP_LOGS=${KEEP_LOGS:-}
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# Ports below the ephemeral range, so no client socket of this run can take one in the meantime.
+free_port() {
+  python3 - <<'PY'
+import random, socket
+while True:
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()
+PY
+}
 wait_port() {
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -61,7 +76,7 @@ p=$(free_port); port[haproxy]=$p
 cat >"$tmp/haproxy.cfg" <<CFG
 global
   nbthread 1
-  maxconn 20000
+  maxconn 5000
 defaults
   mode tcp
   timeout connect 3s

@@ -243,3 +243,33 @@ async fn connect_timeout_moves_on_to_the_next_backend() {
         "connect timeout should be ~3s, took {waited:?}"
     );
 }
+
+/// Connections torn down while splices are in flight must not leak their pipes' bytes into
+/// later connections (pipes are pooled per worker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_transfers_never_leak_bytes_into_later_connections() {
+    for relay in RELAYS {
+        let echo = EchoBackend::start().await;
+        let mut cfg = config(&[echo.addr], relay);
+        cfg.workers = 1;
+        let proxy = Proxy::start(&cfg);
+        proxy.wait_healthy(1).await;
+        for round in 0..20u64 {
+            let addr = proxy.addr;
+            let aborted = tokio::spawn(async move {
+                let s = TcpStream::connect(addr).await.unwrap();
+                let (_rd, mut wr) = s.into_split();
+                let _ = wr
+                    .write_all(&random_bytes(2 * 1024 * 1024, 1000 + round))
+                    .await;
+                let s = wr.reunite(_rd).unwrap().into_std().unwrap();
+                socket2::Socket::from(s)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap(); // dropped here: RST with bytes in flight
+            });
+            let intact = echo_round_trip(proxy.addr, random_bytes(300_000, round + 1));
+            let (a, ()) = tokio::join!(aborted, intact);
+            a.unwrap();
+        }
+    }
+}

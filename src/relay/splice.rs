@@ -106,7 +106,10 @@ impl Relay for Splice {
 
     fn close(&mut self, conn: Conn) {
         for half in conn.half {
-            if let (Some(pipe), 0) = (half.pipe, half.queued) {
+            // A splice whose completion arrived during teardown was never accounted (`busy` is
+            // still set): its pipe may hold bytes, so it is closed, never handed to another
+            // connection.
+            if let (Some(pipe), 0, false) = (half.pipe, half.queued, half.busy) {
                 self.pipes.give(pipe);
             }
         }
