@@ -66,58 +66,71 @@ impl Ord for Turn {
     }
 }
 
+impl Turn {
+    /// Takes the next free slot of this backend's permutation and returns it. `TABLE_SIZE` is
+    /// prime and `skip` in 1..TABLE_SIZE, so the permutation visits every slot: a free one is
+    /// found while the table is not full.
+    fn take_free_slot(&mut self, taken: &mut [u64]) -> usize {
+        let m = TABLE_SIZE as u64;
+        loop {
+            let slot = self.position as usize;
+            self.position += self.skip;
+            if self.position >= m {
+                self.position -= m;
+            }
+            let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+            if taken[word] & bit == 0 {
+                taken[word] |= bit;
+                self.taken += 1;
+                return slot;
+            }
+        }
+    }
+}
+
+/// Every candidate's first turn, ranked by identity hash so that the publication order does
+/// not matter.
+fn first_turns(candidates: &[Candidate]) -> BinaryHeap<Turn> {
+    let m = TABLE_SIZE as u64;
+    let mut ranked: Vec<(u64, u64, usize)> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (h1, h2) = identity_hashes(&c.backend);
+            (h1, h2, i)
+        })
+        .collect();
+    ranked.sort_unstable();
+    ranked
+        .iter()
+        .enumerate()
+        .map(|(rank, &(h1, h2, i))| Turn {
+            taken: 0,
+            weight: u64::from(candidates[i].weight),
+            rank,
+            candidate: i as u32,
+            position: h1 % m,
+            skip: h2 % (m - 1) + 1,
+        })
+        .collect()
+}
+
 impl Maglev {
     /// Fills the table: backends take turns in proportion to their weight (equal weights: one
     /// round after another, as in the Maglev paper), each taking the next free slot of its
-    /// permutation. O(slots × log n) turns plus the probing, a few milliseconds at most.
+    /// permutation. O(slots × log n) turns plus about slots × ln(slots) probes: from 2.5 ms at
+    /// 3 backends to about 8 ms at 1,000 (15 ms with very uneven weights), control plane only.
     pub(super) fn new(candidates: &[Candidate]) -> Self {
         if candidates.is_empty() {
             return Self::default();
         }
-        let m = TABLE_SIZE as u64;
-        let mut ranked: Vec<(u64, u64, usize)> = candidates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let (h1, h2) = identity_hashes(&c.backend);
-                (h1, h2, i)
-            })
-            .collect();
-        ranked.sort_unstable();
-        let mut turns: BinaryHeap<Turn> = ranked
-            .iter()
-            .enumerate()
-            .map(|(rank, &(h1, h2, i))| Turn {
-                taken: 0,
-                weight: u64::from(candidates[i].weight),
-                rank,
-                candidate: i as u32,
-                position: h1 % m,
-                skip: h2 % (m - 1) + 1,
-            })
-            .collect();
+        let mut turns = first_turns(candidates);
         let mut slots = vec![0u32; TABLE_SIZE];
-        // Which slots are taken, as bits: 8 KiB that stay in L1 while the probing (about
-        // slots × ln(slots) probes in all) jumps around the table.
+        // Which slots are taken, as bits: 8 KiB that stay in L1 while the probing jumps around.
         let mut taken = vec![0u64; TABLE_SIZE.div_ceil(64)];
         for _ in 0..TABLE_SIZE {
             let mut turn = turns.pop().expect("at least one candidate");
-            // `m` is prime and `skip` in 1..m, so the permutation visits every slot: a free
-            // one is found while the table is not full.
-            loop {
-                let slot = turn.position as usize;
-                turn.position += turn.skip;
-                if turn.position >= m {
-                    turn.position -= m;
-                }
-                let (word, bit) = (slot / 64, 1u64 << (slot % 64));
-                if taken[word] & bit == 0 {
-                    taken[word] |= bit;
-                    slots[slot] = turn.candidate;
-                    break;
-                }
-            }
-            turn.taken += 1;
+            slots[turn.take_free_slot(&mut taken)] = turn.candidate;
             turns.push(turn);
         }
         Self {

@@ -22,8 +22,10 @@ const RETRY_SCAN: usize = 64;
 
 /// The smooth weighted sequence of candidate indices for `weights` (each > 0).
 ///
-/// Costs O(n × length) once per publish: with equal weights it is `0..n` directly; with mixed
-/// weights at 1,000 backends and a full 65,536-entry sequence it takes tens of milliseconds.
+/// Costs O(n × length) once per publish, on the control plane: with equal weights it is `0..n`
+/// directly; 1,000 backends weighted 1 to 4 take about 2 ms; the worst case, 1,000 backends
+/// whose weights fill the 65,536 entries, about 100 ms (picks keep using the previous snapshot
+/// meanwhile).
 pub(super) fn sequence(weights: &[u32]) -> Box<[u32]> {
     let weights = normalize(weights, MAX_SEQUENCE as u64);
     if weights.iter().all(|&w| w == 1) {
