@@ -3,10 +3,11 @@
 //! Backends are created by the control plane and shared with workers through balancer snapshots
 //! (`Arc<Backend>`). The same endpoint keeps the same `Arc` across snapshots, so its counters
 //! survive health flaps. Counters are atomics with `Relaxed` ordering: never a lock.
+//! The weight is read by the balancer only when a snapshot is published, never per pick.
 
 use std::{
     net::SocketAddr,
-    sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+    sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
 };
 
 use crossbeam_utils::CachePadded;
@@ -25,6 +26,8 @@ pub struct Backend {
     pub sockaddr: socket2::SockAddr,
     /// Live counters, written by every worker.
     pub stats: CachePadded<BackendStats>,
+    /// Relative share of new connections; 0 drains (see [`Backend::weight`]).
+    weight: AtomicU32,
 }
 
 /// Counters of one backend, shared by all workers.
@@ -39,15 +42,42 @@ pub struct BackendStats {
 }
 
 impl Backend {
-    /// A backend with zeroed counters.
+    /// A backend with zeroed counters and weight 1.
     pub fn new(target: usize, name: impl Into<String>, addr: SocketAddr) -> Self {
+        Self::with_weight(target, name, addr, 1)
+    }
+
+    /// A backend with zeroed counters and the given weight (0 = draining).
+    pub fn with_weight(
+        target: usize,
+        name: impl Into<String>,
+        addr: SocketAddr,
+        weight: u32,
+    ) -> Self {
         Self {
             target,
             name: name.into(),
             addr,
             sockaddr: addr.into(),
             stats: CachePadded::new(BackendStats::default()),
+            weight: AtomicU32::new(weight),
         }
+    }
+
+    /// Relative share of new connections this backend should get (default 1).
+    ///
+    /// 0 means draining: the balancer never picks it for a new connection, while connections
+    /// already open run to their end and stay counted in [`Backend::active`].
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Relaxed)
+    }
+
+    /// Changes the weight, keeping this `Arc` and its live counters (e.g. to drain on reload).
+    ///
+    /// Takes effect at the next [`crate::balancer::Balancer::publish`], which rebuilds the
+    /// balancer's tables; snapshots already published keep the weight they were built with.
+    pub fn set_weight(&self, weight: u32) {
+        self.weight.store(weight, Relaxed);
     }
 
     /// Records a new connection to this backend.
