@@ -7,7 +7,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
 };
 
 use crossbeam_utils::CachePadded;
@@ -28,6 +28,9 @@ pub struct Backend {
     pub stats: CachePadded<BackendStats>,
     /// Relative share of new connections; 0 drains (see [`Backend::weight`]).
     weight: AtomicU32,
+    /// A worker saw a connect fail and asked the health checker to take this backend out;
+    /// set until the checker brings it back, so a burst of failures sends one request.
+    ejected: AtomicBool,
 }
 
 /// Counters of one backend, shared by all workers.
@@ -61,7 +64,19 @@ impl Backend {
             sockaddr: addr.into(),
             stats: CachePadded::new(BackendStats::default()),
             weight: AtomicU32::new(weight),
+            ejected: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the backend as reported down by a worker; `true` for the first report since it
+    /// was last brought back.
+    pub fn mark_ejected(&self) -> bool {
+        !self.ejected.swap(true, Relaxed)
+    }
+
+    /// Clears the mark once the health checker has brought the backend back.
+    pub fn clear_ejected(&self) {
+        self.ejected.store(false, Relaxed);
     }
 
     /// Relative share of new connections this backend should get (default 1).

@@ -8,7 +8,7 @@ use std::{io, net::SocketAddr, sync::Arc, thread::JoinHandle};
 use crate::{
     balancer::Balancer,
     config::Config,
-    health::HealthChecker,
+    health::{HealthChecker, HealthStatus},
     listener,
     shutdown::Shutdown,
     uring,
@@ -51,6 +51,7 @@ pub enum StartError {
 pub struct Server {
     local_addr: SocketAddr,
     balancer: Arc<Balancer>,
+    health_status: Arc<HealthStatus>,
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
     health: JoinHandle<()>,
@@ -76,7 +77,7 @@ impl Server {
                 source,
             })?;
 
-        let balancer = Arc::new(Balancer::new());
+        let balancer = Arc::new(Balancer::with_strategy(config.balance));
         let mut health = HealthChecker::new(
             config.targets.clone(),
             config.health_check.clone(),
@@ -103,12 +104,14 @@ impl Server {
                 listener,
                 Arc::clone(&balancer),
                 Arc::clone(&limit),
+                health.ejector(),
                 settings,
                 wake,
             )
             .map_err(|source| StartError::Worker { id, source })?;
             built.push(worker);
         }
+        let health_status = health.status_handle();
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
@@ -128,6 +131,7 @@ impl Server {
         Ok(Server {
             local_addr,
             balancer,
+            health_status,
             shutdown,
             workers,
             health,
@@ -142,6 +146,11 @@ impl Server {
     /// The balancer the workers pick from.
     pub fn balancer(&self) -> &Arc<Balancer> {
         &self.balancer
+    }
+
+    /// What the health checker sees: per-endpoint state, last outcome, finished rounds.
+    pub fn health_status(&self) -> &Arc<HealthStatus> {
+        &self.health_status
     }
 
     /// Asks every thread to stop; [`Server::wait`] then returns.

@@ -236,6 +236,7 @@ fn target(host: &str, port: u16) -> Target {
             port,
         },
         health_check_endpoint: "/healthz".into(),
+        weight: 1,
     }
 }
 

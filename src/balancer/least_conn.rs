@@ -48,7 +48,7 @@ pub(super) fn pick(
             continue;
         }
         let load = candidate.load();
-        if best.map_or(true, |(_, least)| load < least) {
+        if best.is_none_or(|(_, least)| load < least) {
             best = Some((i, load));
         }
     }

@@ -221,7 +221,7 @@ fn pick_excluding_never_returns_the_excluded_backend() {
                 assert_ne!(picked.weight(), 0, "{strategy} {weights:?}");
                 let both = [&*pool[0], &*pool[1]];
                 let picked = balancer.pick_excluding_all(client(i), &both);
-                assert!(picked.map_or(true, |p| p.target == 2), "{strategy}");
+                assert!(picked.is_none_or(|p| p.target == 2), "{strategy}");
             }
         }
         // Nothing else available: `None`, and a plain pick still finds the excluded one.

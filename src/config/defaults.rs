@@ -16,9 +16,10 @@ pub(super) fn default_pin_workers() -> bool {
     false
 }
 
-/// The relay strategy used when the file names none; revisit after benchmarking.
+/// The relay strategy used when the file names none: `copy` measured fastest on request/response
+/// traffic (docs/benchmarks.md), the seed's workload.
 pub(super) fn default_relay() -> RelayMode {
-    RelayMode::SpliceInline
+    RelayMode::Copy
 }
 
 pub(super) fn default_connect_timeout() -> Duration {
@@ -77,4 +78,8 @@ pub(super) fn relay_name(mode: RelayMode) -> &'static str {
         RelayMode::SpliceInline => "splice-inline",
         RelayMode::Copy => "copy",
     }
+}
+
+pub(super) fn default_weight() -> u32 {
+    1
 }

@@ -23,6 +23,7 @@ struct FileConfig {
     drain_timeout: Option<Value>,
     max_connections: Option<Value>,
     retries: Option<Value>,
+    balance: Option<Value>,
     health_check: Option<Value>,
     targets: Option<Value>,
 }
@@ -43,6 +44,7 @@ struct FileHealthCheck {
 struct FileTarget {
     address: Option<Value>,
     health_check_endpoint: Option<Value>,
+    weight: Option<Value>,
 }
 
 /// A rejected value before the file path is attached.
@@ -145,6 +147,7 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
                 "a number of further backends to try, 0 or more",
             )
         })?,
+        balance: optional(file.balance, Default::default, balance)?,
         health_check: file
             .health_check
             .map_or_else(|| Ok(default_health_check()), health_check)?,
@@ -153,7 +156,7 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
 }
 
 /// `value` checked by `check`, or the default when the key is absent.
-fn optional<T>(
+pub(super) fn optional<T>(
     value: Option<Value>,
     default: fn() -> T,
     check: impl FnOnce(&Value) -> Result<T, Invalid>,
@@ -255,6 +258,13 @@ pub(super) fn targets(value: Option<Value>) -> Result<Vec<Target>, Invalid> {
         seen.insert(same_target_key(&target.address), i);
         targets.push(target);
     }
+    if targets.iter().all(|t| t.weight == 0) {
+        return Err(Invalid::new(
+            "targets",
+            "every target has weight 0, so no connection could be served; expected at least \
+             one target with a weight above 0",
+        ));
+    }
     Ok(targets)
 }
 
@@ -265,9 +275,13 @@ pub(super) fn target(index: usize, value: Value) -> Result<Target, Invalid> {
     let endpoint_key = format!("{table_key}.health_check_endpoint");
     let address = required(&address_key, file.address, ADDRESS_EXPECTED)?;
     let endpoint = required(&endpoint_key, file.health_check_endpoint, ENDPOINT_EXPECTED)?;
+    let weight_key = format!("{table_key}.weight");
     Ok(Target {
         address: target_address(&address_key, &address)?,
         health_check_endpoint: health_check_endpoint(&endpoint_key, &endpoint)?,
+        weight: optional(file.weight, default_weight, |v| {
+            integer(&weight_key, v, 0, "a relative weight, 0 (drain) or more")
+        })?,
     })
 }
 

@@ -17,6 +17,7 @@ use std::{
     time::Duration,
 };
 
+pub use crate::balancer::Strategy;
 use defaults::relay_name;
 use file::{parse_document, validate};
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Further backends tried when a connect fails, before the client gets the 503.
     pub retries: u32,
+    /// How a backend is chosen for each new connection.
+    pub balance: Strategy,
     /// Active health-check settings, shared by all targets.
     pub health_check: HealthCheck,
     /// The backends, in configuration order (never empty once validated).
@@ -69,6 +72,8 @@ pub struct Target {
     pub address: TargetAddress,
     /// Path requested by the HTTP health check, e.g. `/healthz`.
     pub health_check_endpoint: String,
+    /// Relative share of new connections (default 1); 0 drains the target.
+    pub weight: u32,
 }
 
 /// A `host:port` pair; the host may be a DNS name, resolved at health-check time.
@@ -115,6 +120,7 @@ impl Config {
             drain_timeout: defaults::default_drain_timeout(),
             max_connections: defaults::default_max_connections(),
             retries: defaults::default_retries(),
+            balance: Strategy::default(),
             health_check: defaults::default_health_check(),
             targets,
         }
@@ -200,6 +206,7 @@ impl fmt::Display for Config {
         writeln!(f, "drain_timeout = {}", human(self.drain_timeout))?;
         writeln!(f, "max_connections = {}", self.max_connections)?;
         writeln!(f, "retries = {}", self.retries)?;
+        writeln!(f, "balance = {}", quoted(self.balance.as_str()))?;
         let hc = &self.health_check;
         writeln!(f, "\n[health_check]")?;
         writeln!(f, "interval = {}", human(hc.interval))?;
@@ -211,6 +218,7 @@ impl fmt::Display for Config {
             writeln!(f, "address = {}", quoted(&target.address.to_string()))?;
             let endpoint = quoted(&target.health_check_endpoint);
             writeln!(f, "health_check_endpoint = {endpoint}")?;
+            writeln!(f, "weight = {}", target.weight)?;
         }
         Ok(())
     }

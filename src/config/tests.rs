@@ -41,6 +41,7 @@ fn target(host: &str, port: u16) -> Target {
             port,
         },
         health_check_endpoint: "/healthz".into(),
+        weight: 1,
     }
 }
 
@@ -54,12 +55,13 @@ fn seed_loads_with_all_defaults() {
             listen: "0.0.0.0:80".parse().unwrap(),
             workers: 0,
             pin_workers: false,
-            relay: RelayMode::SpliceInline,
+            relay: RelayMode::Copy,
             connect_timeout: Duration::from_secs(3),
             idle_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             retries: 2,
+            balance: Strategy::RoundRobin,
             health_check: HealthCheck {
                 interval: Duration::from_secs(5),
                 timeout: Duration::from_secs(1),
@@ -131,12 +133,14 @@ fn display_spells_out_defaults() {
         "listen = \"0.0.0.0:80\"",
         "workers = 0",
         "pin_workers = false",
-        "relay = \"splice-inline\"",
+        "relay = \"copy\"",
         "connect_timeout = \"3s\"",
         "idle_timeout = \"5m\"",
         "drain_timeout = \"30s\"",
         "max_connections = 10000",
         "retries = 2",
+        "balance = \"round_robin\"",
+        "weight = 1",
         "interval = \"5s\"",
         "timeout = \"1s\"",
         "rise = 1",
@@ -427,4 +431,26 @@ fn missing_file_names_the_path() {
     let error = Config::load(path).unwrap_err();
     assert!(matches!(error, ConfigError::Read { .. }));
     assert!(error.to_string().contains("/nonexistent/ringlb.toml"));
+}
+
+#[test]
+fn balance_and_weights_are_read_and_checked() {
+    let text = "balance = \"least_connections\"\n[[targets]]\naddress = \"a:1\"\n\
+                health_check_endpoint = \"/\"\nweight = 3\n[[targets]]\naddress = \"b:1\"\n\
+                health_check_endpoint = \"/\"\nweight = 0\n";
+    let config = parse(text).unwrap();
+    assert_eq!(config.balance, Strategy::LeastConnections);
+    assert_eq!(
+        config.targets.iter().map(|t| t.weight).collect::<Vec<_>>(),
+        [3, 0]
+    );
+    assert_rejected(
+        &format!("balance = \"random\"\n{TARGET}"),
+        "balance",
+        &["\"random\"", "least_connections"],
+    );
+    let negative = format!("{TARGET}weight = -1\n");
+    assert_rejected(&negative, "targets[0].weight", &["too small"]);
+    let all_zero = format!("{TARGET}weight = 0\n");
+    assert_rejected(&all_zero, "targets", &["weight 0"]);
 }

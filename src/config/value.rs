@@ -9,7 +9,7 @@ use super::{
     address::parse_target_address,
     defaults::{relay_name, RELAY_MODES},
     file::Invalid,
-    RelayMode, TargetAddress,
+    RelayMode, Strategy, TargetAddress,
 };
 
 pub(super) const ADDRESS_EXPECTED: &str = "host:port such as \"http-api-1:8001\" or \"[::1]:8001\"";
@@ -143,6 +143,21 @@ pub(super) fn target_address(key: &str, value: &Value) -> Result<TargetAddress, 
         Invalid::new(
             key,
             format!("{text:?} {problem}; expected {ADDRESS_EXPECTED}"),
+        )
+    })
+}
+
+pub(super) fn balance(value: &Value) -> Result<Strategy, Invalid> {
+    let names: Vec<String> = Strategy::ALL
+        .iter()
+        .map(|s| format!("{:?}", s.as_str()))
+        .collect();
+    let expected = format!("one of {}", names.join(", "));
+    let text = string("balance", value, &expected)?;
+    text.parse().map_err(|_| {
+        Invalid::new(
+            "balance",
+            format!("{text:?} is not a balancing strategy; expected {expected}"),
         )
     })
 }

@@ -9,6 +9,7 @@
 //! every endpoint concurrently with `GET <health_check_endpoint>`, each under the configured
 //! timeout, and publishes the healthy set only when its membership changed.
 
+mod eject;
 mod pool;
 mod probe;
 mod resolver;
@@ -23,6 +24,7 @@ use tokio::{
 };
 use tracing::{debug, error, info, warn};
 
+pub use eject::Ejector;
 pub use probe::{ProbeFailure, MAX_STATUS_LINE};
 pub use resolver::{ResolveFuture, Resolver, SystemResolver};
 pub use status::{EndpointStatus, HealthStatus, StatusReport, TargetStatus};
@@ -50,6 +52,8 @@ pub struct HealthChecker {
     pool: Pool,
     status: Arc<HealthStatus>,
     round: u64,
+    ejector: Ejector,
+    ejections: Option<eject::Ejections>,
 }
 
 /// One configured target, ready to be resolved and probed.
@@ -94,8 +98,12 @@ impl HealthChecker {
     /// resolver. Publishes nothing until [`HealthChecker::prime`] or the first round.
     pub fn new(targets: Vec<Target>, settings: HealthCheck, balancer: Arc<Balancer>) -> Self {
         let plans: Vec<Plan> = targets.iter().map(Plan::new).collect();
-        let pool = Pool::new(plans.len(), settings.rise, settings.fall);
+        let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
+        let pool = Pool::new(plans.len(), settings.rise, settings.fall).with_weights(&weights);
+        let (ejector, ejections) = eject::channel();
         Self {
+            ejector,
+            ejections: Some(ejections),
             plans,
             settings,
             balancer,
@@ -116,6 +124,12 @@ impl HealthChecker {
     /// number of finished rounds (awaitable).
     pub fn status_handle(&self) -> Arc<HealthStatus> {
         Arc::clone(&self.status)
+    }
+
+    /// A handle workers use to report a backend they could not connect to: the checker takes it
+    /// out of rotation at once and brings it back after `rise` passed probes.
+    pub fn ejector(&self) -> Ejector {
+        self.ejector.clone()
     }
 
     /// Resolves every target once and publishes every resolved endpoint as healthy, so traffic
@@ -189,9 +203,20 @@ impl HealthChecker {
     async fn run_forever(&mut self) {
         let mut ticker = tokio::time::interval(self.settings.interval.max(MIN_INTERVAL));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let Some(mut ejections) = self.ejections.take() else {
+            return;
+        };
         loop {
-            ticker.tick().await;
-            self.run_round().await;
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.run_round().await;
+                }
+                Some((key, failure)) = ejections.recv() => {
+                    self.pool.eject(key, failure);
+                    self.publish_if_changed();
+                    self.store_report();
+                }
+            }
         }
     }
 
@@ -365,6 +390,7 @@ mod tests {
                     port: addr.port(),
                 },
                 health_check_endpoint: "/healthz".into(),
+                weight: 1,
             };
             let balancer = Arc::new(Balancer::new());
             let mut checker = HealthChecker::new(vec![target], settings(), balancer.clone());
@@ -403,6 +429,7 @@ mod tests {
                 port: addr.port(),
             },
             health_check_endpoint: "/a b".into(),
+            weight: 1,
         };
         let balancer = Arc::new(Balancer::new());
         let mut checker = HealthChecker::new(vec![target], settings(), balancer);

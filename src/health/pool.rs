@@ -44,13 +44,15 @@ pub(crate) struct Pool {
     rise: u32,
     fall: u32,
     targets: Vec<BTreeMap<SocketAddr, Endpoint>>,
+    /// Each target's weight, given to its endpoints' backends.
+    weights: Vec<u32>,
     published: Option<Vec<Key>>,
 }
 
 impl Endpoint {
-    fn new(target: usize, name: &str, addr: SocketAddr, state: State) -> Self {
+    fn new(target: usize, name: &str, addr: SocketAddr, state: State, weight: u32) -> Self {
         Self {
-            backend: Arc::new(Backend::new(target, name, addr)),
+            backend: Arc::new(Backend::with_weight(target, name, addr, weight)),
             state,
             successes: 0,
             failures: 0,
@@ -94,25 +96,40 @@ impl Pool {
             rise: rise.max(1),
             fall: fall.max(1),
             targets: (0..targets).map(|_| BTreeMap::new()).collect(),
+            weights: vec![1; targets],
             published: None,
         }
     }
 
+    /// The same pool giving target `i` weight `weights[i]` (missing ones weigh 1).
+    pub(crate) fn with_weights(mut self, weights: &[u32]) -> Self {
+        for (w, &given) in self.weights.iter_mut().zip(weights) {
+            *w = given;
+        }
+        self
+    }
+
+    fn weight(&self, target: usize) -> u32 {
+        self.weights.get(target).copied().unwrap_or(1)
+    }
+
     /// Adds `addrs` of `target` as healthy without a probe (start-up priming).
     pub(crate) fn admit(&mut self, target: usize, name: &str, addrs: &[SocketAddr]) {
+        let weight = self.weight(target);
         let Some(known) = self.targets.get_mut(target) else {
             return;
         };
         for &addr in addrs {
             known
                 .entry(addr)
-                .or_insert_with(|| Endpoint::new(target, name, addr, State::Healthy));
+                .or_insert_with(|| Endpoint::new(target, name, addr, State::Healthy, weight));
         }
     }
 
     /// Makes `target`'s endpoints exactly `addrs` (sorted): unknown addresses arrive as new
     /// (entering on their first passed probe), addresses no longer resolved leave at once.
     pub(crate) fn follow(&mut self, target: usize, name: &str, addrs: &[SocketAddr]) {
+        let weight = self.weight(target);
         let Some(known) = self.targets.get_mut(target) else {
             return;
         };
@@ -127,7 +144,7 @@ impl Pool {
         for &addr in addrs {
             known
                 .entry(addr)
-                .or_insert_with(|| Endpoint::new(target, name, addr, State::New));
+                .or_insert_with(|| Endpoint::new(target, name, addr, State::New, weight));
         }
     }
 
@@ -151,8 +168,28 @@ impl Pool {
         let next = endpoint.count(outcome.is_ok(), rise, fall);
         if next != endpoint.state {
             log_flip(&endpoint.backend, &outcome);
+            if next == State::Healthy {
+                endpoint.backend.clear_ejected();
+            }
         }
         endpoint.state = next;
+        endpoint.last = Some(outcome);
+    }
+
+    /// Takes endpoint `key` out at once, whatever `fall` says: a worker could not connect to
+    /// it. It comes back like any unhealthy endpoint, after `rise` passed probes.
+    pub(crate) fn eject(&mut self, key: Key, failure: ProbeFailure) {
+        let fall = self.fall;
+        let Some(endpoint) = self.targets.get_mut(key.0).and_then(|t| t.get_mut(&key.1)) else {
+            return;
+        };
+        let outcome = Err(failure);
+        if endpoint.state == State::Healthy {
+            log_flip(&endpoint.backend, &outcome);
+        }
+        endpoint.state = State::Unhealthy;
+        endpoint.successes = 0;
+        endpoint.failures = endpoint.failures.max(fall);
         endpoint.last = Some(outcome);
     }
 

@@ -49,6 +49,9 @@ pub enum ProbeFailure {
     /// The target's name resolved, but to no address at all.
     #[error("no addresses")]
     NoAddresses,
+    /// A worker's connect to this endpoint failed (passive health check).
+    #[error("connect failed in traffic: {0}")]
+    Passive(String),
     /// The configured host or path cannot be written into a request line.
     #[error("invalid request: {0}")]
     InvalidRequest(String),

@@ -187,3 +187,20 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     }
     Ok(lim.rlim_cur)
 }
+
+/// The peer address of a connected socket (`getpeername`), `None` if the kernel says no.
+pub fn peer_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
+    // SAFETY: socket2 hands us storage large enough for any address and its length;
+    // getpeername writes at most that many bytes and updates the length.
+    let (_, addr) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            if libc::getpeername(fd, storage.cast(), len) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    }
+    .ok()?;
+    addr.as_socket()
+}

@@ -15,6 +15,7 @@ use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::OwnedFd, sync::Arc, tim
 use crate::{
     balancer::Balancer,
     config::RelayMode,
+    health::Ejector,
     relay::{copy::Copy, splice::Splice, splice_inline::SpliceInline},
     uring::{buf_ring::BufRing, ring::Ring, sys},
 };
@@ -54,17 +55,21 @@ pub struct Worker {
     listener: TcpListener,
     balancer: Arc<Balancer>,
     limit: Arc<ConnectionLimit>,
+    ejector: Ejector,
     settings: WorkerSettings,
     wake: Arc<OwnedFd>,
 }
 
 impl Worker {
-    /// A worker serving `listener`; `wake` becomes readable when the process shuts down.
+    /// A worker serving `listener`, picking from `balancer`, counting under `limit`, reporting
+    /// failed connects to `ejector`; `wake` becomes readable when the process shuts down.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
         listener: TcpListener,
         balancer: Arc<Balancer>,
         limit: Arc<ConnectionLimit>,
+        ejector: Ejector,
         settings: WorkerSettings,
         wake: Arc<OwnedFd>,
     ) -> io::Result<Worker> {
@@ -75,6 +80,7 @@ impl Worker {
             listener,
             balancer,
             limit,
+            ejector,
             settings,
             wake,
         })

@@ -1,10 +1,19 @@
 //! The connection table of one worker: a slab of slots reused through a free list, so a new
 //! connection allocates nothing once the table has grown to the worker's peak.
 
-use std::{os::fd::RawFd, sync::Arc};
+use std::{
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    os::fd::RawFd,
+    sync::Arc,
+};
 
 use super::token::GENERATION_MASK;
 use crate::backend::Backend;
+
+/// Most connect attempts one client gets (the first plus at most `MAX_ATTEMPTS - 1` retries).
+pub const MAX_ATTEMPTS: usize = 8;
+/// The client address when no strategy asked for it.
+pub const UNKNOWN_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 /// One proxied connection, from the accept to the last completion.
 pub struct Slot<C> {
@@ -20,7 +29,12 @@ pub struct Slot<C> {
     pub backend: Option<Arc<Backend>>,
     /// Connect attempts made so far.
     pub attempts: u8,
-    /// The backend counted this connection as active.
+    /// Backends whose connect failed for this client, not to be tried again.
+    pub failed: [Option<Arc<Backend>>; MAX_ATTEMPTS],
+    /// The client's address, when the strategy needs it (`source_hash`).
+    pub peer: SocketAddr,
+    /// The backend counts this connection as active (from the pick on, so strategies that
+    /// look at active counts see a burst of new connections).
     pub opened: bool,
     /// The worker tick of the last completion (idle timeout).
     pub last_active: u32,
@@ -39,6 +53,8 @@ impl<C> Slot<C> {
             server: -1,
             backend: None,
             attempts: 0,
+            failed: Default::default(),
+            peer: UNKNOWN_PEER,
             opened: false,
             last_active: 0,
             closing: false,

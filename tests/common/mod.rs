@@ -32,6 +32,7 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
                 port: a.port(),
             },
             health_check_endpoint: "/healthz".into(),
+            weight: 1,
         })
         .collect();
     Config {

@@ -1,7 +1,8 @@
 //! Connecting: pick a backend, connect with a linked timeout, move on to another backend when
-//! the connect fails, and hand the connected pair to the relay strategy.
+//! the connect fails (reporting the failed one to the health checker), and hand the connected
+//! pair to the relay strategy.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 
 use io_uring::{
     opcode,
@@ -10,18 +11,43 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
+    backend::Backend,
+    balancer::Strategy,
     relay::{Ends, Io, Relay},
     uring::sys,
-    worker::token::{Op, Token},
+    worker::{
+        slots::MAX_ATTEMPTS,
+        token::{Op, Token},
+    },
 };
 
-/// Placeholder client address until a strategy needs the real one.
-const UNKNOWN_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-
 impl<R: Relay> Engine<R> {
-    /// Picks a backend and starts connecting to it, or rejects the client when none is left.
-    pub(super) fn connect(&mut self, index: u32) {
-        let Some(backend) = self.balancer.pick(UNKNOWN_PEER) else {
+    /// Picks a backend for a new client and starts connecting to it.
+    pub(super) fn start_connect(&mut self, index: u32) {
+        if self.balancer.strategy() == Strategy::SourceHash {
+            // Only this strategy needs the client's address; multishot accept does not return
+            // it, so ask the kernel once.
+            let slot = self.slots.at(index);
+            if let Some(peer) = sys::peer_addr(slot.client) {
+                slot.peer = peer;
+            }
+        }
+        self.connect(index);
+    }
+
+    /// Picks a backend not tried yet for this client and connects to it, or rejects the client
+    /// when none is left.
+    fn connect(&mut self, index: u32) {
+        let slot = self.slots.at(index);
+        let backend = match &slot.failed[0] {
+            None => self.balancer.pick(slot.peer),
+            Some(first) => {
+                let excluded: [&Backend; MAX_ATTEMPTS] =
+                    std::array::from_fn(|i| slot.failed[i].as_deref().unwrap_or(first));
+                self.balancer.pick_excluding_all(slot.peer, &excluded)
+            }
+        };
+        let Some(backend) = backend else {
             return self.give_up(index);
         };
         let server = match sys::tcp_socket(&backend.addr) {
@@ -31,7 +57,6 @@ impl<R: Relay> Engine<R> {
                 return self.give_up(index);
             }
         };
-        let slot = self.slots.at(index);
         let connect = opcode::Connect::new(
             Fd(server),
             backend.sockaddr.as_ptr().cast(),
@@ -45,6 +70,9 @@ impl<R: Relay> Engine<R> {
         let deadline = opcode::LinkTimeout::new(&self.timers.connect as *const Timespec)
             .build()
             .user_data(Token::IGNORE.into());
+        // Counted from the pick, so least-connections sees a burst of new clients.
+        backend.connection_opened();
+        slot.opened = true;
         slot.server = server;
         slot.attempts += 1;
         slot.backend = Some(backend);
@@ -53,11 +81,23 @@ impl<R: Relay> Engine<R> {
         if unsafe { self.ring.push_chain(&[connect, deadline]) }.is_ok() {
             slot.inflight += 1;
         } else {
-            sys::close(server);
-            slot.server = -1;
-            slot.backend = None;
+            self.abandon_backend(index);
             self.give_up(index);
         }
+    }
+
+    /// Closes the slot's backend socket and stops counting the connection on that backend;
+    /// returns the backend.
+    fn abandon_backend(&mut self, index: u32) -> Option<Arc<Backend>> {
+        let slot = self.slots.at(index);
+        sys::close(slot.server);
+        slot.server = -1;
+        let backend = slot.backend.take();
+        if let (Some(b), true) = (&backend, slot.opened) {
+            b.connection_closed();
+        }
+        slot.opened = false;
+        backend
     }
 
     /// No backend for this client: free its slot and send the no-backend answer.
@@ -75,26 +115,9 @@ impl<R: Relay> Engine<R> {
         if slot.closing {
             return self.finish_teardown(token.slot, token.generation);
         }
-        let backend = slot
-            .backend
-            .clone()
-            .expect("a connecting slot has a backend");
         if result < 0 {
-            backend.connect_failed();
-            let error = std::io::Error::from_raw_os_error(-result);
-            tracing::debug!(worker = self.id, backend = %backend.name, addr = %backend.addr,
-                %error, attempt = slot.attempts, "connect failed");
-            sys::close(slot.server);
-            slot.server = -1;
-            slot.backend = None;
-            return if slot.attempts < self.attempts {
-                self.connect(token.slot)
-            } else {
-                self.give_up(token.slot)
-            };
+            return self.on_connect_failed(token.slot, -result);
         }
-        backend.connection_opened();
-        slot.opened = true;
         let mut conn = self.relay.open(Ends {
             client: slot.client,
             backend: slot.server,
@@ -107,5 +130,28 @@ impl<R: Relay> Engine<R> {
         let flow = self.relay.start(&mut io, &mut conn);
         slot.conn = Some(conn);
         self.after(token, flow);
+    }
+
+    /// Reports the backend to the health checker (it leaves rotation at once) and tries
+    /// another one, until the attempts run out.
+    fn on_connect_failed(&mut self, index: u32, errno: i32) {
+        let Some(backend) = self.abandon_backend(index) else {
+            return self.give_up(index);
+        };
+        backend.connect_failed();
+        self.ejector.eject(&backend, errno);
+        let error = std::io::Error::from_raw_os_error(errno);
+        let slot = self.slots.at(index);
+        tracing::debug!(worker = self.id, backend = %backend.name, addr = %backend.addr,
+            %error, attempt = slot.attempts, "connect failed");
+        let attempt = slot.attempts as usize;
+        if attempt <= MAX_ATTEMPTS {
+            slot.failed[attempt - 1] = Some(backend);
+        }
+        if slot.attempts < self.attempts {
+            self.connect(index);
+        } else {
+            self.give_up(index);
+        }
     }
 }

@@ -24,12 +24,13 @@ use io_uring::{
 
 use super::{
     limit::ConnectionLimit,
-    slots::Slots,
+    slots::{Slots, MAX_ATTEMPTS},
     token::{Op, Token},
     Worker,
 };
 use crate::{
     balancer::Balancer,
+    health::Ejector,
     relay::{Flow, Io, Relay},
     uring::{
         ring::{Completion, Ring},
@@ -58,6 +59,7 @@ pub(super) struct Engine<R: Relay> {
     listener: Option<TcpListener>,
     balancer: Arc<Balancer>,
     limit: Arc<ConnectionLimit>,
+    ejector: Ejector,
     wake: Arc<OwnedFd>,
     wake_buf: Box<u64>,
     timers: Box<Timers>,
@@ -91,6 +93,7 @@ impl<R: Relay> Engine<R> {
             listener: Some(worker.listener),
             balancer: worker.balancer,
             limit: worker.limit,
+            ejector: worker.ejector,
             wake: worker.wake,
             wake_buf: Box::new(0),
             timers: Box::new(Timers {
@@ -100,7 +103,7 @@ impl<R: Relay> Engine<R> {
                 accept_pause: Timespec::new().nsec(100_000_000),
                 tick: Timespec::from(tick),
             }),
-            attempts: settings.retries.saturating_add(1).min(u8::MAX as u32) as u8,
+            attempts: settings.retries.saturating_add(1).min(MAX_ATTEMPTS as u32) as u8,
             tick: 0,
             idle_ticks: idle_ticks.max(1),
             slots: Slots::with_capacity(1024),
