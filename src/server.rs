@@ -7,7 +7,7 @@ use std::{io, net::SocketAddr, sync::Arc, thread::JoinHandle};
 
 use crate::{
     balancer::Balancer,
-    config::Config,
+    config::{Config, IoBackend},
     health::{HealthChecker, HealthStatus},
     listener,
     shutdown::Shutdown,
@@ -23,7 +23,8 @@ pub enum StartError {
         "io_uring is not available: {0}. ringlb needs Linux 6.1 or newer with io_uring enabled: \
          check the sysctl kernel.io_uring_disabled (must be 0), and in a container run with a \
          seccomp profile that allows io_uring_setup, io_uring_enter and io_uring_register \
-         (Docker's default profile blocks them)"
+         (Docker's default profile blocks them); or set io_backend = \"auto\" or \"epoll\" to \
+         run on epoll instead"
     )]
     IoUringUnavailable(#[source] io::Error),
     /// The listen address could not be bound.
@@ -55,12 +56,13 @@ pub struct Server {
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
     health: JoinHandle<()>,
+    io_backend: IoBackend,
 }
 
 impl Server {
     /// Starts listeners, workers and the health checker; returns once traffic is accepted.
     pub fn start(config: &Config, shutdown: Shutdown) -> Result<Server, StartError> {
-        uring::probe().map_err(StartError::IoUringUnavailable)?;
+        let io_backend = choose_io_backend(config.io_backend)?;
         if let Err(e) = uring::sys::raise_nofile_limit() {
             tracing::warn!(error = %e, "cannot raise the open-files limit");
         }
@@ -116,13 +118,17 @@ impl Server {
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
             let pin = config.pin_workers.then_some(id % cores);
+            let stop = shutdown.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("ringlb-w{id}"))
                 .spawn(move || {
                     if let Some(core) = pin {
                         uring::sys::pin_to_core(core);
                     }
-                    worker.run()
+                    match io_backend {
+                        IoBackend::Epoll => worker.run_epoll(stop),
+                        _ => worker.run(),
+                    }
                 })
                 .map_err(StartError::Spawn)?;
             workers.push(handle);
@@ -135,6 +141,7 @@ impl Server {
             shutdown,
             workers,
             health,
+            io_backend,
         })
     }
 
@@ -151,6 +158,11 @@ impl Server {
     /// What the health checker sees: per-endpoint state, last outcome, finished rounds.
     pub fn health_status(&self) -> &Arc<HealthStatus> {
         &self.health_status
+    }
+
+    /// The I/O backend the workers run on: `"io_uring"` or `"epoll"` (never `"auto"`).
+    pub fn io_backend(&self) -> &'static str {
+        self.io_backend.as_str()
     }
 
     /// Asks every thread to stop; [`Server::wait`] then returns.
@@ -175,4 +187,25 @@ impl Server {
         let _ = self.health.join();
         result
     }
+}
+
+/// Resolves `io_backend = "…"` to the backend the workers run on, probing io_uring unless epoll
+/// was asked for, and logs once which one runs and why.
+fn choose_io_backend(configured: IoBackend) -> Result<IoBackend, StartError> {
+    let (chosen, why) = match configured {
+        IoBackend::Epoll => (IoBackend::Epoll, "configured"),
+        IoBackend::IoUring => {
+            uring::probe().map_err(StartError::IoUringUnavailable)?;
+            (IoBackend::IoUring, "configured")
+        }
+        IoBackend::Auto => match uring::probe() {
+            Ok(()) => (IoBackend::IoUring, "auto: io_uring is available"),
+            Err(e) => {
+                tracing::warn!("io_uring unavailable ({e}); using the epoll backend");
+                (IoBackend::Epoll, "auto: io_uring is unavailable")
+            }
+        },
+    };
+    tracing::info!(io_backend = %chosen, reason = why, "I/O backend selected");
+    Ok(chosen)
 }
