@@ -157,3 +157,68 @@ pub(super) async fn discard(buffers: &Buffers, stream: &TcpStream) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused() {
+        let pool = Buffers::new();
+        drop(pool.take());
+        assert_eq!(pool.idle.borrow().len(), 1);
+        let held = pool.take();
+        assert_eq!(held.len(), BUFFER_SIZE);
+        assert!(pool.idle.borrow().is_empty());
+    }
+
+    /// A connected pair of loopback sockets.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap());
+        let (near, far) = tokio::join!(near, listener.accept());
+        (near.unwrap(), far.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn each_eof_is_passed_on_after_the_bytes_before_it() {
+        let (mut client, proxy_client) = pair().await;
+        let (proxy_server, mut server) = pair().await;
+        let pool = Buffers::new();
+        let relay = relay(&pool, &proxy_client, &proxy_server, Duration::from_secs(5));
+        let ends = async {
+            client.write_all(b"request").await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"request", "upstream bytes, then the client's EOF");
+            // The other direction still flows after the first EOF.
+            server.write_all(b"response").await.unwrap();
+            server.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"response");
+        };
+        let (relayed, ()) = tokio::join!(relay, ends);
+        relayed.unwrap();
+        let idle = pool.idle.borrow().len();
+        assert!((1..=2).contains(&idle), "{idle} buffers back in the pool");
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_times_out() {
+        let (_client, proxy_client) = pair().await;
+        let (proxy_server, _server) = pair().await;
+        let pool = Buffers::new();
+        let idle = Duration::from_millis(50);
+        let err = relay(&pool, &proxy_client, &proxy_server, idle)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}
