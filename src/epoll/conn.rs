@@ -63,12 +63,12 @@ impl Drop for Opened {
 }
 
 /// Serves one accepted client until both sides are closed.
-pub(super) async fn serve(shared: Counted, client: TcpStream, peer: SocketAddr) {
-    let Some((server, _opened)) = connect(&shared, peer).await else {
+pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAddr) {
+    let Some((mut server, _opened)) = connect(&shared, peer).await else {
         return reject(&shared, client).await;
     };
     let idle = shared.settings.idle_timeout;
-    match copy::relay(&shared.buffers, &client, &server, idle).await {
+    match copy::relay(&shared.buffers, &mut client, &mut server, idle).await {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
             tracing::debug!(worker = shared.id, "idle timeout: closing connection");

@@ -9,13 +9,20 @@
 use std::{
     cell::{Cell, RefCell},
     io,
-    net::Shutdown,
     ops::{Deref, DerefMut},
+    pin::Pin,
+    task::Poll,
     time::Duration,
 };
 
-use socket2::SockRef;
-use tokio::{net::TcpStream, time::Instant};
+use tokio::{
+    io::{AsyncRead, AsyncWriteExt, ReadBuf},
+    net::{
+        tcp::{ReadHalf, WriteHalf},
+        TcpStream,
+    },
+    time::Instant,
+};
 
 /// Bytes one read moves at most: large enough that a bulk transfer costs few system calls.
 const BUFFER_SIZE: usize = 64 * 1024;
@@ -79,15 +86,17 @@ impl DerefMut for Buffer<'_> {
 /// fails, or no byte moved either way for `idle` (`TimedOut`). The caller closes both sockets.
 pub(super) async fn relay(
     buffers: &Buffers,
-    client: &TcpStream,
-    server: &TcpStream,
+    client: &mut TcpStream,
+    server: &mut TcpStream,
     idle: Duration,
 ) -> io::Result<()> {
     let active = Cell::new(Instant::now());
+    let (client_rd, client_wr) = client.split();
+    let (server_rd, server_wr) = server.split();
     let both = async {
         tokio::try_join!(
-            pump(buffers, client, server, &active),
-            pump(buffers, server, client, &active),
+            pump(buffers, client_rd, server_wr, &active),
+            pump(buffers, server_rd, client_wr, &active),
         )
     };
     let mut both = std::pin::pin!(both);
@@ -109,44 +118,53 @@ pub(super) async fn relay(
 /// on `dst` once every byte before it was written.
 async fn pump(
     buffers: &Buffers,
-    src: &TcpStream,
-    dst: &TcpStream,
+    mut src: ReadHalf<'_>,
+    mut dst: WriteHalf<'_>,
     active: &Cell<Instant>,
 ) -> io::Result<()> {
     loop {
+        // `readable` does not count against tokio's cooperative budget, while a read refused
+        // for want of budget looks like "nothing there": without this the loop would spin.
+        tokio::task::consume_budget().await;
         src.readable().await?;
         let mut buf = buffers.take();
-        let n = match src.try_read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+        let n = match read_ready(&mut src, &mut buf).await? {
+            Some(0) => break,
+            Some(n) => n,
+            None => continue,
         };
         active.set(Instant::now());
-        write_all(dst, &buf[..n], active).await?;
-    }
-    SockRef::from(dst).shutdown(Shutdown::Write)
-}
-
-/// Writes all of `bytes`, waiting for room as needed; each partial write counts as activity.
-async fn write_all(dst: &TcpStream, mut bytes: &[u8], active: &Cell<Instant>) -> io::Result<()> {
-    while !bytes.is_empty() {
-        dst.writable().await?;
-        match dst.try_write(bytes) {
-            Ok(n) => {
-                bytes = &bytes[n..];
-                active.set(Instant::now());
+        let mut sent = 0;
+        while sent < n {
+            match dst.write(&buf[sent..n]).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                written => sent += written,
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            active.set(Instant::now());
         }
     }
-    Ok(())
+    dst.shutdown().await
+}
+
+/// Reads what `src` holds now, without waiting: `None` when it holds nothing after all (the
+/// readiness was stale), so the caller gives the buffer back before waiting again.
+///
+/// Reading through `AsyncRead` rather than `try_read` lets tokio clear the readiness after a
+/// short read, which saves the `EAGAIN` read that would otherwise follow every message.
+async fn read_ready(src: &mut ReadHalf<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    let mut buf = ReadBuf::new(buf);
+    std::future::poll_fn(|cx| match Pin::new(&mut *src).poll_read(cx, &mut buf) {
+        Poll::Pending => Poll::Ready(Ok(None)),
+        Poll::Ready(done) => Poll::Ready(done.map(|()| Some(buf.filled().len()))),
+    })
+    .await
 }
 
 /// Reads and drops whatever `stream` sends until its EOF or an error.
 pub(super) async fn discard(buffers: &Buffers, stream: &TcpStream) {
     loop {
+        // Yields to the worker's other tasks (and the linger timer) under a flood.
+        tokio::task::consume_budget().await;
         if stream.readable().await.is_err() {
             return;
         }
@@ -187,10 +205,11 @@ mod tests {
 
     #[tokio::test]
     async fn each_eof_is_passed_on_after_the_bytes_before_it() {
-        let (mut client, proxy_client) = pair().await;
-        let (proxy_server, mut server) = pair().await;
+        let (mut client, mut proxy_client) = pair().await;
+        let (mut proxy_server, mut server) = pair().await;
         let pool = Buffers::new();
-        let relay = relay(&pool, &proxy_client, &proxy_server, Duration::from_secs(5));
+        let idle = Duration::from_secs(5);
+        let relay = relay(&pool, &mut proxy_client, &mut proxy_server, idle);
         let ends = async {
             client.write_all(b"request").await.unwrap();
             client.shutdown().await.unwrap();
@@ -210,13 +229,73 @@ mod tests {
         assert!((1..=2).contains(&idle), "{idle} buffers back in the pool");
     }
 
+    /// A transfer far larger than tokio's cooperative budget, fed and drained by threads of
+    /// their own so the sockets never run dry: the relay must keep yielding and finish, not
+    /// spin on readiness it may not use. It runs on a thread of its own, so a spin fails the
+    /// test instead of hanging it.
+    #[test]
+    fn a_bulk_transfer_fed_from_other_threads_finishes() {
+        use std::io::{Read, Write};
+        const LEN: usize = 256 * 1024 * 1024;
+        let std_pair = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let near = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (far, _) = listener.accept().unwrap();
+            (near, far)
+        };
+        let (mut client, proxy_client) = std_pair();
+        let (proxy_server, mut server) = std_pair();
+        let sender = std::thread::spawn(move || {
+            let chunk = vec![7u8; 1024 * 1024];
+            for _ in 0..LEN / chunk.len() {
+                client.write_all(&chunk).unwrap();
+            }
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            client.read_to_end(&mut Vec::new()).unwrap()
+        });
+        let receiver = std::thread::spawn(move || {
+            let (mut total, mut buf) = (0, vec![0u8; 256 * 1024]);
+            loop {
+                match server.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => total += n,
+                }
+            }
+            server.shutdown(std::net::Shutdown::Write).unwrap();
+            total
+        });
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let relayed = runtime.block_on(async {
+                proxy_client.set_nonblocking(true).unwrap();
+                proxy_server.set_nonblocking(true).unwrap();
+                let mut proxy_client = TcpStream::from_std(proxy_client).unwrap();
+                let mut proxy_server = TcpStream::from_std(proxy_server).unwrap();
+                let pool = Buffers::new();
+                let idle = Duration::from_secs(30);
+                relay(&pool, &mut proxy_client, &mut proxy_server, idle).await
+            });
+            let _ = done.send(relayed.is_ok());
+        });
+        let relayed = finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the relay finished instead of spinning");
+        assert!(relayed, "both EOFs were passed on");
+        assert_eq!(receiver.join().unwrap(), LEN);
+        assert_eq!(sender.join().unwrap(), 0);
+    }
+
     #[tokio::test]
     async fn a_silent_connection_times_out() {
-        let (_client, proxy_client) = pair().await;
-        let (proxy_server, _server) = pair().await;
+        let (_client, mut proxy_client) = pair().await;
+        let (mut proxy_server, _server) = pair().await;
         let pool = Buffers::new();
         let idle = Duration::from_millis(50);
-        let err = relay(&pool, &proxy_client, &proxy_server, idle)
+        let err = relay(&pool, &mut proxy_client, &mut proxy_server, idle)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
