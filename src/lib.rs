@@ -23,5 +23,5 @@ pub mod uring;
 pub mod worker;
 
 pub use config::Config;
-pub use server::{Server, StartError};
+pub use server::{ReloadHandle, Server, StartError};
 pub use shutdown::Shutdown;

@@ -3,12 +3,17 @@
 //! Owns the order of start-up (probe io_uring, bind, prime the balancer, start threads) so that
 //! every failure is reported before traffic is accepted. Never on the hot path.
 
-use std::{io, net::SocketAddr, sync::Arc, thread::JoinHandle};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+};
 
 use crate::{
     balancer::Balancer,
     config::Config,
-    health::{HealthChecker, HealthStatus},
+    health::{HealthChecker, HealthStatus, Reloader},
     listener,
     shutdown::Shutdown,
     uring,
@@ -52,6 +57,7 @@ pub struct Server {
     local_addr: SocketAddr,
     balancer: Arc<Balancer>,
     health_status: Arc<HealthStatus>,
+    reload: ReloadHandle,
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
     health: JoinHandle<()>,
@@ -112,6 +118,7 @@ impl Server {
             built.push(worker);
         }
         let health_status = health.status_handle();
+        let reloader = health.reloader();
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
@@ -132,6 +139,10 @@ impl Server {
             local_addr,
             balancer,
             health_status,
+            reload: ReloadHandle {
+                reloader,
+                running: Arc::new(Mutex::new(config.clone())),
+            },
             shutdown,
             workers,
             health,
@@ -151,6 +162,11 @@ impl Server {
     /// What the health checker sees: per-endpoint state, last outcome, finished rounds.
     pub fn health_status(&self) -> &Arc<HealthStatus> {
         &self.health_status
+    }
+
+    /// A handle for reloading the configuration from another thread (the signal handler).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.reload.clone()
     }
 
     /// Asks every thread to stop; [`Server::wait`] then returns.
@@ -174,5 +190,111 @@ impl Server {
         }
         let _ = self.health.join();
         result
+    }
+}
+
+/// Applies reloaded configurations to a running server.
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    reloader: Reloader,
+    /// The configuration running now (control plane only: reloads compare against it).
+    running: Arc<Mutex<Config>>,
+}
+
+impl ReloadHandle {
+    /// Applies a reloaded configuration: targets (added, removed, changed), weights, health
+    /// settings and the strategy take effect for new connections; open connections are not
+    /// touched. Returns the keys that changed but need a restart to take effect.
+    pub fn reload(&self, config: &Config) -> Vec<&'static str> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let restart_only = restart_only_changes(&running, config);
+        self.reloader.reload(
+            config.targets.clone(),
+            config.health_check.clone(),
+            config.balance,
+        );
+        let mut next = config.clone();
+        // Keep the running values of what did not take effect, so the next reload compares
+        // against what really runs.
+        for key in &restart_only {
+            keep_running_value(key, &running, &mut next);
+        }
+        *running = next;
+        restart_only
+    }
+}
+
+/// Settings fixed at start: listeners, threads and the workers' own settings.
+const RESTART_ONLY: [&str; 9] = [
+    "listen",
+    "workers",
+    "pin_workers",
+    "relay",
+    "connect_timeout",
+    "idle_timeout",
+    "drain_timeout",
+    "max_connections",
+    "retries",
+];
+
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    RESTART_ONLY
+        .into_iter()
+        .filter(|key| {
+            let mut probe = new.clone();
+            keep_running_value(key, old, &mut probe);
+            probe != *new
+        })
+        .collect()
+}
+
+/// Copies the value of restart-only `key` from `old` into `new`.
+fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
+    match key {
+        "listen" => new.listen = old.listen,
+        "workers" => new.workers = old.workers,
+        "pin_workers" => new.pin_workers = old.pin_workers,
+        "relay" => new.relay = old.relay,
+        "connect_timeout" => new.connect_timeout = old.connect_timeout,
+        "idle_timeout" => new.idle_timeout = old.idle_timeout,
+        "drain_timeout" => new.drain_timeout = old.drain_timeout,
+        "max_connections" => new.max_connections = old.max_connections,
+        "retries" => new.retries = old.retries,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Target, TargetAddress};
+
+    fn config() -> Config {
+        Config::new(vec![Target {
+            address: TargetAddress {
+                host: "a".into(),
+                port: 1,
+            },
+            health_check_endpoint: "/".into(),
+            weight: 1,
+        }])
+    }
+
+    #[test]
+    fn restart_only_keys_are_named() {
+        let old = config();
+        let mut new = config();
+        assert!(restart_only_changes(&old, &new).is_empty());
+        new.workers = 7;
+        new.listen = "127.0.0.1:1".parse().unwrap();
+        new.targets[0].weight = 5;
+        new.health_check.rise = 3;
+        assert_eq!(restart_only_changes(&old, &new), ["listen", "workers"]);
+        let mut kept = new.clone();
+        for key in ["listen", "workers"] {
+            keep_running_value(key, &old, &mut kept);
+        }
+        assert_eq!(kept.workers, old.workers);
+        assert_eq!(kept.targets[0].weight, 5, "reloadable values are taken");
     }
 }
