@@ -104,6 +104,7 @@ impl Server {
                 drain_timeout: config.drain_timeout,
                 idle_timeout: config.idle_timeout,
                 retries: config.retries,
+                replay_buffer: config.retry_on_early_close.then_some(config.replay_buffer),
             };
             let worker = Worker::new(
                 id,
@@ -225,7 +226,7 @@ impl ReloadHandle {
 }
 
 /// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 9] = [
+const RESTART_ONLY: [&str; 11] = [
     "listen",
     "workers",
     "pin_workers",
@@ -235,6 +236,8 @@ const RESTART_ONLY: [&str; 9] = [
     "drain_timeout",
     "max_connections",
     "retries",
+    "retry_on_early_close",
+    "replay_buffer",
 ];
 
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -260,6 +263,8 @@ fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
         "drain_timeout" => new.drain_timeout = old.drain_timeout,
         "max_connections" => new.max_connections = old.max_connections,
         "retries" => new.retries = old.retries,
+        "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
+        "replay_buffer" => new.replay_buffer = old.replay_buffer,
         _ => {}
     }
 }

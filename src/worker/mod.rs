@@ -47,6 +47,9 @@ pub struct WorkerSettings {
     pub idle_timeout: Duration,
     /// Further backends tried after a failed connect.
     pub retries: u32,
+    /// `retry_on_early_close`: bytes of the client's first data kept for a replay, `None` when
+    /// off.
+    pub replay_buffer: Option<usize>,
 }
 
 /// One worker, ready to run on its own thread.

@@ -9,6 +9,7 @@
 mod accept;
 mod connect;
 mod reject;
+mod replay;
 
 use std::{
     net::TcpListener,
@@ -65,6 +66,10 @@ pub(super) struct Engine<R: Relay> {
     timers: Box<Timers>,
     /// Connect attempts per client: the first plus `retries`.
     attempts: u8,
+    /// `retry_on_early_close`: the replay buffer size, `None` when off.
+    replay_size: Option<usize>,
+    /// Replay buffers ready for reuse.
+    replay_pool: Vec<Box<[u8]>>,
     /// Idle sweeps: the current tick, and how many ticks without activity close a connection.
     tick: u32,
     idle_ticks: u32,
@@ -104,6 +109,8 @@ impl<R: Relay> Engine<R> {
                 tick: Timespec::from(tick),
             }),
             attempts: settings.retries.saturating_add(1).min(MAX_ATTEMPTS as u32) as u8,
+            replay_size: settings.replay_buffer,
+            replay_pool: Vec::new(),
             tick: 0,
             idle_ticks: idle_ticks.max(1),
             slots: Slots::with_capacity(1024),
@@ -156,6 +163,7 @@ impl<R: Relay> Engine<R> {
             Op::RejectWrite => self.on_reject_written(token.slot as RawFd),
             Op::RejectDrain => self.on_reject_drained(token.slot as RawFd),
             Op::Connect => self.on_connect(token, c.result),
+            Op::ReplayRecv | Op::ReplaySend | Op::ReplayPeek => self.on_replay(token, c.result),
             Op::Relay { kind, dir } => self.on_relay(token, kind, dir as usize, c),
         }
     }
@@ -268,6 +276,9 @@ impl<R: Relay> Engine<R> {
         }
         if let Some(conn) = slot.conn.take() {
             self.relay.close(conn);
+        }
+        if let Some(replay) = slot.replay.take() {
+            self.replay_pool.push(replay.buf);
         }
         let (client, server) = (slot.client, slot.server);
         if let (Some(backend), true) = (slot.backend.take(), slot.opened) {
