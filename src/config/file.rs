@@ -7,7 +7,8 @@ use serde::{de::DeserializeOwned, Deserialize};
 use toml::{Table, Value};
 
 use super::{
-    address::same_target_key, defaults::*, value::*, Config, ConfigError, HealthCheck, Target,
+    address::same_target_key, defaults::*, value::*, Admin, Config, ConfigError, HealthCheck,
+    Target,
 };
 
 /// The top-level table.
@@ -25,6 +26,7 @@ struct FileConfig {
     retries: Option<Value>,
     balance: Option<Value>,
     health_check: Option<Value>,
+    admin: Option<Value>,
     targets: Option<Value>,
 }
 
@@ -36,6 +38,14 @@ struct FileHealthCheck {
     timeout: Option<Value>,
     rise: Option<Value>,
     fall: Option<Value>,
+}
+
+/// The `[admin]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdmin {
+    enabled: Option<Value>,
+    listen: Option<Value>,
 }
 
 /// One `[[targets]]` entry.
@@ -151,6 +161,7 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
         health_check: file
             .health_check
             .map_or_else(|| Ok(default_health_check()), health_check)?,
+        admin: file.admin.map_or_else(|| Ok(default_admin()), admin)?,
         targets: targets(file.targets)?,
     })
 }
@@ -203,6 +214,18 @@ pub(super) fn health_check(value: Value) -> Result<HealthCheck, Invalid> {
         )?,
         rise: count("health_check.rise", file.rise, default_rise)?,
         fall: count("health_check.fall", file.fall, default_fall)?,
+    })
+}
+
+pub(super) fn admin(value: Value) -> Result<Admin, Invalid> {
+    let file: FileAdmin = read_table("admin", value, "an [admin] table")?;
+    Ok(Admin {
+        enabled: optional(file.enabled, default_admin_enabled, |v| {
+            boolean("admin.enabled", v)
+        })?,
+        listen: optional(file.listen, default_admin_listen, |v| {
+            socket_addr("admin.listen", v)
+        })?,
     })
 }
 
