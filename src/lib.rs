@@ -15,6 +15,7 @@ pub mod balancer;
 pub mod config;
 pub mod health;
 pub mod listener;
+pub mod metrics;
 pub mod proxy_protocol;
 pub mod relay;
 pub mod server;

@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     health::{HealthChecker, HealthStatus},
     listener,
+    metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
     uring,
     worker::{limit::ConnectionLimit, Worker, WorkerSettings},
@@ -55,6 +56,7 @@ pub struct Server {
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
     health: JoinHandle<()>,
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
@@ -88,7 +90,10 @@ impl Server {
         let limit = Arc::new(ConnectionLimit::new(config.max_connections));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
+        let mut worker_stats = Vec::with_capacity(count);
         for (id, listener) in listeners.into_iter().enumerate() {
+            let stats = Arc::new(WorkerStats::new(id));
+            worker_stats.push(Arc::clone(&stats));
             let wake = shutdown
                 .eventfd()
                 .map_err(|source| StartError::Worker { id, source })?;
@@ -107,11 +112,18 @@ impl Server {
                 health.ejector(),
                 settings,
                 wake,
+                stats,
             )
             .map_err(|source| StartError::Worker { id, source })?;
             built.push(worker);
         }
         let health_status = health.status_handle();
+        let metrics = Arc::new(Metrics::new(
+            worker_stats,
+            Arc::clone(&health_status),
+            Arc::clone(&limit),
+            shutdown.clone(),
+        ));
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
@@ -135,12 +147,18 @@ impl Server {
             shutdown,
             workers,
             health,
+            metrics,
         })
     }
 
     /// The address the listeners are bound to (with the real port when 0 was configured).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The metrics registry: the workers' and backends' live counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The balancer the workers pick from.

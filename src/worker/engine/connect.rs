@@ -13,6 +13,7 @@ use super::Engine;
 use crate::{
     backend::Backend,
     balancer::Strategy,
+    metrics::WorkerCounter,
     relay::{Ends, Io, Relay},
     uring::sys,
     worker::{
@@ -126,8 +127,10 @@ impl<R: Relay> Engine<R> {
             ring: &mut self.ring,
             token: Token::conn(token.slot, token.generation, Op::Ignore),
             inflight: &mut slot.inflight,
+            moved: [0; 2],
         };
         let flow = self.relay.start(&mut io, &mut conn);
+        super::count_bytes(slot.backend.as_deref(), self.id, io.moved);
         slot.conn = Some(conn);
         self.after(token, flow);
     }
@@ -149,6 +152,7 @@ impl<R: Relay> Engine<R> {
             slot.failed[attempt - 1] = Some(backend);
         }
         if slot.attempts < self.attempts {
+            self.stats.add(WorkerCounter::Retry);
             self.connect(index);
         } else {
             self.give_up(index);
