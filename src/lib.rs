@@ -10,6 +10,7 @@
 //! Nothing on the hot path takes a lock or allocates per byte.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod backend;
 pub mod balancer;
 pub mod config;

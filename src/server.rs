@@ -1,11 +1,15 @@
-//! Starting and stopping a whole ringlb instance: listeners, workers and the health checker.
+//! Starting and stopping a whole ringlb instance: listeners, workers, the health checker and
+//! the admin listener.
 //!
 //! Owns the order of start-up (probe io_uring, bind, prime the balancer, start threads) so that
-//! every failure is reported before traffic is accepted. Never on the hot path.
+//! every failure is reported before traffic is accepted, and the order of stopping: workers
+//! drain, the health checker stops, and only then the admin listener, so `/healthz` answers 503
+//! for the whole drain. Never on the hot path.
 
 use std::{io, net::SocketAddr, sync::Arc, thread::JoinHandle};
 
 use crate::{
+    admin::{self, AdminServer},
     balancer::Balancer,
     config::Config,
     health::{HealthChecker, HealthStatus},
@@ -46,6 +50,14 @@ pub enum StartError {
     /// A thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Spawn(#[source] io::Error),
+    /// The admin listener (`[admin] listen`) could not be bound.
+    #[error("cannot listen on {addr} for the admin endpoints ([admin] listen): {source}")]
+    Admin {
+        /// The configured admin address.
+        addr: SocketAddr,
+        /// The bind error.
+        source: io::Error,
+    },
 }
 
 /// A running ringlb instance.
@@ -57,6 +69,8 @@ pub struct Server {
     workers: Vec<JoinHandle<io::Result<()>>>,
     health: JoinHandle<()>,
     metrics: Arc<Metrics>,
+    /// `None` when `[admin] enabled = false`.
+    admin: Option<AdminServer>,
 }
 
 impl Server {
@@ -78,6 +92,15 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        let admin_listener = match config.admin.enabled {
+            true => Some(
+                admin::bind(config.admin.listen).map_err(|source| StartError::Admin {
+                    addr: config.admin.listen,
+                    source,
+                })?,
+            ),
+            false => None,
+        };
 
         let balancer = Arc::new(Balancer::with_strategy(config.balance));
         let mut health = HealthChecker::new(
@@ -139,6 +162,15 @@ impl Server {
                 .map_err(StartError::Spawn)?;
             workers.push(handle);
         }
+        let admin = match admin_listener {
+            Some(listener) => {
+                let admin = AdminServer::spawn(listener, Arc::clone(&metrics))
+                    .map_err(StartError::Spawn)?;
+                tracing::info!(addr = %admin.addr(), "admin listener serving /metrics, /status and /healthz");
+                Some(admin)
+            }
+            None => None,
+        };
         tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay, "ringlb started");
         Ok(Server {
             local_addr,
@@ -148,12 +180,19 @@ impl Server {
             workers,
             health,
             metrics,
+            admin,
         })
     }
 
     /// The address the listeners are bound to (with the real port when 0 was configured).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the admin endpoints are served (with the real port when 0 was configured), or
+    /// `None` when `[admin] enabled = false`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::addr)
     }
 
     /// The metrics registry: the workers' and backends' live counters.
@@ -176,7 +215,9 @@ impl Server {
         self.shutdown.trigger();
     }
 
-    /// Waits until every worker and the health checker have stopped; the first worker error wins.
+    /// Waits until every worker and the health checker have stopped, then stops the admin
+    /// listener (it answers `/healthz` with 503 for the whole drain); the first worker error
+    /// wins.
     pub fn wait(self) -> io::Result<()> {
         let mut result = Ok(());
         for handle in self.workers {
@@ -191,6 +232,9 @@ impl Server {
             }
         }
         let _ = self.health.join();
+        if let Some(admin) = self.admin {
+            admin.stop();
+        }
         result
     }
 }
