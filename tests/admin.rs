@@ -536,3 +536,67 @@ async fn the_admin_listener_can_be_disabled() {
     assert_eq!(metrics.total(ringlb::metrics::WorkerCounter::Accepted), 1);
 }
 
+/// Runs `ringlb --probe-admin --config path`; its exit code.
+fn probe_admin(config: &std::path::Path) -> Option<i32> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .arg("--probe-admin")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run ringlb --probe-admin");
+    output.status.code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_admin_says_healthy_while_serving_and_unhealthy_while_draining() {
+    use common::binary::{toml, Process, TempDir};
+    let echo = EchoBackend::start().await;
+    // The probe reads the admin address from the file, so it needs a real port.
+    let admin = dead_addr();
+    let text = toml(&[echo.addr], "").replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n",
+        &format!("[admin]\nlisten = \"0.0.0.0:{}\"\n", admin.port()),
+    );
+    assert!(text.contains("0.0.0.0:"), "{text}");
+    let dir = TempDir::new("probe");
+    let path = dir.0.join("ringlb.toml");
+    std::fs::write(&path, &text).unwrap();
+
+    let mut ringlb = Process::start(&text, None);
+    let probe = path.clone();
+    let code = tokio::task::spawn_blocking(move || probe_admin(&probe))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "healthy while serving");
+
+    let mut open = TcpStream::connect(ringlb.addr).await.unwrap();
+    open.write_all(b"x").await.unwrap();
+    let mut one = [0u8; 1];
+    open.read_exact(&mut one).await.unwrap();
+    ringlb.signal("TERM");
+    // The signal is handled asynchronously: probe until it took effect.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let probe = path.clone();
+        let code = tokio::task::spawn_blocking(move || probe_admin(&probe))
+            .await
+            .unwrap();
+        if code == Some(1) {
+            break;
+        }
+        assert_eq!(code, Some(0), "0 or 1, nothing else");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never unhealthy while draining"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ringlb.child.try_wait().unwrap().is_none(), "still draining");
+    drop(open);
+    let status = tokio::task::block_in_place(|| ringlb.wait_exit(DEADLINE));
+    assert!(status.success(), "{status:?}");
+    let code = tokio::task::spawn_blocking(move || probe_admin(&path))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "unhealthy once stopped");
+}

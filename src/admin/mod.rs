@@ -9,6 +9,7 @@
 //! than [`CLIENT_DEADLINE`].
 
 mod http;
+pub mod probe;
 mod status;
 
 use std::{
