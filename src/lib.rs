@@ -10,11 +10,13 @@
 //! Nothing on the hot path takes a lock or allocates per byte.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod backend;
 pub mod balancer;
 pub mod config;
 pub mod health;
 pub mod listener;
+pub mod metrics;
 pub mod proxy_protocol;
 pub mod relay;
 pub mod server;

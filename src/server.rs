@@ -1,7 +1,10 @@
-//! Starting and stopping a whole ringlb instance: listeners, workers and the health checker.
+//! Starting and stopping a whole ringlb instance: listeners, workers, the health checker and
+//! the admin listener.
 //!
 //! Owns the order of start-up (probe io_uring, bind, prime the balancer, start threads) so that
-//! every failure is reported before traffic is accepted. Never on the hot path.
+//! every failure is reported before traffic is accepted, and the order of stopping: workers
+//! drain, the health checker stops, and only then the admin listener, so `/healthz` answers 503
+//! for the whole drain. Never on the hot path.
 
 use std::{
     io,
@@ -11,10 +14,12 @@ use std::{
 };
 
 use crate::{
+    admin::{self, AdminServer},
     balancer::Balancer,
     config::Config,
     health::{HealthChecker, HealthStatus, Reloader},
     listener,
+    metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
     uring,
     worker::{limit::ConnectionLimit, Worker, WorkerSettings},
@@ -50,6 +55,14 @@ pub enum StartError {
     /// A thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Spawn(#[source] io::Error),
+    /// The admin listener (`[admin] listen`) could not be bound.
+    #[error("cannot listen on {addr} for the admin endpoints ([admin] listen): {source}")]
+    Admin {
+        /// The configured admin address.
+        addr: SocketAddr,
+        /// The bind error.
+        source: io::Error,
+    },
 }
 
 /// A running ringlb instance.
@@ -61,6 +74,9 @@ pub struct Server {
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
     health: JoinHandle<()>,
+    metrics: Arc<Metrics>,
+    /// `None` when `[admin] enabled = false`.
+    admin: Option<AdminServer>,
 }
 
 impl Server {
@@ -82,6 +98,15 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        let admin_listener = match config.admin.enabled {
+            true => Some(
+                admin::bind(config.admin.listen).map_err(|source| StartError::Admin {
+                    addr: config.admin.listen,
+                    source,
+                })?,
+            ),
+            false => None,
+        };
 
         let balancer = Arc::new(Balancer::with_strategy(config.balance));
         let mut health = HealthChecker::new(
@@ -94,7 +119,10 @@ impl Server {
         let limit = Arc::new(ConnectionLimit::new(config.max_connections));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
+        let mut worker_stats = Vec::with_capacity(count);
         for (id, listener) in listeners.into_iter().enumerate() {
+            let stats = Arc::new(WorkerStats::new(id));
+            worker_stats.push(Arc::clone(&stats));
             let wake = shutdown
                 .eventfd()
                 .map_err(|source| StartError::Worker { id, source })?;
@@ -114,12 +142,19 @@ impl Server {
                 health.ejector(),
                 settings,
                 wake,
+                stats,
             )
             .map_err(|source| StartError::Worker { id, source })?;
             built.push(worker);
         }
         let health_status = health.status_handle();
         let reloader = health.reloader();
+        let metrics = Arc::new(Metrics::new(
+            worker_stats,
+            Arc::clone(&health_status),
+            Arc::clone(&limit),
+            shutdown.clone(),
+        ));
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
@@ -135,6 +170,15 @@ impl Server {
                 .map_err(StartError::Spawn)?;
             workers.push(handle);
         }
+        let admin = match admin_listener {
+            Some(listener) => {
+                let admin = AdminServer::spawn(listener, Arc::clone(&metrics))
+                    .map_err(StartError::Spawn)?;
+                tracing::info!(addr = %admin.addr(), "admin listener serving /metrics, /status and /healthz");
+                Some(admin)
+            }
+            None => None,
+        };
         tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay, "ringlb started");
         Ok(Server {
             local_addr,
@@ -147,12 +191,25 @@ impl Server {
             shutdown,
             workers,
             health,
+            metrics,
+            admin,
         })
     }
 
     /// The address the listeners are bound to (with the real port when 0 was configured).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the admin endpoints are served (with the real port when 0 was configured), or
+    /// `None` when `[admin] enabled = false`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::addr)
+    }
+
+    /// The metrics registry: the workers' and backends' live counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The balancer the workers pick from.
@@ -175,7 +232,9 @@ impl Server {
         self.shutdown.trigger();
     }
 
-    /// Waits until every worker and the health checker have stopped; the first worker error wins.
+    /// Waits until every worker and the health checker have stopped, then stops the admin
+    /// listener (it answers `/healthz` with 503 for the whole drain); the first worker error
+    /// wins.
     pub fn wait(self) -> io::Result<()> {
         let mut result = Ok(());
         for handle in self.workers {
@@ -190,6 +249,9 @@ impl Server {
             }
         }
         let _ = self.health.join();
+        if let Some(admin) = self.admin {
+            admin.stop();
+        }
         result
     }
 }
@@ -226,7 +288,7 @@ impl ReloadHandle {
 }
 
 /// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 11] = [
+const RESTART_ONLY: [&str; 12] = [
     "listen",
     "workers",
     "pin_workers",
@@ -238,6 +300,7 @@ const RESTART_ONLY: [&str; 11] = [
     "retries",
     "retry_on_early_close",
     "replay_buffer",
+    "admin",
 ];
 
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -265,6 +328,7 @@ fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
         "retries" => new.retries = old.retries,
         "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
         "replay_buffer" => new.replay_buffer = old.replay_buffer,
+        "admin" => new.admin = old.admin.clone(),
         _ => {}
     }
 }

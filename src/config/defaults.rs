@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::{HealthCheck, RelayMode};
+use super::{Admin, HealthCheck, RelayMode};
 
 pub(super) fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 80))
@@ -64,6 +64,23 @@ pub(super) fn default_health_check() -> HealthCheck {
         timeout: default_timeout(),
         rise: default_rise(),
         fall: default_fall(),
+    }
+}
+
+pub(super) fn default_admin_enabled() -> bool {
+    true
+}
+
+/// Loopback: the admin endpoints are reachable from the host only unless the file says
+/// otherwise (a container's config sets `0.0.0.0:9100` so the orchestrator can probe it).
+pub(super) fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9100))
+}
+
+pub(super) fn default_admin() -> Admin {
+    Admin {
+        enabled: default_admin_enabled(),
+        listen: default_admin_listen(),
     }
 }
 

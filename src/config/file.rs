@@ -7,7 +7,8 @@ use serde::{de::DeserializeOwned, Deserialize};
 use toml::{Table, Value};
 
 use super::{
-    address::same_target_key, defaults::*, value::*, Config, ConfigError, HealthCheck, Target,
+    address::same_target_key, defaults::*, value::*, Admin, Config, ConfigError, HealthCheck,
+    Target,
 };
 
 /// The top-level table.
@@ -27,6 +28,7 @@ struct FileConfig {
     replay_buffer: Option<Value>,
     balance: Option<Value>,
     health_check: Option<Value>,
+    admin: Option<Value>,
     targets: Option<Value>,
 }
 
@@ -38,6 +40,14 @@ struct FileHealthCheck {
     timeout: Option<Value>,
     rise: Option<Value>,
     fall: Option<Value>,
+}
+
+/// The `[admin]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdmin {
+    enabled: Option<Value>,
+    listen: Option<Value>,
 }
 
 /// One `[[targets]]` entry.
@@ -167,6 +177,7 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
         health_check: file
             .health_check
             .map_or_else(|| Ok(default_health_check()), health_check)?,
+        admin: file.admin.map_or_else(|| Ok(default_admin()), admin)?,
         targets: targets(file.targets)?,
     })
 }
@@ -219,6 +230,18 @@ pub(super) fn health_check(value: Value) -> Result<HealthCheck, Invalid> {
         )?,
         rise: count("health_check.rise", file.rise, default_rise)?,
         fall: count("health_check.fall", file.fall, default_fall)?,
+    })
+}
+
+pub(super) fn admin(value: Value) -> Result<Admin, Invalid> {
+    let file: FileAdmin = read_table("admin", value, "an [admin] table")?;
+    Ok(Admin {
+        enabled: optional(file.enabled, default_admin_enabled, |v| {
+            boolean("admin.enabled", v)
+        })?,
+        listen: optional(file.listen, default_admin_listen, |v| {
+            socket_addr("admin.listen", v)
+        })?,
     })
 }
 

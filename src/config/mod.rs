@@ -53,6 +53,8 @@ pub struct Config {
     pub balance: Strategy,
     /// Active health-check settings, shared by all targets.
     pub health_check: HealthCheck,
+    /// The admin HTTP listener: `/metrics`, `/status`, `/healthz`.
+    pub admin: Admin,
     /// The backends, in configuration order (never empty once validated).
     pub targets: Vec<Target>,
 }
@@ -68,6 +70,15 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Consecutive failures for a healthy target to leave.
     pub fall: u32,
+}
+
+/// The admin HTTP listener's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Serve `/metrics`, `/status` and `/healthz` at all.
+    pub enabled: bool,
+    /// Where the admin listener binds: loopback by default, so nothing is exposed by accident.
+    pub listen: SocketAddr,
 }
 
 /// One configured backend target.
@@ -129,6 +140,7 @@ impl Config {
             replay_buffer: defaults::default_replay_buffer(),
             balance: Strategy::default(),
             health_check: defaults::default_health_check(),
+            admin: defaults::default_admin(),
             targets,
         }
     }
@@ -222,6 +234,9 @@ impl fmt::Display for Config {
         writeln!(f, "timeout = {}", human(hc.timeout))?;
         writeln!(f, "rise = {}", hc.rise)?;
         writeln!(f, "fall = {}", hc.fall)?;
+        writeln!(f, "\n[admin]")?;
+        writeln!(f, "enabled = {}", self.admin.enabled)?;
+        writeln!(f, "listen = {}", quoted(&self.admin.listen.to_string()))?;
         for target in &self.targets {
             writeln!(f, "\n[[targets]]")?;
             writeln!(f, "address = {}", quoted(&target.address.to_string()))?;

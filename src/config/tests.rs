@@ -70,6 +70,10 @@ fn seed_loads_with_all_defaults() {
                 rise: 1,
                 fall: 1,
             },
+            admin: Admin {
+                enabled: true,
+                listen: "127.0.0.1:9100".parse().unwrap(),
+            },
             targets: vec![target("http-api-1", 8001), target("http-api-2", 8001)],
         }
     );
@@ -483,4 +487,56 @@ fn replay_keys_are_read_and_checked() {
         "retry_on_early_close",
         &["not a boolean"],
     );
+}
+
+#[test]
+fn admin_is_read_checked_and_shown() {
+    let defaults = parse(TARGET).unwrap().admin;
+    assert!(defaults.enabled);
+    assert_eq!(defaults.listen, "127.0.0.1:9100".parse().unwrap());
+    assert!(
+        defaults.listen.ip().is_loopback(),
+        "nothing exposed by default"
+    );
+
+    let text = format!("[admin]\nenabled = false\nlisten = \"[::]:9200\"\n{TARGET}");
+    let config = parse(&text).unwrap();
+    let expected = Admin {
+        enabled: false,
+        listen: "[::]:9200".parse().unwrap(),
+    };
+    assert_eq!(config.admin, expected);
+    let shown = config.to_string();
+    assert!(
+        shown.contains("\n[admin]\nenabled = false\nlisten = \"[::]:9200\"\n"),
+        "{shown}"
+    );
+    assert_eq!(parse(&shown).unwrap(), config, "{shown}");
+
+    let only_listen = parse(&format!("[admin]\nlisten = \"0.0.0.0:9100\"\n{TARGET}")).unwrap();
+    assert!(only_listen.admin.enabled);
+
+    assert_rejected(
+        &format!("[admin]\nlisten = \"localhost:9100\"\n{TARGET}"),
+        "admin.listen",
+        &["\"localhost:9100\" is not an IP address and port"],
+    );
+    assert_rejected(
+        &format!("[admin]\nlisten = 9100\n{TARGET}"),
+        "admin.listen",
+        &["the integer 9100 is not a string"],
+    );
+    assert_rejected(
+        &format!("[admin]\nenabled = \"yes\"\n{TARGET}"),
+        "admin.enabled",
+        &["the string \"yes\" is not a boolean"],
+    );
+    assert_rejected(
+        &format!("admin = true\n{TARGET}"),
+        "admin",
+        &["the boolean true is not a table"],
+    );
+    let (key, message) = rejected(&format!("[admin]\nport = 9100\n{TARGET}"));
+    assert_eq!(key, "admin");
+    assert!(message.contains("port"), "{message}");
 }

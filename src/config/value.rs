@@ -86,6 +86,19 @@ pub(super) fn listen(value: &Value) -> Result<SocketAddr, Invalid> {
     })
 }
 
+/// An IP address and port for `key` (no name resolution).
+pub(super) fn socket_addr(key: &str, value: &Value) -> Result<SocketAddr, Invalid> {
+    const EXPECTED: &str = "an IP address and port such as \"127.0.0.1:9100\" or \"[::1]:9100\" \
+                            (names are not resolved)";
+    let text = string(key, value, EXPECTED)?;
+    text.parse().map_err(|_| {
+        Invalid::new(
+            key,
+            format!("{text:?} is not an IP address and port; expected {EXPECTED}"),
+        )
+    })
+}
+
 pub(super) fn relay(value: &Value) -> Result<RelayMode, Invalid> {
     let names = RELAY_MODES.map(|mode| format!("{:?}", relay_name(mode)));
     let expected = format!("one of {}", names.join(", "));

@@ -188,7 +188,8 @@ impl HealthChecker {
         let jobs = self.follow(answers);
         let keys: Vec<Key> = jobs.iter().map(|(key, _)| *key).collect();
         let outcomes = probe_all(jobs, timeout).await;
-        for (key, outcome) in keys.into_iter().zip(outcomes) {
+        for (key, (outcome, took)) in keys.into_iter().zip(outcomes) {
+            self.pool.timed(key, took);
             self.pool.record(key, outcome);
         }
         self.publish_if_changed();
@@ -338,15 +339,20 @@ impl HealthChecker {
             targets: targets.collect(),
         };
         self.status.store(report);
+        self.status.store_backends(self.pool.backends());
     }
 }
 
-/// Probes every endpoint concurrently, each under `timeout`; outcomes in input order.
-async fn probe_all(jobs: Vec<(Key, Request)>, timeout: Duration) -> Vec<pool::Outcome> {
-    let probes = jobs
-        .into_iter()
-        .map(|((_, addr), request)| async move { probe::probe(addr, &request?, timeout).await });
-    join_indexed(probes, || Err(ProbeFailure::Io("probe task failed".into()))).await
+/// Probes every endpoint concurrently, each under `timeout`; outcomes and how long each probe
+/// took, in input order.
+async fn probe_all(jobs: Vec<(Key, Request)>, timeout: Duration) -> Vec<(pool::Outcome, Duration)> {
+    let probes = jobs.into_iter().map(|((_, addr), request)| async move {
+        let started = Instant::now();
+        let outcome = async { probe::probe(addr, &request?, timeout).await }.await;
+        (outcome, started.elapsed())
+    });
+    let lost = || (Err(ProbeFailure::Io("probe task failed".into())), timeout);
+    join_indexed(probes, lost).await
 }
 
 /// Runs `jobs` concurrently as tasks of the current runtime and returns their outputs in input

@@ -16,6 +16,7 @@ use crate::{
     balancer::Balancer,
     config::RelayMode,
     health::Ejector,
+    metrics::WorkerStats,
     relay::{copy::Copy, splice::Splice, splice_inline::SpliceInline},
     uring::{buf_ring::BufRing, ring::Ring, sys},
 };
@@ -61,11 +62,13 @@ pub struct Worker {
     ejector: Ejector,
     settings: WorkerSettings,
     wake: Arc<OwnedFd>,
+    stats: Arc<WorkerStats>,
 }
 
 impl Worker {
     /// A worker serving `listener`, picking from `balancer`, counting under `limit`, reporting
-    /// failed connects to `ejector`; `wake` becomes readable when the process shuts down.
+    /// failed connects to `ejector`; `wake` becomes readable when the process shuts down;
+    /// `stats` receives the worker's event counts.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
@@ -75,6 +78,7 @@ impl Worker {
         ejector: Ejector,
         settings: WorkerSettings,
         wake: Arc<OwnedFd>,
+        stats: Arc<WorkerStats>,
     ) -> io::Result<Worker> {
         // Accepted sockets inherit TCP_NODELAY from the listener: no per-connection syscall.
         sys::set_nodelay(listener.as_raw_fd());
@@ -86,6 +90,7 @@ impl Worker {
             ejector,
             settings,
             wake,
+            stats,
         })
     }
 

@@ -153,6 +153,8 @@ pub fn toml(targets: &[SocketAddr], extra: &str) -> String {
     let mut text = format!(
         "listen = \"127.0.0.1:0\"\nworkers = 1\n{extra}\n[health_check]\ninterval = \"100ms\"\ntimeout = \"500ms\"\n"
     );
+    // Many instances run at once: an ephemeral admin port each.
+    text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
     for t in targets {
         text.push_str(&format!(
             "[[targets]]\naddress = \"{t}\"\nhealth_check_endpoint = \"/healthz\"\n"

@@ -30,8 +30,10 @@ use super::{
     Worker,
 };
 use crate::{
+    backend::Backend,
     balancer::Balancer,
     health::Ejector,
+    metrics::WorkerStats,
     relay::{Flow, Io, Relay},
     uring::{
         ring::{Completion, Ring},
@@ -62,6 +64,8 @@ pub(super) struct Engine<R: Relay> {
     limit: Arc<ConnectionLimit>,
     ejector: Ejector,
     wake: Arc<OwnedFd>,
+    /// This worker's event counters (Relaxed increments on its own cache line).
+    stats: Arc<WorkerStats>,
     wake_buf: Box<u64>,
     timers: Box<Timers>,
     /// Connect attempts per client: the first plus `retries`.
@@ -100,6 +104,7 @@ impl<R: Relay> Engine<R> {
             limit: worker.limit,
             ejector: worker.ejector,
             wake: worker.wake,
+            stats: worker.stats,
             wake_buf: Box::new(0),
             timers: Box::new(Timers {
                 connect: Timespec::from(settings.connect_timeout),
@@ -203,10 +208,12 @@ impl<R: Relay> Engine<R> {
             ring: &mut self.ring,
             token,
             inflight: &mut slot.inflight,
+            moved: [0; 2],
         };
         let flow = self
             .relay
             .complete(&mut io, conn, kind, dir, c.result, c.flags);
+        count_bytes(slot.backend.as_deref(), self.id, io.moved);
         self.after(token, flow);
     }
 
@@ -312,5 +319,13 @@ impl<R: Relay> Engine<R> {
         for (index, generation) in open {
             self.teardown(index, generation);
         }
+    }
+}
+
+/// Adds the bytes a relay step wrote to its backend's counters (this worker's shard).
+#[inline]
+fn count_bytes(backend: Option<&Backend>, worker: usize, moved: [u64; 2]) {
+    if let (Some(backend), true) = (backend, moved != [0; 2]) {
+        backend.bytes_moved(worker, moved);
     }
 }
