@@ -11,12 +11,14 @@
 //! Nothing on the hot path takes a lock or allocates per byte.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod backend;
 pub mod balancer;
 pub mod config;
 pub mod epoll;
 pub mod health;
 pub mod listener;
+pub mod metrics;
 pub mod proxy_protocol;
 pub mod relay;
 pub mod server;
@@ -25,5 +27,5 @@ pub mod uring;
 pub mod worker;
 
 pub use config::Config;
-pub use server::{Server, StartError};
+pub use server::{ReloadHandle, Server, StartError};
 pub use shutdown::Shutdown;

@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use ringlb::{Config, Server, Shutdown};
+use ringlb::{Config, ReloadHandle, Server, Shutdown};
 
 /// A thread-per-core io_uring TCP load balancer.
 #[derive(Parser, Debug)]
@@ -15,6 +15,10 @@ struct Args {
     /// Validate the configuration, print the effective settings and exit (0 valid, 2 invalid).
     #[arg(long)]
     check: bool,
+    /// Ask the running ringlb's admin listener (the config's [admin] listen) for /healthz and
+    /// exit 0 if it answers 200, 1 otherwise: a container health check with no curl needed.
+    #[arg(long, conflicts_with = "check")]
+    probe_admin: bool,
 }
 
 fn main() -> ExitCode {
@@ -32,9 +36,13 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("ringlb: invalid configuration: {e}");
-            return ExitCode::from(2);
+            // A health check must say only healthy (0) or not (1).
+            return ExitCode::from(if args.probe_admin { 1 } else { 2 });
         }
     };
+    if args.probe_admin {
+        return probe_admin(&config);
+    }
     if args.check {
         print!("{config}");
         return ExitCode::SUCCESS;
@@ -48,43 +56,109 @@ fn main() -> ExitCode {
     }
 }
 
+fn probe_admin(config: &Config) -> ExitCode {
+    use ringlb::admin::probe;
+    if !config.admin.enabled {
+        eprintln!("ringlb: [admin] enabled = false in the configuration: nothing to probe");
+        return ExitCode::FAILURE;
+    }
+    let addr = probe::probe_addr(config.admin.listen);
+    match probe::probe(addr, std::time::Duration::from_secs(2)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringlb: unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(config: &Config) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
-    spawn_signal_thread(shutdown.clone())?;
-    let server = Server::start(config, shutdown)?;
+    // Handlers are installed before the server starts, so no signal is lost in between.
+    let signals = Signals::install()?;
+    let server = Server::start(config, shutdown.clone())?;
+    signals.spawn(shutdown, server.reload_handle(), config.source.clone())?;
     server.wait()?;
     tracing::info!("ringlb stopped");
     Ok(())
 }
 
-/// The first SIGINT/SIGTERM starts a graceful stop (stop accepting, drain open connections);
-/// a second one exits at once.
-fn spawn_signal_thread(shutdown: Shutdown) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let mut term = rt.block_on(async { signal(SignalKind::terminate()) })?;
-    let mut int = rt.block_on(async { signal(SignalKind::interrupt()) })?;
-    std::thread::Builder::new()
-        .name("ringlb-signals".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let name = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
-                tracing::info!(
-                    "{name}: stopping; open connections may finish (signal again to exit at once)"
-                );
-                shutdown.trigger();
-                let name = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
-                tracing::warn!("{name} again: exiting without waiting for open connections");
-                std::process::exit(1);
-            })
+/// The process's signal handlers, served by a thread of their own.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (term, int, hup) = rt.block_on(async {
+            anyhow::Ok((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::hangup())?,
+            ))
         })?;
-    Ok(())
+        Ok(Signals { rt, term, int, hup })
+    }
+
+    /// SIGHUP reloads `path`; the first SIGINT/SIGTERM starts a graceful stop (stop accepting,
+    /// drain open connections), a second one exits at once.
+    fn spawn(
+        mut self,
+        shutdown: Shutdown,
+        reload: ReloadHandle,
+        path: PathBuf,
+    ) -> anyhow::Result<()> {
+        std::thread::Builder::new()
+            .name("ringlb-signals".into())
+            .spawn(move || {
+                self.rt.block_on(async move {
+                    let mut stopping = false;
+                    loop {
+                        let name = tokio::select! {
+                            _ = self.term.recv() => "SIGTERM",
+                            _ = self.int.recv() => "SIGINT",
+                            _ = self.hup.recv() => {
+                                reload_from(&reload, &path);
+                                continue;
+                            }
+                        };
+                        if stopping {
+                            tracing::warn!("{name} again: exiting without waiting for open connections");
+                            std::process::exit(1);
+                        }
+                        stopping = true;
+                        tracing::info!("{name}: stopping; open connections may finish (signal again to exit at once)");
+                        shutdown.trigger();
+                    }
+                })
+            })?;
+        Ok(())
+    }
+}
+
+/// Re-reads the configuration file; an invalid one is rejected and the running one kept.
+fn reload_from(reload: &ReloadHandle, path: &std::path::Path) {
+    match Config::load(path) {
+        Err(e) => tracing::error!("SIGHUP: configuration rejected, the running one is kept: {e}"),
+        Ok(config) => {
+            let restart = reload.reload(&config);
+            tracing::info!(
+                targets = config.targets.len(),
+                "SIGHUP: configuration reloaded"
+            );
+            for key in restart {
+                tracing::warn!(
+                    key,
+                    "SIGHUP: changing {key} needs a restart; the running value is kept"
+                );
+            }
+        }
+    }
 }

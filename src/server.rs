@@ -1,15 +1,25 @@
-//! Starting and stopping a whole ringlb instance: listeners, workers and the health checker.
+//! Starting and stopping a whole ringlb instance: listeners, workers, the health checker and
+//! the admin listener.
 //!
 //! Owns the order of start-up (probe io_uring, bind, prime the balancer, start threads) so that
-//! every failure is reported before traffic is accepted. Never on the hot path.
+//! every failure is reported before traffic is accepted, and the order of stopping: workers
+//! drain, the health checker stops, and only then the admin listener, so `/healthz` answers 503
+//! for the whole drain. Never on the hot path.
 
-use std::{io, net::SocketAddr, sync::Arc, thread::JoinHandle};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+};
 
 use crate::{
+    admin::{self, AdminServer},
     balancer::Balancer,
     config::{Config, IoBackend},
-    health::{HealthChecker, HealthStatus},
+    health::{HealthChecker, HealthStatus, Reloader},
     listener,
+    metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
     uring,
     worker::{limit::ConnectionLimit, Worker, WorkerSettings},
@@ -46,6 +56,14 @@ pub enum StartError {
     /// A thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Spawn(#[source] io::Error),
+    /// The admin listener (`[admin] listen`) could not be bound.
+    #[error("cannot listen on {addr} for the admin endpoints ([admin] listen): {source}")]
+    Admin {
+        /// The configured admin address.
+        addr: SocketAddr,
+        /// The bind error.
+        source: io::Error,
+    },
 }
 
 /// A running ringlb instance.
@@ -53,10 +71,13 @@ pub struct Server {
     local_addr: SocketAddr,
     balancer: Arc<Balancer>,
     health_status: Arc<HealthStatus>,
+    reload: ReloadHandle,
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
     health: JoinHandle<()>,
-    io_backend: IoBackend,
+    metrics: Arc<Metrics>,
+    /// `None` when `[admin] enabled = false`.
+    admin: Option<AdminServer>,
 }
 
 impl Server {
@@ -78,6 +99,15 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        let admin_listener = match config.admin.enabled {
+            true => Some(
+                admin::bind(config.admin.listen).map_err(|source| StartError::Admin {
+                    addr: config.admin.listen,
+                    source,
+                })?,
+            ),
+            false => None,
+        };
 
         let balancer = Arc::new(Balancer::with_strategy(config.balance));
         let mut health = HealthChecker::new(
@@ -90,7 +120,10 @@ impl Server {
         let limit = Arc::new(ConnectionLimit::new(config.max_connections));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
+        let mut worker_stats = Vec::with_capacity(count);
         for (id, listener) in listeners.into_iter().enumerate() {
+            let stats = Arc::new(WorkerStats::new(id));
+            worker_stats.push(Arc::clone(&stats));
             let wake = shutdown
                 .eventfd()
                 .map_err(|source| StartError::Worker { id, source })?;
@@ -100,6 +133,7 @@ impl Server {
                 drain_timeout: config.drain_timeout,
                 idle_timeout: config.idle_timeout,
                 retries: config.retries,
+                replay_buffer: config.retry_on_early_close.then_some(config.replay_buffer),
             };
             let worker = Worker::new(
                 id,
@@ -109,11 +143,20 @@ impl Server {
                 health.ejector(),
                 settings,
                 wake,
+                stats,
             )
             .map_err(|source| StartError::Worker { id, source })?;
             built.push(worker);
         }
         let health_status = health.status_handle();
+        let reloader = health.reloader();
+        let metrics = Arc::new(Metrics::new(
+            worker_stats,
+            Arc::clone(&health_status),
+            Arc::clone(&limit),
+            shutdown.clone(),
+        ));
+        metrics.set_io_backend(io_backend.as_str());
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
@@ -133,21 +176,46 @@ impl Server {
                 .map_err(StartError::Spawn)?;
             workers.push(handle);
         }
+        let admin = match admin_listener {
+            Some(listener) => {
+                let admin = AdminServer::spawn(listener, Arc::clone(&metrics))
+                    .map_err(StartError::Spawn)?;
+                tracing::info!(addr = %admin.addr(), "admin listener serving /metrics, /status and /healthz");
+                Some(admin)
+            }
+            None => None,
+        };
         tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay, "ringlb started");
         Ok(Server {
             local_addr,
             balancer,
             health_status,
+            reload: ReloadHandle {
+                reloader,
+                running: Arc::new(Mutex::new(config.clone())),
+            },
             shutdown,
             workers,
             health,
-            io_backend,
+            metrics,
+            admin,
         })
     }
 
     /// The address the listeners are bound to (with the real port when 0 was configured).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the admin endpoints are served (with the real port when 0 was configured), or
+    /// `None` when `[admin] enabled = false`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::addr)
+    }
+
+    /// The metrics registry: the workers' and backends' live counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The balancer the workers pick from.
@@ -162,7 +230,12 @@ impl Server {
 
     /// The I/O backend the workers run on: `"io_uring"` or `"epoll"` (never `"auto"`).
     pub fn io_backend(&self) -> &'static str {
-        self.io_backend.as_str()
+        self.metrics.io_backend()
+    }
+
+    /// A handle for reloading the configuration from another thread (the signal handler).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.reload.clone()
     }
 
     /// Asks every thread to stop; [`Server::wait`] then returns.
@@ -170,7 +243,9 @@ impl Server {
         self.shutdown.trigger();
     }
 
-    /// Waits until every worker and the health checker have stopped; the first worker error wins.
+    /// Waits until every worker and the health checker have stopped, then stops the admin
+    /// listener (it answers `/healthz` with 503 for the whole drain); the first worker error
+    /// wins.
     pub fn wait(self) -> io::Result<()> {
         let mut result = Ok(());
         for handle in self.workers {
@@ -185,6 +260,9 @@ impl Server {
             }
         }
         let _ = self.health.join();
+        if let Some(admin) = self.admin {
+            admin.stop();
+        }
         result
     }
 }
@@ -208,4 +286,118 @@ fn choose_io_backend(configured: IoBackend) -> Result<IoBackend, StartError> {
     };
     tracing::info!(io_backend = %chosen, reason = why, "I/O backend selected");
     Ok(chosen)
+}
+
+/// Applies reloaded configurations to a running server.
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    reloader: Reloader,
+    /// The configuration running now (control plane only: reloads compare against it).
+    running: Arc<Mutex<Config>>,
+}
+
+impl ReloadHandle {
+    /// Applies a reloaded configuration: targets (added, removed, changed), weights, health
+    /// settings and the strategy take effect for new connections; open connections are not
+    /// touched. Returns the keys that changed but need a restart to take effect.
+    pub fn reload(&self, config: &Config) -> Vec<&'static str> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let restart_only = restart_only_changes(&running, config);
+        self.reloader.reload(
+            config.targets.clone(),
+            config.health_check.clone(),
+            config.balance,
+        );
+        let mut next = config.clone();
+        // Keep the running values of what did not take effect, so the next reload compares
+        // against what really runs.
+        for key in &restart_only {
+            keep_running_value(key, &running, &mut next);
+        }
+        *running = next;
+        restart_only
+    }
+}
+
+/// Settings fixed at start: listeners, threads and the workers' own settings.
+const RESTART_ONLY: [&str; 13] = [
+    "listen",
+    "workers",
+    "pin_workers",
+    "relay",
+    "io_backend",
+    "connect_timeout",
+    "idle_timeout",
+    "drain_timeout",
+    "max_connections",
+    "retries",
+    "retry_on_early_close",
+    "replay_buffer",
+    "admin",
+];
+
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    RESTART_ONLY
+        .into_iter()
+        .filter(|key| {
+            let mut probe = new.clone();
+            keep_running_value(key, old, &mut probe);
+            probe != *new
+        })
+        .collect()
+}
+
+/// Copies the value of restart-only `key` from `old` into `new`.
+fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
+    match key {
+        "listen" => new.listen = old.listen,
+        "workers" => new.workers = old.workers,
+        "pin_workers" => new.pin_workers = old.pin_workers,
+        "relay" => new.relay = old.relay,
+        "io_backend" => new.io_backend = old.io_backend,
+        "connect_timeout" => new.connect_timeout = old.connect_timeout,
+        "idle_timeout" => new.idle_timeout = old.idle_timeout,
+        "drain_timeout" => new.drain_timeout = old.drain_timeout,
+        "max_connections" => new.max_connections = old.max_connections,
+        "retries" => new.retries = old.retries,
+        "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
+        "replay_buffer" => new.replay_buffer = old.replay_buffer,
+        "admin" => new.admin = old.admin.clone(),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Target, TargetAddress};
+
+    fn config() -> Config {
+        Config::new(vec![Target {
+            address: TargetAddress {
+                host: "a".into(),
+                port: 1,
+            },
+            health_check_endpoint: "/".into(),
+            weight: 1,
+        }])
+    }
+
+    #[test]
+    fn restart_only_keys_are_named() {
+        let old = config();
+        let mut new = config();
+        assert!(restart_only_changes(&old, &new).is_empty());
+        new.workers = 7;
+        new.listen = "127.0.0.1:1".parse().unwrap();
+        new.targets[0].weight = 5;
+        new.health_check.rise = 3;
+        assert_eq!(restart_only_changes(&old, &new), ["listen", "workers"]);
+        let mut kept = new.clone();
+        for key in ["listen", "workers"] {
+            keep_running_value(key, &old, &mut kept);
+        }
+        assert_eq!(kept.workers, old.workers);
+        assert_eq!(kept.targets[0].weight, 5, "reloadable values are taken");
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::{HealthCheck, IoBackend, RelayMode};
+use super::{Admin, HealthCheck, IoBackend, RelayMode};
 
 pub(super) fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 80))
@@ -73,6 +73,23 @@ pub(super) fn default_health_check() -> HealthCheck {
     }
 }
 
+pub(super) fn default_admin_enabled() -> bool {
+    true
+}
+
+/// Loopback: the admin endpoints are reachable from the host only unless the file says
+/// otherwise (a container's config sets `0.0.0.0:9100` so the orchestrator can probe it).
+pub(super) fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9100))
+}
+
+pub(super) fn default_admin() -> Admin {
+    Admin {
+        enabled: default_admin_enabled(),
+        listen: default_admin_listen(),
+    }
+}
+
 /// Every relay mode, in the order messages list them.
 pub(super) const RELAY_MODES: [RelayMode; 3] =
     [RelayMode::Splice, RelayMode::SpliceInline, RelayMode::Copy];
@@ -88,4 +105,8 @@ pub(super) fn relay_name(mode: RelayMode) -> &'static str {
 
 pub(super) fn default_weight() -> u32 {
     1
+}
+
+pub(super) fn default_replay_buffer() -> usize {
+    16 * 1024
 }

@@ -7,7 +7,8 @@ use serde::{de::DeserializeOwned, Deserialize};
 use toml::{Table, Value};
 
 use super::{
-    address::same_target_key, defaults::*, value::*, Config, ConfigError, HealthCheck, Target,
+    address::same_target_key, defaults::*, value::*, Admin, Config, ConfigError, HealthCheck,
+    Target,
 };
 
 /// The top-level table.
@@ -24,8 +25,11 @@ struct FileConfig {
     drain_timeout: Option<Value>,
     max_connections: Option<Value>,
     retries: Option<Value>,
+    retry_on_early_close: Option<Value>,
+    replay_buffer: Option<Value>,
     balance: Option<Value>,
     health_check: Option<Value>,
+    admin: Option<Value>,
     targets: Option<Value>,
 }
 
@@ -37,6 +41,14 @@ struct FileHealthCheck {
     timeout: Option<Value>,
     rise: Option<Value>,
     fall: Option<Value>,
+}
+
+/// The `[admin]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdmin {
+    enabled: Option<Value>,
+    listen: Option<Value>,
 }
 
 /// One `[[targets]]` entry.
@@ -149,10 +161,25 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
                 "a number of further backends to try, 0 or more",
             )
         })?,
+        retry_on_early_close: optional(
+            file.retry_on_early_close,
+            || false,
+            |v| boolean("retry_on_early_close", v),
+        )?,
+        replay_buffer: optional(file.replay_buffer, default_replay_buffer, |v| {
+            integer_at_most(
+                "replay_buffer",
+                v,
+                1,
+                MAX_REPLAY_BUFFER,
+                "a number of bytes from 1 to 1048576",
+            )
+        })?,
         balance: optional(file.balance, Default::default, balance)?,
         health_check: file
             .health_check
             .map_or_else(|| Ok(default_health_check()), health_check)?,
+        admin: file.admin.map_or_else(|| Ok(default_admin()), admin)?,
         targets: targets(file.targets)?,
     })
 }
@@ -205,6 +232,18 @@ pub(super) fn health_check(value: Value) -> Result<HealthCheck, Invalid> {
         )?,
         rise: count("health_check.rise", file.rise, default_rise)?,
         fall: count("health_check.fall", file.fall, default_fall)?,
+    })
+}
+
+pub(super) fn admin(value: Value) -> Result<Admin, Invalid> {
+    let file: FileAdmin = read_table("admin", value, "an [admin] table")?;
+    Ok(Admin {
+        enabled: optional(file.enabled, default_admin_enabled, |v| {
+            boolean("admin.enabled", v)
+        })?,
+        listen: optional(file.listen, default_admin_listen, |v| {
+            socket_addr("admin.listen", v)
+        })?,
     })
 }
 

@@ -48,10 +48,17 @@ pub struct Config {
     pub max_connections: usize,
     /// Further backends tried when a connect fails, before the client gets the 503.
     pub retries: u32,
+    /// Keep the client's first bytes until the backend answers, and replay them to another
+    /// backend if it closes first (safe for idempotent request/response traffic only).
+    pub retry_on_early_close: bool,
+    /// Bytes of the client's first data kept for a replay; past them the connection commits.
+    pub replay_buffer: usize,
     /// How a backend is chosen for each new connection.
     pub balance: Strategy,
     /// Active health-check settings, shared by all targets.
     pub health_check: HealthCheck,
+    /// The admin HTTP listener: `/metrics`, `/status`, `/healthz`.
+    pub admin: Admin,
     /// The backends, in configuration order (never empty once validated).
     pub targets: Vec<Target>,
 }
@@ -67,6 +74,15 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Consecutive failures for a healthy target to leave.
     pub fall: u32,
+}
+
+/// The admin HTTP listener's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Serve `/metrics`, `/status` and `/healthz` at all.
+    pub enabled: bool,
+    /// Where the admin listener binds: loopback by default, so nothing is exposed by accident.
+    pub listen: SocketAddr,
 }
 
 /// One configured backend target.
@@ -125,8 +141,11 @@ impl Config {
             drain_timeout: defaults::default_drain_timeout(),
             max_connections: defaults::default_max_connections(),
             retries: defaults::default_retries(),
+            retry_on_early_close: false,
+            replay_buffer: defaults::default_replay_buffer(),
             balance: Strategy::default(),
             health_check: defaults::default_health_check(),
+            admin: defaults::default_admin(),
             targets,
         }
     }
@@ -212,6 +231,8 @@ impl fmt::Display for Config {
         writeln!(f, "drain_timeout = {}", human(self.drain_timeout))?;
         writeln!(f, "max_connections = {}", self.max_connections)?;
         writeln!(f, "retries = {}", self.retries)?;
+        writeln!(f, "retry_on_early_close = {}", self.retry_on_early_close)?;
+        writeln!(f, "replay_buffer = {}", self.replay_buffer)?;
         writeln!(f, "balance = {}", quoted(self.balance.as_str()))?;
         let hc = &self.health_check;
         writeln!(f, "\n[health_check]")?;
@@ -219,6 +240,9 @@ impl fmt::Display for Config {
         writeln!(f, "timeout = {}", human(hc.timeout))?;
         writeln!(f, "rise = {}", hc.rise)?;
         writeln!(f, "fall = {}", hc.fall)?;
+        writeln!(f, "\n[admin]")?;
+        writeln!(f, "enabled = {}", self.admin.enabled)?;
+        writeln!(f, "listen = {}", quoted(&self.admin.listen.to_string()))?;
         for target in &self.targets {
             writeln!(f, "\n[[targets]]")?;
             writeln!(f, "address = {}", quoted(&target.address.to_string()))?;

@@ -62,12 +62,18 @@ fn seed_loads_with_all_defaults() {
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             retries: 2,
+            retry_on_early_close: false,
+            replay_buffer: 16384,
             balance: Strategy::RoundRobin,
             health_check: HealthCheck {
                 interval: Duration::from_secs(5),
                 timeout: Duration::from_secs(1),
                 rise: 1,
                 fall: 1,
+            },
+            admin: Admin {
+                enabled: true,
+                listen: "127.0.0.1:9100".parse().unwrap(),
             },
             targets: vec![target("http-api-1", 8001), target("http-api-2", 8001)],
         }
@@ -141,6 +147,8 @@ fn display_spells_out_defaults() {
         "max_connections = 10000",
         "retries = 2",
         "balance = \"round_robin\"",
+        "retry_on_early_close = false",
+        "replay_buffer = 16384",
         "weight = 1",
         "interval = \"5s\"",
         "timeout = \"1s\"",
@@ -483,4 +491,82 @@ fn io_backend_is_read_printed_and_checked() {
         "io_backend",
         &["integer 1"],
     );
+}
+
+#[test]
+fn replay_keys_are_read_and_checked() {
+    let config = parse(&format!(
+        "retry_on_early_close = true\nreplay_buffer = 4096\n{TARGET}"
+    ))
+    .unwrap();
+    assert!(config.retry_on_early_close);
+    assert_eq!(config.replay_buffer, 4096);
+    for (value, problem) in [
+        ("0", "too small"),
+        ("1048577", "too large"),
+        ("\"16k\"", "string"),
+    ] {
+        assert_rejected(
+            &format!("replay_buffer = {value}\n{TARGET}"),
+            "replay_buffer",
+            &[problem],
+        );
+    }
+    assert_rejected(
+        &format!("retry_on_early_close = 1\n{TARGET}"),
+        "retry_on_early_close",
+        &["not a boolean"],
+    );
+}
+
+#[test]
+fn admin_is_read_checked_and_shown() {
+    let defaults = parse(TARGET).unwrap().admin;
+    assert!(defaults.enabled);
+    assert_eq!(defaults.listen, "127.0.0.1:9100".parse().unwrap());
+    assert!(
+        defaults.listen.ip().is_loopback(),
+        "nothing exposed by default"
+    );
+
+    let text = format!("[admin]\nenabled = false\nlisten = \"[::]:9200\"\n{TARGET}");
+    let config = parse(&text).unwrap();
+    let expected = Admin {
+        enabled: false,
+        listen: "[::]:9200".parse().unwrap(),
+    };
+    assert_eq!(config.admin, expected);
+    let shown = config.to_string();
+    assert!(
+        shown.contains("\n[admin]\nenabled = false\nlisten = \"[::]:9200\"\n"),
+        "{shown}"
+    );
+    assert_eq!(parse(&shown).unwrap(), config, "{shown}");
+
+    let only_listen = parse(&format!("[admin]\nlisten = \"0.0.0.0:9100\"\n{TARGET}")).unwrap();
+    assert!(only_listen.admin.enabled);
+
+    assert_rejected(
+        &format!("[admin]\nlisten = \"localhost:9100\"\n{TARGET}"),
+        "admin.listen",
+        &["\"localhost:9100\" is not an IP address and port"],
+    );
+    assert_rejected(
+        &format!("[admin]\nlisten = 9100\n{TARGET}"),
+        "admin.listen",
+        &["the integer 9100 is not a string"],
+    );
+    assert_rejected(
+        &format!("[admin]\nenabled = \"yes\"\n{TARGET}"),
+        "admin.enabled",
+        &["the string \"yes\" is not a boolean"],
+    );
+    assert_rejected(
+        &format!("admin = true\n{TARGET}"),
+        "admin",
+        &["the boolean true is not a table"],
+    );
+    let (key, message) = rejected(&format!("[admin]\nport = 9100\n{TARGET}"));
+    assert_eq!(key, "admin");
+    assert!(message.contains("port"), "{message}");
 }

@@ -86,6 +86,19 @@ pub(super) fn listen(value: &Value) -> Result<SocketAddr, Invalid> {
     })
 }
 
+/// An IP address and port for `key` (no name resolution).
+pub(super) fn socket_addr(key: &str, value: &Value) -> Result<SocketAddr, Invalid> {
+    const EXPECTED: &str = "an IP address and port such as \"127.0.0.1:9100\" or \"[::1]:9100\" \
+                            (names are not resolved)";
+    let text = string(key, value, EXPECTED)?;
+    text.parse().map_err(|_| {
+        Invalid::new(
+            key,
+            format!("{text:?} is not an IP address and port; expected {EXPECTED}"),
+        )
+    })
+}
+
 pub(super) fn relay(value: &Value) -> Result<RelayMode, Invalid> {
     let names = RELAY_MODES.map(|mode| format!("{:?}", relay_name(mode)));
     let expected = format!("one of {}", names.join(", "));
@@ -172,4 +185,25 @@ pub(super) fn balance(value: &Value) -> Result<Strategy, Invalid> {
             format!("{text:?} is not a balancing strategy; expected {expected}"),
         )
     })
+}
+
+/// The largest replay buffer: a replay is for a request's first bytes, not for a stream.
+pub(super) const MAX_REPLAY_BUFFER: i64 = 1024 * 1024;
+
+/// An integer from `min` to `max`.
+pub(super) fn integer_at_most<T: TryFrom<i64>>(
+    key: &str,
+    value: &Value,
+    min: i64,
+    max: i64,
+    expected: &str,
+) -> Result<T, Invalid> {
+    let n: i64 = integer(key, value, min, expected)?;
+    if n > max {
+        return Err(Invalid::new(
+            key,
+            format!("{n} is too large; expected {expected}"),
+        ));
+    }
+    T::try_from(n).map_err(|_| Invalid::new(key, format!("{n} is too large; expected {expected}")))
 }

@@ -14,7 +14,7 @@ use tokio::{
 };
 
 use super::{copy, Shared};
-use crate::{backend::Backend, worker::RESPONSE_503};
+use crate::{backend::Backend, metrics::WorkerCounter, worker::RESPONSE_503};
 
 /// How long a rejected client may keep sending after the answer before it is closed.
 const LINGER: Duration = Duration::from_secs(1);
@@ -64,11 +64,15 @@ impl Drop for Opened {
 
 /// Serves one accepted client until both sides are closed.
 pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAddr) {
-    let Some((mut server, _opened)) = connect(&shared, peer).await else {
+    let Some((mut server, opened)) = connect(&shared, peer).await else {
         return reject(&shared, client).await;
     };
     let idle = shared.settings.idle_timeout;
-    match copy::relay(&shared.buffers, &mut client, &mut server, idle).await {
+    let count = copy::Delivered {
+        backend: &opened.0,
+        worker: shared.id,
+    };
+    match copy::relay(&shared.buffers, &mut client, &mut server, idle, count).await {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
             tracing::debug!(worker = shared.id, "idle timeout: closing connection");
@@ -84,6 +88,9 @@ async fn connect(shared: &Shared, peer: SocketAddr) -> Option<(TcpStream, Opened
     // Allocates only once a connect failed.
     let mut failed: Vec<Arc<Backend>> = Vec::new();
     for attempt in 1..=shared.settings.attempts() {
+        if attempt > 1 {
+            shared.stats.add(WorkerCounter::Retry);
+        }
         let backend = if failed.is_empty() {
             shared.balancer.pick(peer)
         } else {
@@ -131,6 +138,7 @@ fn backend_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
 /// Sends the exact 503, then a FIN, then reads and discards what the client still sends for at
 /// most [`LINGER`]: closing with unread input would send a reset that could destroy the answer.
 async fn reject(shared: &Shared, mut client: TcpStream) {
+    shared.stats.add(WorkerCounter::Rejected);
     if client.write_all(RESPONSE_503).await.is_err() {
         return;
     }

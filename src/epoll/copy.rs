@@ -24,6 +24,11 @@ use tokio::{
     time::Instant,
 };
 
+use crate::{
+    backend::Backend,
+    relay::{DOWNSTREAM, UPSTREAM},
+};
+
 /// Bytes one read moves at most: large enough that a bulk transfer costs few system calls.
 const BUFFER_SIZE: usize = 64 * 1024;
 /// Idle buffers kept for reuse (16 MiB); beyond this they are freed.
@@ -82,6 +87,24 @@ impl DerefMut for Buffer<'_> {
     }
 }
 
+/// Where the bytes a connection relays are counted: its backend's counters, on this worker's
+/// shard.
+#[derive(Clone, Copy)]
+pub(super) struct Delivered<'a> {
+    /// The connection's backend.
+    pub(super) backend: &'a Backend,
+    /// This worker's index.
+    pub(super) worker: usize,
+}
+
+impl Delivered<'_> {
+    fn add(self, dir: usize, bytes: usize) {
+        let mut moved = [0; 2];
+        moved[dir] = bytes as u64;
+        self.backend.bytes_moved(self.worker, moved);
+    }
+}
+
 /// Relays both ways until each side has sent its EOF and it was passed on (`Ok`), a socket
 /// fails, or no byte moved either way for `idle` (`TimedOut`). The caller closes both sockets.
 pub(super) async fn relay(
@@ -89,14 +112,15 @@ pub(super) async fn relay(
     client: &mut TcpStream,
     server: &mut TcpStream,
     idle: Duration,
+    count: Delivered<'_>,
 ) -> io::Result<()> {
     let active = Cell::new(Instant::now());
     let (client_rd, client_wr) = client.split();
     let (server_rd, server_wr) = server.split();
     let both = async {
         tokio::try_join!(
-            pump(buffers, client_rd, server_wr, &active),
-            pump(buffers, server_rd, client_wr, &active),
+            pump(buffers, client_rd, server_wr, &active, (count, UPSTREAM)),
+            pump(buffers, server_rd, client_wr, &active, (count, DOWNSTREAM)),
         )
     };
     let mut both = std::pin::pin!(both);
@@ -115,12 +139,14 @@ pub(super) async fn relay(
 }
 
 /// One direction: everything `src` sends is written to `dst`; `src`'s EOF becomes a `SHUT_WR`
-/// on `dst` once every byte before it was written.
+/// on `dst` once every byte before it was written. Written bytes are counted as direction
+/// `dir`.
 async fn pump(
     buffers: &Buffers,
     mut src: ReadHalf<'_>,
     mut dst: WriteHalf<'_>,
     active: &Cell<Instant>,
+    (count, dir): (Delivered<'_>, usize),
 ) -> io::Result<()> {
     loop {
         // `readable` does not count against tokio's cooperative budget, while a read refused
@@ -138,7 +164,10 @@ async fn pump(
         while sent < n {
             match dst.write(&buf[sent..n]).await? {
                 0 => return Err(io::ErrorKind::WriteZero.into()),
-                written => sent += written,
+                written => {
+                    sent += written;
+                    count.add(dir, written);
+                }
             }
             active.set(Instant::now());
         }
@@ -185,6 +214,11 @@ mod tests {
 
     use super::*;
 
+    /// A backend to count the test's bytes on.
+    fn backend() -> Backend {
+        Backend::new(0, "test", "127.0.0.1:1".parse().unwrap())
+    }
+
     #[test]
     fn buffers_are_reused() {
         let pool = Buffers::new();
@@ -209,7 +243,12 @@ mod tests {
         let (mut proxy_server, mut server) = pair().await;
         let pool = Buffers::new();
         let idle = Duration::from_secs(5);
-        let relay = relay(&pool, &mut proxy_client, &mut proxy_server, idle);
+        let backend = backend();
+        let count = Delivered {
+            backend: &backend,
+            worker: 0,
+        };
+        let relay = relay(&pool, &mut proxy_client, &mut proxy_server, idle, count);
         let ends = async {
             client.write_all(b"request").await.unwrap();
             client.shutdown().await.unwrap();
@@ -225,6 +264,11 @@ mod tests {
         };
         let (relayed, ()) = tokio::join!(relay, ends);
         relayed.unwrap();
+        assert_eq!(
+            backend.stats.bytes.total(),
+            [7, 8],
+            "bytes counted per direction"
+        );
         let idle = pool.idle.borrow().len();
         assert!((1..=2).contains(&idle), "{idle} buffers back in the pool");
     }
@@ -277,7 +321,12 @@ mod tests {
                 let mut proxy_server = TcpStream::from_std(proxy_server).unwrap();
                 let pool = Buffers::new();
                 let idle = Duration::from_secs(30);
-                relay(&pool, &mut proxy_client, &mut proxy_server, idle).await
+                let backend = backend();
+                let count = Delivered {
+                    backend: &backend,
+                    worker: 0,
+                };
+                relay(&pool, &mut proxy_client, &mut proxy_server, idle, count).await
             });
             let _ = done.send(relayed.is_ok());
         });
@@ -295,7 +344,12 @@ mod tests {
         let (mut proxy_server, _server) = pair().await;
         let pool = Buffers::new();
         let idle = Duration::from_millis(50);
-        let err = relay(&pool, &mut proxy_client, &mut proxy_server, idle)
+        let backend = backend();
+        let count = Delivered {
+            backend: &backend,
+            worker: 0,
+        };
+        let err = relay(&pool, &mut proxy_client, &mut proxy_server, idle, count)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);

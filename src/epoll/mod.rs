@@ -31,6 +31,7 @@ use tokio::{
 use crate::{
     balancer::Balancer,
     health::Ejector,
+    metrics::{WorkerCounter, WorkerStats},
     shutdown::Shutdown,
     worker::{limit::ConnectionLimit, WorkerSettings},
 };
@@ -55,13 +56,17 @@ struct Shared {
     limit: Arc<ConnectionLimit>,
     ejector: Ejector,
     settings: WorkerSettings,
+    /// This worker's event counters (`Relaxed` increments on its own cache line).
+    stats: Arc<WorkerStats>,
     /// This worker's relay buffers, borrowed only while bytes are in flight.
     buffers: Buffers,
 }
 
 impl EpollWorker {
     /// A worker serving `listener` (non-blocking, `SO_REUSEPORT`), picking from `balancer`,
-    /// counting under `limit`, reporting failed connects to `ejector`, until `shutdown` fires.
+    /// counting under `limit`, reporting failed connects to `ejector`, until `shutdown` fires;
+    /// `stats` receives the worker's event counts.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: usize,
         listener: StdListener,
@@ -70,6 +75,7 @@ impl EpollWorker {
         ejector: Ejector,
         settings: WorkerSettings,
         shutdown: Shutdown,
+        stats: Arc<WorkerStats>,
     ) -> EpollWorker {
         EpollWorker {
             listener,
@@ -80,6 +86,7 @@ impl EpollWorker {
                 limit,
                 ejector,
                 settings,
+                stats,
                 buffers: Buffers::new(),
             },
         }
@@ -140,7 +147,9 @@ async fn accept_until_stopped(
             }
             accepted = listener.accept(), if paused_until.is_none() => match accepted {
                 Ok((client, peer)) => {
+                    shared.stats.add(WorkerCounter::Accepted);
                     if shared.limit.acquire() {
+                        shared.stats.add(WorkerCounter::LimitReached);
                         tracing::debug!(worker = shared.id, open = shared.limit.open(),
                             "max_connections reached: pausing accepts");
                     }
@@ -148,6 +157,7 @@ async fn accept_until_stopped(
                     open.spawn_local(conn::serve(counted, client, peer));
                 }
                 Err(e) => {
+                    shared.stats.add(WorkerCounter::AcceptError);
                     if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                         last_error = Some(Instant::now());
                         tracing::warn!(worker = shared.id, error = %e, open = shared.limit.open(),

@@ -5,7 +5,7 @@
 //! membership handed to the balancer. Pure bookkeeping: never does I/O, never awaits, never
 //! publishes by itself. Logs each state flip, and nothing else per round.
 
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use tracing::{info, warn};
 
@@ -36,6 +36,8 @@ struct Endpoint {
     successes: u32,
     failures: u32,
     last: Option<Outcome>,
+    /// How long the last probe took.
+    check_duration: Option<Duration>,
 }
 
 /// All endpoints, per target in configuration order, each target's in address order.
@@ -57,6 +59,7 @@ impl Endpoint {
             successes: 0,
             failures: 0,
             last: None,
+            check_duration: None,
         }
     }
 
@@ -85,6 +88,7 @@ impl Endpoint {
             consecutive_successes: self.successes,
             consecutive_failures: self.failures,
             last: self.last.clone(),
+            check_duration: self.check_duration,
         }
     }
 }
@@ -176,6 +180,13 @@ impl Pool {
         endpoint.last = Some(outcome);
     }
 
+    /// Remembers how long the last probe of endpoint `key` took.
+    pub(crate) fn timed(&mut self, key: Key, took: Duration) {
+        if let Some(endpoint) = self.targets.get_mut(key.0).and_then(|t| t.get_mut(&key.1)) {
+            endpoint.check_duration = Some(took);
+        }
+    }
+
     /// Takes endpoint `key` out at once, whatever `fall` says: a worker could not connect to
     /// it. It comes back like any unhealthy endpoint, after `rise` passed probes.
     pub(crate) fn eject(&mut self, key: Key, failure: ProbeFailure) {
@@ -212,6 +223,52 @@ impl Pool {
         let backends = healthy.iter().map(|e| Arc::clone(&e.backend)).collect();
         self.published = Some(keys);
         Some(backends)
+    }
+
+    /// A pool for a reloaded configuration: target `i` of the new configuration keeps the
+    /// endpoints (and their health state) of old target `previous[i]`, if any. Where the index
+    /// is unchanged the endpoints keep their `Arc<Backend>` (and counters), with the new
+    /// weight; a target that moved to another index gets fresh backends, because a backend's
+    /// target index is part of its identity. Targets without a previous one start empty and
+    /// fill on the next round; old targets left out are dropped (their open connections keep
+    /// their own `Arc` and run to their end).
+    pub(crate) fn reconfigure(
+        mut self,
+        previous: &[Option<usize>],
+        names: &[String],
+        weights: &[u32],
+        rise: u32,
+        fall: u32,
+    ) -> Pool {
+        let mut next = Pool::new(previous.len(), rise, fall).with_weights(weights);
+        for (i, prev) in previous.iter().enumerate() {
+            let Some(old) = prev
+                .and_then(|j| self.targets.get_mut(j))
+                .map(std::mem::take)
+            else {
+                continue;
+            };
+            let weight = next.weight(i);
+            next.targets[i] = old
+                .into_iter()
+                .map(|(addr, mut endpoint)| {
+                    if endpoint.backend.target == i {
+                        endpoint.backend.set_weight(weight);
+                    } else {
+                        endpoint.backend =
+                            Arc::new(Backend::with_weight(i, names[i].as_str(), addr, weight));
+                    }
+                    (addr, endpoint)
+                })
+                .collect();
+        }
+        next
+    }
+
+    /// Every known endpoint's backend, healthy or not, per target in address order.
+    pub(crate) fn backends(&self) -> Vec<Arc<Backend>> {
+        let endpoints = self.targets.iter().flat_map(BTreeMap::values);
+        endpoints.map(|e| Arc::clone(&e.backend)).collect()
     }
 
     /// The number of known endpoints.

@@ -16,6 +16,7 @@ use crate::{
     balancer::Balancer,
     config::RelayMode,
     health::Ejector,
+    metrics::WorkerStats,
     relay::{copy::Copy, splice::Splice, splice_inline::SpliceInline},
     shutdown::Shutdown,
     uring::{buf_ring::BufRing, ring::Ring, sys},
@@ -48,6 +49,9 @@ pub struct WorkerSettings {
     pub idle_timeout: Duration,
     /// Further backends tried after a failed connect.
     pub retries: u32,
+    /// `retry_on_early_close`: bytes of the client's first data kept for a replay, `None` when
+    /// off.
+    pub replay_buffer: Option<usize>,
 }
 
 impl WorkerSettings {
@@ -69,11 +73,13 @@ pub struct Worker {
     ejector: Ejector,
     settings: WorkerSettings,
     wake: Arc<OwnedFd>,
+    stats: Arc<WorkerStats>,
 }
 
 impl Worker {
     /// A worker serving `listener`, picking from `balancer`, counting under `limit`, reporting
-    /// failed connects to `ejector`; `wake` becomes readable when the process shuts down.
+    /// failed connects to `ejector`; `wake` becomes readable when the process shuts down;
+    /// `stats` receives the worker's event counts.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
@@ -83,6 +89,7 @@ impl Worker {
         ejector: Ejector,
         settings: WorkerSettings,
         wake: Arc<OwnedFd>,
+        stats: Arc<WorkerStats>,
     ) -> io::Result<Worker> {
         // Accepted sockets inherit TCP_NODELAY from the listener: no per-connection syscall.
         sys::set_nodelay(listener.as_raw_fd());
@@ -94,6 +101,7 @@ impl Worker {
             ejector,
             settings,
             wake,
+            stats,
         })
     }
 
@@ -124,6 +132,7 @@ impl Worker {
             self.ejector,
             self.settings,
             shutdown,
+            self.stats,
         )
         .run()
     }

@@ -15,6 +15,8 @@ pub struct Process {
     pub addr: SocketAddr,
     /// Every stderr line so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The configuration file it was started with (rewrite it, then SIGHUP).
+    pub config_path: PathBuf,
     _dir: TempDir,
 }
 
@@ -23,11 +25,10 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "ringlb-test-{tag}-{}-{:?}",
-            std::process::id(),
-            Instant::now()
-        ));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("ringlb-test-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -98,6 +99,7 @@ impl Process {
             child,
             addr,
             log,
+            config_path: path,
             _dir: dir,
         }
     }
@@ -123,6 +125,19 @@ impl Process {
                 "ringlb did not exit in {within:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (bounded) until the log has `n` lines containing `needle`.
+    pub fn wait_log(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.log_lines(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "no log line {needle:?}: {:?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -153,6 +168,8 @@ pub fn toml(targets: &[SocketAddr], extra: &str) -> String {
         let backend = format!("io_backend = \"{}\"\n", super::test_io_backend());
         text.insert_str(0, &backend);
     }
+    // Many instances run at once: an ephemeral admin port each.
+    text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
     for t in targets {
         text.push_str(&format!(
             "[[targets]]\naddress = \"{t}\"\nhealth_check_endpoint = \"/healthz\"\n"

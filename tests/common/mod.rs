@@ -7,7 +7,7 @@ pub mod binary;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use ringlb::{
-    config::{HealthCheck, IoBackend, RelayMode, Target, TargetAddress},
+    config::{Admin, HealthCheck, IoBackend, RelayMode, Target, TargetAddress},
     Config, Server, Shutdown,
 };
 use tokio::{
@@ -57,6 +57,11 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
             timeout: Duration::from_millis(500),
             rise: 1,
             fall: 1,
+        },
+        // Many instances run at once: an ephemeral admin port each.
+        admin: Admin {
+            enabled: true,
+            listen: "127.0.0.1:0".parse().unwrap(),
         },
         ..Config::new(targets)
     }

@@ -130,6 +130,8 @@ impl Proxy for Ringlb {
             let _ = writeln!(text, "io_backend = \"{io_backend}\"");
         }
         text.push_str("\n[health_check]\ninterval = \"1s\"\n");
+        // Several proxies and runs share the machine: an ephemeral admin port, never a clash.
+        text.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
         for backend in backend_list(setup) {
             let _ = write!(
                 text,
@@ -169,6 +171,7 @@ mod tests {
         let text = ringlb.config("127.0.0.1:8000".parse().unwrap(), &setup);
         assert!(text.contains("listen = \"127.0.0.1:8000\"\nworkers = 2\nrelay = \"splice\"\n"));
         assert!(text.contains("[health_check]\ninterval = \"1s\"\n"));
+        assert!(text.contains("[admin]\nlisten = \"127.0.0.1:0\"\n"));
         assert_eq!(text.matches("[[targets]]").count(), 2);
         assert!(
             text.contains("address = \"127.0.0.1:9002\"\nhealth_check_endpoint = \"/healthz\"\n")

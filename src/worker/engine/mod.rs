@@ -9,6 +9,7 @@
 mod accept;
 mod connect;
 mod reject;
+mod replay;
 
 use std::{
     net::TcpListener,
@@ -29,8 +30,10 @@ use super::{
     Worker,
 };
 use crate::{
+    backend::Backend,
     balancer::Balancer,
     health::Ejector,
+    metrics::WorkerStats,
     relay::{Flow, Io, Relay},
     uring::{
         ring::{Completion, Ring},
@@ -61,10 +64,16 @@ pub(super) struct Engine<R: Relay> {
     limit: Arc<ConnectionLimit>,
     ejector: Ejector,
     wake: Arc<OwnedFd>,
+    /// This worker's event counters (Relaxed increments on its own cache line).
+    stats: Arc<WorkerStats>,
     wake_buf: Box<u64>,
     timers: Box<Timers>,
     /// Connect attempts per client: the first plus `retries`.
     attempts: u8,
+    /// `retry_on_early_close`: the replay buffer size, `None` when off.
+    replay_size: Option<usize>,
+    /// Replay buffers ready for reuse.
+    replay_pool: Vec<Box<[u8]>>,
     /// Idle sweeps: the current tick, and how many ticks without activity close a connection.
     tick: u32,
     idle_ticks: u32,
@@ -95,6 +104,7 @@ impl<R: Relay> Engine<R> {
             limit: worker.limit,
             ejector: worker.ejector,
             wake: worker.wake,
+            stats: worker.stats,
             wake_buf: Box::new(0),
             timers: Box::new(Timers {
                 connect: Timespec::from(settings.connect_timeout),
@@ -104,6 +114,8 @@ impl<R: Relay> Engine<R> {
                 tick: Timespec::from(tick),
             }),
             attempts: settings.attempts() as u8,
+            replay_size: settings.replay_buffer,
+            replay_pool: Vec::new(),
             tick: 0,
             idle_ticks: idle_ticks.max(1),
             slots: Slots::with_capacity(1024),
@@ -156,6 +168,7 @@ impl<R: Relay> Engine<R> {
             Op::RejectWrite => self.on_reject_written(token.slot as RawFd),
             Op::RejectDrain => self.on_reject_drained(token.slot as RawFd),
             Op::Connect => self.on_connect(token, c.result),
+            Op::ReplayRecv | Op::ReplaySend | Op::ReplayPeek => self.on_replay(token, c.result),
             Op::Relay { kind, dir } => self.on_relay(token, kind, dir as usize, c),
         }
     }
@@ -195,10 +208,12 @@ impl<R: Relay> Engine<R> {
             ring: &mut self.ring,
             token,
             inflight: &mut slot.inflight,
+            moved: [0; 2],
         };
         let flow = self
             .relay
             .complete(&mut io, conn, kind, dir, c.result, c.flags);
+        count_bytes(slot.backend.as_deref(), self.id, io.moved);
         self.after(token, flow);
     }
 
@@ -269,6 +284,9 @@ impl<R: Relay> Engine<R> {
         if let Some(conn) = slot.conn.take() {
             self.relay.close(conn);
         }
+        if let Some(replay) = slot.replay.take() {
+            self.replay_pool.push(replay.buf);
+        }
         let (client, server) = (slot.client, slot.server);
         if let (Some(backend), true) = (slot.backend.take(), slot.opened) {
             backend.connection_closed();
@@ -301,5 +319,13 @@ impl<R: Relay> Engine<R> {
         for (index, generation) in open {
             self.teardown(index, generation);
         }
+    }
+}
+
+/// Adds the bytes a relay step wrote to its backend's counters (this worker's shard).
+#[inline]
+fn count_bytes(backend: Option<&Backend>, worker: usize, moved: [u64; 2]) {
+    if let (Some(backend), true) = (backend, moved != [0; 2]) {
+        backend.bytes_moved(worker, moved);
     }
 }

@@ -10,6 +10,7 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
+    metrics::WorkerCounter,
     relay::Relay,
     uring::sys,
     worker::token::{Op, Token},
@@ -26,6 +27,7 @@ Service Unavailable";
 impl<R: Relay> Engine<R> {
     /// Writes the answer; the client descriptor travels in the token instead of a slot.
     pub(super) fn reject(&mut self, client: RawFd) {
+        self.stats.add(WorkerCounter::Rejected);
         let write =
             opcode::Write::new(Fd(client), RESPONSE_503.as_ptr(), RESPONSE_503.len() as u32)
                 .build()
