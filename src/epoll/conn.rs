@@ -1,6 +1,7 @@
 //! One client of the epoll backend, from accept to close: pick a backend, connect with a
 //! timeout, move on to another backend when the connect fails (reporting the failed one to the
-//! health checker), the exact 503 when none is left, then the relay.
+//! health checker) or, with `retry_on_early_close`, when it closes before answering; the exact
+//! 503 when none is left, then the relay.
 //!
 //! Counting is tied to ownership: a client's place under `max_connections` and a backend's
 //! active count are given back when their guards drop, so a task aborted at the drain deadline
@@ -13,7 +14,11 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
-use super::{copy, Shared};
+use super::{
+    copy,
+    replay::{Phase, Replay},
+    Shared,
+};
 use crate::{backend::Backend, metrics::WorkerCounter, worker::RESPONSE_503};
 
 /// How long a rejected client may keep sending after the answer before it is closed.
@@ -64,27 +69,44 @@ impl Drop for Opened {
 
 /// Serves one accepted client until both sides are closed.
 pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAddr) {
-    let Some((mut server, opened)) = connect(&shared, peer).await else {
-        return reject(&shared, client).await;
+    let mut replay = shared.replay.as_ref().map(|pool| Replay::new(pool.take()));
+    let connected = connect(&shared, peer, &client, replay.as_mut()).await;
+    // The replay buffer goes back to the pool before the relay starts.
+    drop(replay);
+    let (mut server, opened) = match connected {
+        Ok(Some(pair)) => pair,
+        Ok(None) => return reject(&shared, client).await,
+        Err(e) => return ended(&shared, e),
     };
     let idle = shared.settings.idle_timeout;
     let count = copy::Delivered {
         backend: &opened.0,
         worker: shared.id,
     };
-    match copy::relay(&shared.buffers, &mut client, &mut server, idle, count).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-            tracing::debug!(worker = shared.id, "idle timeout: closing connection");
-        }
-        Err(e) => tracing::debug!(worker = shared.id, error = %e, "connection failed"),
+    if let Err(e) = copy::relay(&shared.buffers, &mut client, &mut server, idle, count).await {
+        ended(&shared, e);
     }
     // Dropping both streams closes them.
 }
 
-/// Connects to a backend not tried yet for this client, up to the configured attempts; `None`
-/// when no backend is left.
-async fn connect(shared: &Shared, peer: SocketAddr) -> Option<(TcpStream, Opened)> {
+/// Logs why a connection is being closed.
+fn ended(shared: &Shared, error: io::Error) {
+    if error.kind() == io::ErrorKind::TimedOut {
+        tracing::debug!(worker = shared.id, "idle timeout: closing connection");
+    } else {
+        tracing::debug!(worker = shared.id, %error, "connection failed");
+    }
+}
+
+/// Connects to a backend not tried yet for this client, up to the configured attempts, and
+/// runs the replay phase on it when `retry_on_early_close` is on. `None` when no backend is
+/// left (the client gets the 503); an error when the client failed or went idle meanwhile.
+async fn connect(
+    shared: &Shared,
+    peer: SocketAddr,
+    client: &TcpStream,
+    mut replay: Option<&mut Replay<'_>>,
+) -> io::Result<Option<(TcpStream, Opened)>> {
     // Allocates only once a connect failed.
     let mut failed: Vec<Arc<Backend>> = Vec::new();
     for attempt in 1..=shared.settings.attempts() {
@@ -96,12 +118,15 @@ async fn connect(shared: &Shared, peer: SocketAddr) -> Option<(TcpStream, Opened
         } else {
             let excluded: Vec<&Backend> = failed.iter().map(|b| &**b).collect();
             shared.balancer.pick_excluding_all(peer, &excluded)
-        }?;
+        };
+        let Some(backend) = backend else {
+            return Ok(None);
+        };
         let socket = match backend_socket(backend.addr) {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::debug!(worker = shared.id, error = %e, "cannot create backend socket");
-                return None;
+                return Ok(None);
             }
         };
         let opened = Opened::new(backend);
@@ -109,7 +134,26 @@ async fn connect(shared: &Shared, peer: SocketAddr) -> Option<(TcpStream, Opened
         // A backend that never answers the SYN must not hold the client for the kernel's
         // two-minute SYN retry budget.
         let errno = match tokio::time::timeout(shared.settings.connect_timeout, connecting).await {
-            Ok(Ok(server)) => return Some((server, opened)),
+            Ok(Ok(server)) => {
+                let Some(replay) = replay.as_deref_mut() else {
+                    return Ok(Some((server, opened)));
+                };
+                let count = copy::Delivered {
+                    backend: &opened.0,
+                    worker: shared.id,
+                };
+                let idle = shared.settings.idle_timeout;
+                match replay.run(client, &server, idle, count).await? {
+                    Phase::Committed => return Ok(Some((server, opened))),
+                    Phase::EarlyClose => {
+                        tracing::debug!(
+                            worker = shared.id,
+                            "backend closed before answering: replaying elsewhere"
+                        );
+                        libc::ECONNRESET
+                    }
+                }
+            }
             Ok(Err(e)) => e.raw_os_error().unwrap_or(libc::EIO),
             Err(_) => libc::ETIMEDOUT,
         };
@@ -121,7 +165,7 @@ async fn connect(shared: &Shared, peer: SocketAddr) -> Option<(TcpStream, Opened
             error = %io::Error::from_raw_os_error(errno), attempt, "connect failed");
         failed.push(backend);
     }
-    None
+    Ok(None)
 }
 
 /// A socket for `addr`'s family with Nagle off: a proxy forwards what it has at once.

@@ -29,37 +29,41 @@ use crate::{
     relay::{DOWNSTREAM, UPSTREAM},
 };
 
-/// Bytes one read moves at most: large enough that a bulk transfer costs few system calls.
-const BUFFER_SIZE: usize = 64 * 1024;
-/// Idle buffers kept for reuse (16 MiB); beyond this they are freed.
+/// Bytes one relay read moves at most: large enough that a bulk transfer costs few system
+/// calls.
+pub(super) const BUFFER_SIZE: usize = 64 * 1024;
+/// Idle buffers a pool keeps for reuse (16 MiB of relay buffers); beyond this they are freed.
 const MAX_IDLE: usize = 256;
 
-/// One worker's pool of relay buffers. Not shared between threads.
+/// One worker's pool of equally sized buffers. Not shared between threads.
 pub(super) struct Buffers {
     idle: RefCell<Vec<Box<[u8]>>>,
+    size: usize,
 }
 
 impl Buffers {
-    pub(super) fn new() -> Buffers {
+    /// A pool of `size`-byte buffers.
+    pub(super) fn new(size: usize) -> Buffers {
         Buffers {
             idle: RefCell::new(Vec::new()),
+            size,
         }
     }
 
-    /// A buffer of [`BUFFER_SIZE`] bytes, reused when one is idle; it returns on drop.
-    fn take(&self) -> Buffer<'_> {
+    /// A buffer, reused when one is idle; it returns on drop.
+    pub(super) fn take(&self) -> Buffer<'_> {
         let bytes = self
             .idle
             .borrow_mut()
             .pop()
-            .unwrap_or_else(|| vec![0; BUFFER_SIZE].into_boxed_slice());
+            .unwrap_or_else(|| vec![0; self.size].into_boxed_slice());
         Buffer { bytes, pool: self }
     }
 }
 
 /// A borrowed buffer. Its old contents never matter: only what the last read put in it is
 /// written.
-struct Buffer<'a> {
+pub(super) struct Buffer<'a> {
     bytes: Box<[u8]>,
     pool: &'a Buffers,
 }
@@ -98,7 +102,7 @@ pub(super) struct Delivered<'a> {
 }
 
 impl Delivered<'_> {
-    fn add(self, dir: usize, bytes: usize) {
+    pub(super) fn add(self, dir: usize, bytes: usize) {
         let mut moved = [0; 2];
         moved[dir] = bytes as u64;
         self.backend.bytes_moved(self.worker, moved);
@@ -221,7 +225,7 @@ mod tests {
 
     #[test]
     fn buffers_are_reused() {
-        let pool = Buffers::new();
+        let pool = Buffers::new(BUFFER_SIZE);
         drop(pool.take());
         assert_eq!(pool.idle.borrow().len(), 1);
         let held = pool.take();
@@ -241,7 +245,7 @@ mod tests {
     async fn each_eof_is_passed_on_after_the_bytes_before_it() {
         let (mut client, mut proxy_client) = pair().await;
         let (mut proxy_server, mut server) = pair().await;
-        let pool = Buffers::new();
+        let pool = Buffers::new(BUFFER_SIZE);
         let idle = Duration::from_secs(5);
         let backend = backend();
         let count = Delivered {
@@ -319,7 +323,7 @@ mod tests {
                 proxy_server.set_nonblocking(true).unwrap();
                 let mut proxy_client = TcpStream::from_std(proxy_client).unwrap();
                 let mut proxy_server = TcpStream::from_std(proxy_server).unwrap();
-                let pool = Buffers::new();
+                let pool = Buffers::new(BUFFER_SIZE);
                 let idle = Duration::from_secs(30);
                 let backend = backend();
                 let count = Delivered {
@@ -342,7 +346,7 @@ mod tests {
     async fn a_silent_connection_times_out() {
         let (_client, mut proxy_client) = pair().await;
         let (mut proxy_server, _server) = pair().await;
-        let pool = Buffers::new();
+        let pool = Buffers::new(BUFFER_SIZE);
         let idle = Duration::from_millis(50);
         let backend = backend();
         let count = Delivered {

@@ -14,6 +14,7 @@
 
 mod conn;
 mod copy;
+mod replay;
 
 use std::{
     io,
@@ -60,6 +61,8 @@ struct Shared {
     stats: Arc<WorkerStats>,
     /// This worker's relay buffers, borrowed only while bytes are in flight.
     buffers: Buffers,
+    /// `retry_on_early_close`: replay buffers of `replay_buffer` bytes, `None` when off.
+    replay: Option<Buffers>,
 }
 
 impl EpollWorker {
@@ -85,9 +88,10 @@ impl EpollWorker {
                 balancer,
                 limit,
                 ejector,
+                replay: settings.replay_buffer.map(Buffers::new),
                 settings,
                 stats,
-                buffers: Buffers::new(),
+                buffers: Buffers::new(copy::BUFFER_SIZE),
             },
         }
     }
