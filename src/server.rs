@@ -16,7 +16,7 @@ use std::{
 use crate::{
     admin::{self, AdminServer},
     balancer::Balancer,
-    config::Config,
+    config::{Config, IoBackend},
     health::{HealthChecker, HealthStatus, Reloader},
     listener,
     metrics::{Metrics, WorkerStats},
@@ -33,7 +33,8 @@ pub enum StartError {
         "io_uring is not available: {0}. ringlb needs Linux 6.1 or newer with io_uring enabled: \
          check the sysctl kernel.io_uring_disabled (must be 0), and in a container run with a \
          seccomp profile that allows io_uring_setup, io_uring_enter and io_uring_register \
-         (Docker's default profile blocks them)"
+         (Docker's default profile blocks them); or set io_backend = \"auto\" or \"epoll\" to \
+         run on epoll instead"
     )]
     IoUringUnavailable(#[source] io::Error),
     /// The listen address could not be bound.
@@ -77,12 +78,13 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// `None` when `[admin] enabled = false`.
     admin: Option<AdminServer>,
+    io_backend: IoBackend,
 }
 
 impl Server {
     /// Starts listeners, workers and the health checker; returns once traffic is accepted.
     pub fn start(config: &Config, shutdown: Shutdown) -> Result<Server, StartError> {
-        uring::probe().map_err(StartError::IoUringUnavailable)?;
+        let io_backend = choose_io_backend(config.io_backend)?;
         if let Err(e) = uring::sys::raise_nofile_limit() {
             tracing::warn!(error = %e, "cannot raise the open-files limit");
         }
@@ -155,17 +157,22 @@ impl Server {
             Arc::clone(&limit),
             shutdown.clone(),
         ));
+        metrics.set_io_backend(io_backend.as_str());
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
             let pin = config.pin_workers.then_some(id % cores);
+            let stop = shutdown.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("ringlb-w{id}"))
                 .spawn(move || {
                     if let Some(core) = pin {
                         uring::sys::pin_to_core(core);
                     }
-                    worker.run()
+                    match io_backend {
+                        IoBackend::Epoll => worker.run_epoll(stop),
+                        _ => worker.run(),
+                    }
                 })
                 .map_err(StartError::Spawn)?;
             workers.push(handle);
@@ -179,7 +186,8 @@ impl Server {
             }
             None => None,
         };
-        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay, "ringlb started");
+        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay,
+            io_backend = io_backend.as_str(), "ringlb started");
         Ok(Server {
             local_addr,
             balancer,
@@ -193,6 +201,7 @@ impl Server {
             health,
             metrics,
             admin,
+            io_backend,
         })
     }
 
@@ -225,6 +234,11 @@ impl Server {
     /// A handle for reloading the configuration from another thread (the signal handler).
     pub fn reload_handle(&self) -> ReloadHandle {
         self.reload.clone()
+    }
+
+    /// The I/O backend the workers run on: `"io_uring"` or `"epoll"` (never `"auto"`).
+    pub fn io_backend(&self) -> &'static str {
+        self.io_backend.as_str()
     }
 
     /// Asks every thread to stop; [`Server::wait`] then returns.
@@ -288,7 +302,7 @@ impl ReloadHandle {
 }
 
 /// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 12] = [
+const RESTART_ONLY: [&str; 13] = [
     "listen",
     "workers",
     "pin_workers",
@@ -301,6 +315,7 @@ const RESTART_ONLY: [&str; 12] = [
     "retry_on_early_close",
     "replay_buffer",
     "admin",
+    "io_backend",
 ];
 
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -329,8 +344,30 @@ fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
         "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
         "replay_buffer" => new.replay_buffer = old.replay_buffer,
         "admin" => new.admin = old.admin.clone(),
+        "io_backend" => new.io_backend = old.io_backend,
         _ => {}
     }
+}
+
+/// Resolves `io_backend = "…"` to the backend the workers run on, probing io_uring unless epoll
+/// was asked for, and logs once which one runs and why.
+fn choose_io_backend(configured: IoBackend) -> Result<IoBackend, StartError> {
+    let (chosen, why) = match configured {
+        IoBackend::Epoll => (IoBackend::Epoll, "configured"),
+        IoBackend::IoUring => {
+            uring::probe().map_err(StartError::IoUringUnavailable)?;
+            (IoBackend::IoUring, "configured")
+        }
+        IoBackend::Auto => match uring::probe() {
+            Ok(()) => (IoBackend::IoUring, "auto: io_uring is available"),
+            Err(e) => {
+                tracing::warn!("io_uring unavailable ({e}); using the epoll backend");
+                (IoBackend::Epoll, "auto: io_uring is unavailable")
+            }
+        },
+    };
+    tracing::info!(io_backend = %chosen, reason = why, "I/O backend selected");
+    Ok(chosen)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ struct FileConfig {
     workers: Option<Value>,
     pin_workers: Option<Value>,
     relay: Option<Value>,
+    io_backend: Option<Value>,
     connect_timeout: Option<Value>,
     idle_timeout: Option<Value>,
     drain_timeout: Option<Value>,
@@ -134,6 +135,7 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
         relay: file
             .relay
             .map_or_else(|| Ok(default_relay()), |v| relay(&v))?,
+        io_backend: optional(file.io_backend, default_io_backend, io_backend)?,
         connect_timeout: optional(file.connect_timeout, default_connect_timeout, |v| {
             duration("connect_timeout", v)
         })?,

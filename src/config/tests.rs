@@ -56,6 +56,7 @@ fn seed_loads_with_all_defaults() {
             workers: 0,
             pin_workers: false,
             relay: RelayMode::Copy,
+            io_backend: IoBackend::Auto,
             connect_timeout: Duration::from_secs(3),
             idle_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
@@ -539,4 +540,33 @@ fn admin_is_read_checked_and_shown() {
     let (key, message) = rejected(&format!("[admin]\nport = 9100\n{TARGET}"));
     assert_eq!(key, "admin");
     assert!(message.contains("port"), "{message}");
+}
+
+#[test]
+fn io_backend_is_read_printed_and_checked() {
+    assert_eq!(parse(SEED).unwrap().io_backend, IoBackend::Auto);
+    let shown = parse(SEED).unwrap().to_string();
+    assert!(
+        shown.lines().any(|l| l == "io_backend = \"auto\""),
+        "default missing in:\n{shown}"
+    );
+    for backend in IoBackend::ALL {
+        let text = format!("io_backend = \"{backend}\"\n{TARGET}");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.io_backend, backend);
+        assert_eq!(parse(&config.to_string()).unwrap(), config);
+    }
+    assert_rejected(
+        &format!("io_backend = \"uring\"\n{TARGET}"),
+        "io_backend",
+        &[
+            "\"uring\" is not an I/O backend",
+            "\"auto\", \"io_uring\", \"epoll\"",
+        ],
+    );
+    assert_rejected(
+        &format!("io_backend = 1\n{TARGET}"),
+        "io_backend",
+        &["integer 1"],
+    );
 }

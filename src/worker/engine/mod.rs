@@ -25,7 +25,7 @@ use io_uring::{
 
 use super::{
     limit::ConnectionLimit,
-    slots::{Slots, MAX_ATTEMPTS},
+    slots::Slots,
     token::{Op, Token},
     Worker,
 };
@@ -113,7 +113,7 @@ impl<R: Relay> Engine<R> {
                 accept_pause: Timespec::new().nsec(100_000_000),
                 tick: Timespec::from(tick),
             }),
-            attempts: settings.retries.saturating_add(1).min(MAX_ATTEMPTS as u32) as u8,
+            attempts: settings.attempts() as u8,
             replay_size: settings.replay_buffer,
             replay_pool: Vec::new(),
             tick: 0,
