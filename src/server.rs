@@ -85,7 +85,7 @@ impl Server {
 
         let balancer = Arc::new(Balancer::with_strategy(config.balance));
         let mut health = HealthChecker::new(
-            config.targets.clone(),
+            config.resolved_targets(),
             config.health_check.clone(),
             Arc::clone(&balancer),
         );
@@ -209,7 +209,7 @@ impl ReloadHandle {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let restart_only = restart_only_changes(&running, config);
         self.reloader.reload(
-            config.targets.clone(),
+            config.resolved_targets(),
             config.health_check.clone(),
             config.balance,
         );
@@ -277,6 +277,7 @@ mod tests {
             },
             health_check_endpoint: "/".into(),
             weight: 1,
+            ..Default::default()
         }])
     }
 
