@@ -104,6 +104,7 @@ impl Server {
                 drain_timeout: config.drain_timeout,
                 idle_timeout: config.idle_timeout,
                 retries: config.retries,
+                on_no_backend: config.on_no_backend,
             };
             let worker = Worker::new(
                 id,
@@ -225,7 +226,7 @@ impl ReloadHandle {
 }
 
 /// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 9] = [
+const RESTART_ONLY: [&str; 10] = [
     "listen",
     "workers",
     "pin_workers",
@@ -235,6 +236,7 @@ const RESTART_ONLY: [&str; 9] = [
     "drain_timeout",
     "max_connections",
     "retries",
+    "on_no_backend",
 ];
 
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -260,6 +262,7 @@ fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
         "drain_timeout" => new.drain_timeout = old.drain_timeout,
         "max_connections" => new.max_connections = old.max_connections,
         "retries" => new.retries = old.retries,
+        "on_no_backend" => new.on_no_backend = old.on_no_backend,
         _ => {}
     }
 }

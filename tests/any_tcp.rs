@@ -7,15 +7,19 @@
 
 mod common;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr, time::Duration};
 
 use common::{
     line::{eventually, exchange, LineBackend, LineOptions},
     *,
 };
 use ringlb::{
-    config::{HealthCheckKind, RelayMode, Target, TargetAddress},
+    config::{HealthCheckKind, OnNoBackend, RelayMode, Target, TargetAddress},
     Config,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
 };
 
 /// A target at `addr` checked by `kind` (HTTP checks request `/healthz`).
@@ -206,4 +210,58 @@ async fn http_checks_are_unchanged() {
     rounds(&proxy, 1).await;
     assert_eq!(last_reason(&proxy, 0, a.addr).as_deref(), Some("ok"));
     assert_eq!(body(&get(proxy.addr).await), "A");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The answer when no target is healthy
+
+/// A proxy whose only target is dead, answering clients as `answer` says.
+fn without_backend(answer: OnNoBackend) -> Proxy {
+    let mut cfg = l4_config(vec![target(dead_addr(), HealthCheckKind::Tcp)]);
+    cfg.on_no_backend = answer;
+    Proxy::start(&cfg)
+}
+
+/// What a client that sent `request` reads: every byte until EOF, or the error that ended it.
+async fn client_sees(proxy: &Proxy, request: &[u8]) -> io::Result<Vec<u8>> {
+    tokio::time::timeout(DEADLINE, async {
+        let mut stream = TcpStream::connect(proxy.addr).await?;
+        stream.write_all(request).await?;
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await?;
+        Ok(out)
+    })
+    .await
+    .expect("the answer within the deadline")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_no_backend_close_is_a_fin_without_bytes() {
+    let proxy = without_backend(OnNoBackend::Close);
+    for _ in 0..2 {
+        // Even with unread bytes from the client, the client sees EOF, not a reset.
+        assert_eq!(client_sees(&proxy, b"PING\r\n").await.unwrap(), b"");
+        assert_eq!(client_sees(&proxy, b"").await.unwrap(), b"");
+        proxy.wait_healthy(0).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_no_backend_reset_is_a_connection_reset() {
+    let proxy = without_backend(OnNoBackend::Reset);
+    for _ in 0..2 {
+        let error = client_sees(&proxy, b"").await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionReset, "{error}");
+        proxy.wait_healthy(0).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_no_backend_defaults_to_the_seeds_503() {
+    let proxy = without_backend(OnNoBackend::default());
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(
+        client_sees(&proxy, request).await.unwrap(),
+        ringlb::worker::RESPONSE_503
+    );
 }

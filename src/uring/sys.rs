@@ -156,6 +156,25 @@ pub fn set_nodelay(fd: RawFd) {
     }
 }
 
+/// Sets `SO_LINGER` to zero seconds, so closing the socket sends a reset instead of a FIN. Failure
+/// only means the peer sees a FIN, so it is ignored.
+pub fn set_linger_zero(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: passes a pointer to a live local of the size given.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Closes a raw descriptor this code owns.
 pub fn close(fd: RawFd) {
     if fd >= 0 {

@@ -14,7 +14,7 @@ use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::OwnedFd, sync::Arc, tim
 
 use crate::{
     balancer::Balancer,
-    config::RelayMode,
+    config::{OnNoBackend, RelayMode},
     health::Ejector,
     relay::{copy::Copy, splice::Splice, splice_inline::SpliceInline},
     uring::{buf_ring::BufRing, ring::Ring, sys},
@@ -47,6 +47,8 @@ pub struct WorkerSettings {
     pub idle_timeout: Duration,
     /// Further backends tried after a failed connect.
     pub retries: u32,
+    /// What a client gets when no backend can take it.
+    pub on_no_backend: OnNoBackend,
 }
 
 /// One worker, ready to run on its own thread.

@@ -30,6 +30,7 @@ use super::{
 };
 use crate::{
     balancer::Balancer,
+    config::OnNoBackend,
     health::Ejector,
     relay::{Flow, Io, Relay},
     uring::{
@@ -65,6 +66,8 @@ pub(super) struct Engine<R: Relay> {
     timers: Box<Timers>,
     /// Connect attempts per client: the first plus `retries`.
     attempts: u8,
+    /// What a client gets when no backend can take it.
+    on_no_backend: OnNoBackend,
     /// Idle sweeps: the current tick, and how many ticks without activity close a connection.
     tick: u32,
     idle_ticks: u32,
@@ -104,6 +107,7 @@ impl<R: Relay> Engine<R> {
                 tick: Timespec::from(tick),
             }),
             attempts: settings.retries.saturating_add(1).min(MAX_ATTEMPTS as u32) as u8,
+            on_no_backend: settings.on_no_backend,
             tick: 0,
             idle_ticks: idle_ticks.max(1),
             slots: Slots::with_capacity(1024),
