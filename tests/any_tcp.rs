@@ -7,7 +7,11 @@
 
 mod common;
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{
+    io,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    time::Duration,
+};
 
 use common::{
     line::{eventually, exchange, LineBackend, LineOptions},
@@ -264,4 +268,132 @@ async fn on_no_backend_defaults_to_the_seeds_503() {
         client_sees(&proxy, request).await.unwrap(),
         ringlb::worker::RESPONSE_503
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6
+
+/// Whether `::1` can be bound here; IPv6 tests skip (saying so) where it cannot.
+fn ipv6_loopback() -> bool {
+    match std::net::TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipping: IPv6 loopback ::1 is unavailable on this machine ({e})");
+            false
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_listener_and_ipv6_targets() {
+    if !ipv6_loopback() {
+        return;
+    }
+    let v6 = "[::1]:0".parse().unwrap();
+    let a = LineBackend::start_on(v6, "a", LineOptions::default()).await;
+    let b = LineBackend::start_on(v6, "b", LineOptions::default()).await;
+    let mut cfg = l4_config(vec![redis_target(a.addr), redis_target(b.addr)]);
+    cfg.listen = "[::1]:0".parse().unwrap();
+    let proxy = Proxy::start(&cfg);
+    assert!(proxy.addr.is_ipv6());
+    proxy.wait_healthy(2).await;
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        let answers = exchange(proxy.addr, None, &["NAME", "PEER"]).await;
+        let peer: SocketAddr = answers[1].trim_start_matches('+').parse().unwrap();
+        assert_eq!(peer.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST), "{answers:?}");
+        names.push(answers[0].clone());
+    }
+    assert!(
+        names.contains(&"+a".into()) && names.contains(&"+b".into()),
+        "{names:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_listener_serves_both_families_over_mixed_targets() {
+    if !ipv6_loopback() {
+        return;
+    }
+    let v4 = LineBackend::start("v4", LineOptions::default()).await;
+    let v6 = LineBackend::start_on("[::1]:0".parse().unwrap(), "v6", LineOptions::default()).await;
+    let mut cfg = l4_config(vec![
+        target(v4.addr, HealthCheckKind::Tcp),
+        target(v6.addr, HealthCheckKind::Tcp),
+    ]);
+    cfg.listen = "[::]:0".parse().unwrap();
+    let proxy = Proxy::start(&cfg);
+    proxy.wait_healthy(2).await;
+    let port = proxy.addr.port();
+    let mut names = Vec::new();
+    for client in ["127.0.0.1", "::1", "127.0.0.1", "::1"] {
+        let addr = SocketAddr::new(client.parse().unwrap(), port);
+        names.extend(exchange(addr, None, &["NAME"]).await);
+    }
+    names.sort();
+    assert_eq!(names, ["+v4", "+v4", "+v6", "+v6"]);
+}
+
+/// Resolves every name to one fixed address list.
+struct Fixed(Vec<SocketAddr>);
+
+impl ringlb::health::Resolver for Fixed {
+    fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> ringlb::health::ResolveFuture<'a> {
+        let addrs = self.0.clone();
+        Box::pin(async move { Ok(addrs) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_resolving_to_aaaa_records_is_probed_and_served_over_ipv6() {
+    if !ipv6_loopback() {
+        return;
+    }
+    let backend =
+        LineBackend::start_on("[::1]:0".parse().unwrap(), "aaaa", LineOptions::default()).await;
+    let port = backend.addr.port();
+    // The checker follows whatever the resolver answers: an AAAA answer is an IPv6 endpoint.
+    let named = Target {
+        address: TargetAddress {
+            host: "cache.internal".into(),
+            port,
+        },
+        ..redis_target(backend.addr)
+    };
+    let balancer = std::sync::Arc::new(ringlb::balancer::Balancer::new());
+    let mut checker = ringlb::health::HealthChecker::new(
+        vec![named],
+        l4_config(vec![]).health_check,
+        balancer.clone(),
+    )
+    .with_resolver(std::sync::Arc::new(Fixed(vec![backend.addr])));
+    checker.run_round().await;
+    assert_eq!(balancer.healthy_count(), 1);
+    let report = checker.status_handle().report();
+    assert_eq!(report.endpoint(0, backend.addr).unwrap().last, Some(Ok(())));
+
+    // End to end through the system resolver, where a local name has an AAAA record.
+    let Some(name) = ["ip6-localhost", "localhost6", "localhost"]
+        .into_iter()
+        .find(|name| {
+            std::net::ToSocketAddrs::to_socket_addrs(&(*name, port))
+                .is_ok_and(|mut addrs| addrs.any(|a| a.ip() == Ipv6Addr::LOCALHOST))
+        })
+    else {
+        eprintln!("skipping the end-to-end half: no local name resolves to ::1 here");
+        return;
+    };
+    let named = Target {
+        address: TargetAddress {
+            host: name.into(),
+            port,
+        },
+        ..redis_target(backend.addr)
+    };
+    let proxy = Proxy::start(&l4_config(vec![named]));
+    eventually("the ::1 endpoint of the name to be up", || {
+        last_reason(&proxy, 0, backend.addr).as_deref() == Some("ok")
+    })
+    .await;
+    assert_eq!(exchange(proxy.addr, None, &["NAME"]).await, ["+aaaa"]);
 }
