@@ -105,6 +105,7 @@ impl Server {
                 idle_timeout: config.idle_timeout,
                 retries: config.retries,
                 on_no_backend: config.on_no_backend,
+                accept_proxy: config.accept_proxy,
             };
             let worker = Worker::new(
                 id,
@@ -226,7 +227,7 @@ impl ReloadHandle {
 }
 
 /// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 10] = [
+const RESTART_ONLY: [&str; 11] = [
     "listen",
     "workers",
     "pin_workers",
@@ -237,6 +238,7 @@ const RESTART_ONLY: [&str; 10] = [
     "max_connections",
     "retries",
     "on_no_backend",
+    "accept_proxy",
 ];
 
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -263,6 +265,7 @@ fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
         "max_connections" => new.max_connections = old.max_connections,
         "retries" => new.retries = old.retries,
         "on_no_backend" => new.on_no_backend = old.on_no_backend,
+        "accept_proxy" => new.accept_proxy = old.accept_proxy,
         _ => {}
     }
 }

@@ -207,6 +207,24 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
+/// The local address of a socket (`getsockname`): for an accepted one, the address its client
+/// connected to. `None` if the kernel says no.
+pub fn local_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
+    // SAFETY: socket2 hands us storage large enough for any address and its length;
+    // getsockname writes at most that many bytes and updates the length.
+    let (_, addr) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            if libc::getsockname(fd, storage.cast(), len) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    }
+    .ok()?;
+    addr.as_socket()
+}
+
 /// The peer address of a connected socket (`getpeername`), `None` if the kernel says no.
 pub fn peer_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
     // SAFETY: socket2 hands us storage large enough for any address and its length;

@@ -7,6 +7,7 @@
 
 mod engine;
 pub mod limit;
+mod prelude;
 mod slots;
 pub mod token;
 
@@ -49,6 +50,8 @@ pub struct WorkerSettings {
     pub retries: u32,
     /// What a client gets when no backend can take it.
     pub on_no_backend: OnNoBackend,
+    /// Every client connection begins with a PROXY header whose addresses stand for the client's.
+    pub accept_proxy: bool,
 }
 
 /// One worker, ready to run on its own thread.

@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use super::token::GENERATION_MASK;
+use super::{prelude::Prelude, token::GENERATION_MASK};
 use crate::backend::Backend;
 
 /// Most connect attempts one client gets (the first plus at most `MAX_ATTEMPTS - 1` retries).
@@ -42,6 +42,8 @@ pub struct Slot<C> {
     pub closing: bool,
     /// The relay strategy's state, once connected.
     pub conn: Option<C>,
+    /// PROXY protocol state: the client's header, what goes to the backend first.
+    pub prelude: Prelude,
 }
 
 impl<C> Slot<C> {
@@ -59,6 +61,7 @@ impl<C> Slot<C> {
             last_active: 0,
             closing: false,
             conn: None,
+            prelude: Prelude::default(),
         }
     }
 }
@@ -116,8 +119,11 @@ impl<C> Slots<C> {
     pub fn remove(&mut self, index: u32) {
         let slot = &mut self.slots[index as usize];
         let generation = (slot.generation + 1) & GENERATION_MASK;
+        let mut prelude = std::mem::take(&mut slot.prelude);
+        prelude.reset();
         *slot = Slot::empty();
         slot.generation = generation;
+        slot.prelude = prelude;
         self.free.push(index);
         self.live -= 1;
     }

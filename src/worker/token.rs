@@ -25,6 +25,11 @@ pub enum Op {
     RejectWrite,
     /// The rejected client's remaining input was drained (slot field holds the client fd).
     RejectDrain,
+    /// A receive of the client's PROXY header finished (`accept_proxy`).
+    ProxyRead,
+    /// The send of what goes to the backend before relaying finished (PROXY header, client
+    /// bytes that followed the client's header).
+    ProxySend,
     /// A relay strategy's operation: its own `kind` and the direction.
     Relay {
         /// Strategy-defined operation kind, 0..=63.
@@ -57,6 +62,8 @@ impl Op {
             Op::RejectWrite => 6,
             Op::RejectDrain => 7,
             Op::Tick => 8,
+            Op::ProxyRead => 9,
+            Op::ProxySend => 10,
             Op::Relay { kind, dir } => RELAY_BASE + kind * 2 + dir,
         }
     }
@@ -71,6 +78,8 @@ impl Op {
             6 => Op::RejectWrite,
             7 => Op::RejectDrain,
             8 => Op::Tick,
+            9 => Op::ProxyRead,
+            10 => Op::ProxySend,
             c if c >= RELAY_BASE => Op::Relay {
                 kind: (c - RELAY_BASE) / 2,
                 dir: (c - RELAY_BASE) % 2,
@@ -159,6 +168,8 @@ mod tests {
             Op::RejectWrite,
             Op::RejectDrain,
             Op::Tick,
+            Op::ProxyRead,
+            Op::ProxySend,
             Op::relay(0, 0),
             Op::relay(3, 1),
             Op::relay(63, 1),

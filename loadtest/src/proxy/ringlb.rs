@@ -115,6 +115,9 @@ impl Proxy for Ringlb {
         if let Some(relay) = &setup.relay {
             let _ = writeln!(text, "relay = \"{relay}\"");
         }
+        if let Some(extra) = &setup.ringlb_extra {
+            let _ = writeln!(text, "{extra}");
+        }
         text.push_str("\n[health_check]\ninterval = \"1s\"\n");
         for backend in backend_list(setup) {
             let _ = write!(
@@ -147,12 +150,15 @@ mod tests {
             connections: 32,
             dir: PathBuf::from("/tmp"),
             relay: Some("splice".into()),
+            ringlb_extra: Some("send_proxy = \"v2\"".into()),
         };
         let ringlb = Ringlb {
             binary: "ringlb".into(),
         };
         let text = ringlb.config("127.0.0.1:8000".parse().unwrap(), &setup);
-        assert!(text.contains("listen = \"127.0.0.1:8000\"\nworkers = 2\nrelay = \"splice\"\n"));
+        assert!(text.contains(
+            "listen = \"127.0.0.1:8000\"\nworkers = 2\nrelay = \"splice\"\nsend_proxy = \"v2\"\n"
+        ));
         assert!(text.contains("[health_check]\ninterval = \"1s\"\n"));
         assert_eq!(text.matches("[[targets]]").count(), 2);
         assert!(
