@@ -625,3 +625,39 @@ fn l4_keys_are_read_and_printed_back() {
         );
     }
 }
+
+#[test]
+fn the_readmes_beyond_http_examples_are_valid() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("\n## Beyond HTTP\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a Beyond HTTP section");
+    let examples: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .collect();
+    assert_eq!(examples.len(), 4);
+    for key in [
+        "on_no_backend",
+        "send_proxy",
+        "accept_proxy",
+        "health_check",
+        "health_check_send",
+        "health_check_expect",
+        "health_check_port",
+    ] {
+        assert!(
+            EXAMPLE.contains(&format!("\n{key} = ")) || EXAMPLE.contains(&format!("# {key} = ")),
+            "{key} not in config/example.toml"
+        );
+        let row = format!("{key}` |");
+        assert!(readme.contains(&row), "{key} not in the README's table");
+    }
+    for example in examples {
+        let config = parse(example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        assert_eq!(parse(&config.to_string()).unwrap(), config);
+    }
+}
