@@ -104,6 +104,7 @@ impl Server {
                 drain_timeout: config.drain_timeout,
                 idle_timeout: config.idle_timeout,
                 retries: config.retries,
+                replay_buffer: config.retry_on_early_close.then_some(config.replay_buffer),
                 on_no_backend: config.on_no_backend,
                 accept_proxy: config.accept_proxy,
             };
@@ -227,7 +228,7 @@ impl ReloadHandle {
 }
 
 /// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 11] = [
+const RESTART_ONLY: [&str; 13] = [
     "listen",
     "workers",
     "pin_workers",
@@ -237,6 +238,8 @@ const RESTART_ONLY: [&str; 11] = [
     "drain_timeout",
     "max_connections",
     "retries",
+    "retry_on_early_close",
+    "replay_buffer",
     "on_no_backend",
     "accept_proxy",
 ];
@@ -264,6 +267,8 @@ fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
         "drain_timeout" => new.drain_timeout = old.drain_timeout,
         "max_connections" => new.max_connections = old.max_connections,
         "retries" => new.retries = old.retries,
+        "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
+        "replay_buffer" => new.replay_buffer = old.replay_buffer,
         "on_no_backend" => new.on_no_backend = old.on_no_backend,
         "accept_proxy" => new.accept_proxy = old.accept_proxy,
         _ => {}

@@ -7,7 +7,14 @@
 
 mod common;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use common::{
     line::{connect_from, exchange, talk, LineBackend, LineOptions, SeenHeader},
@@ -420,4 +427,58 @@ async fn without_send_proxy_early_bytes_are_forwarded_and_source_hash_uses_the_h
         2,
         "20 header addresses spread over both backends"
     );
+}
+
+/// A backend that reads what arrives first, then resets the connection without a byte of
+/// answer, like a listener closing with clients in its backlog.
+async fn early_closer() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let socket = socket2::Socket::from(stream.into_std().unwrap());
+                let _ = socket.set_linger(Some(Duration::ZERO));
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_to_another_backend_sends_the_header_and_the_early_bytes_again() {
+    let good = strict_backend("good").await;
+    let (closer_addr, closed) = early_closer().await;
+    let mut closer = target(closer_addr);
+    closer.health_check = HealthCheckKind::None;
+    closer.health_check_send = None;
+    closer.health_check_expect = None;
+    let mut cfg = proxied_config(
+        vec![closer, target(good.addr)],
+        SendProxy::V2,
+        RelayMode::Copy,
+    );
+    cfg.accept_proxy = true;
+    cfg.retry_on_early_close = true;
+    cfg.workers = 1;
+    let proxy = Proxy::start(&cfg);
+    for i in 1..=10 {
+        proxy.wait_healthy(2).await;
+        let client = format!("192.0.2.{i}:4000");
+        let header = v1_header(&client, "198.51.100.1:6379");
+        let first = [header.as_slice(), b"NAME\r\n"].concat();
+        let answers = through(&proxy, &[&first], Duration::ZERO, &["PEER", "PEER"]).await;
+        assert_eq!(
+            answers,
+            ["+good".to_owned(), format!("+{client}")],
+            "client {i}"
+        );
+    }
+    assert!(good.refused.lock().unwrap().is_empty());
+    assert!(closed.load(Ordering::Relaxed) >= 3, "replays happened");
 }

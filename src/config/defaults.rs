@@ -83,3 +83,7 @@ pub(super) fn relay_name(mode: RelayMode) -> &'static str {
 pub(super) fn default_weight() -> u32 {
     1
 }
+
+pub(super) fn default_replay_buffer() -> usize {
+    16 * 1024
+}

@@ -27,6 +27,8 @@ struct FileConfig {
     drain_timeout: Option<Value>,
     max_connections: Option<Value>,
     retries: Option<Value>,
+    retry_on_early_close: Option<Value>,
+    replay_buffer: Option<Value>,
     balance: Option<Value>,
     on_no_backend: Option<Value>,
     send_proxy: Option<Value>,
@@ -157,6 +159,20 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
                 v,
                 0,
                 "a number of further backends to try, 0 or more",
+            )
+        })?,
+        retry_on_early_close: optional(
+            file.retry_on_early_close,
+            || false,
+            |v| boolean("retry_on_early_close", v),
+        )?,
+        replay_buffer: optional(file.replay_buffer, default_replay_buffer, |v| {
+            integer_at_most(
+                "replay_buffer",
+                v,
+                1,
+                MAX_REPLAY_BUFFER,
+                "a number of bytes from 1 to 1048576",
             )
         })?,
         balance: optional(file.balance, Default::default, balance)?,

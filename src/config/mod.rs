@@ -46,6 +46,11 @@ pub struct Config {
     pub max_connections: usize,
     /// Further backends tried when a connect fails, before the client gets the 503.
     pub retries: u32,
+    /// Keep the client's first bytes until the backend answers, and replay them to another
+    /// backend if it closes first (safe for idempotent request/response traffic only).
+    pub retry_on_early_close: bool,
+    /// Bytes of the client's first data kept for a replay; past them the connection commits.
+    pub replay_buffer: usize,
     /// How a backend is chosen for each new connection.
     pub balance: Strategy,
     /// What a client receives when no backend can take it.
@@ -158,6 +163,8 @@ impl Config {
             drain_timeout: defaults::default_drain_timeout(),
             max_connections: defaults::default_max_connections(),
             retries: defaults::default_retries(),
+            retry_on_early_close: false,
+            replay_buffer: defaults::default_replay_buffer(),
             balance: Strategy::default(),
             on_no_backend: OnNoBackend::default(),
             send_proxy: SendProxy::default(),
@@ -262,6 +269,8 @@ impl fmt::Display for Config {
         writeln!(f, "drain_timeout = {}", human(self.drain_timeout))?;
         writeln!(f, "max_connections = {}", self.max_connections)?;
         writeln!(f, "retries = {}", self.retries)?;
+        writeln!(f, "retry_on_early_close = {}", self.retry_on_early_close)?;
+        writeln!(f, "replay_buffer = {}", self.replay_buffer)?;
         writeln!(f, "balance = {}", quoted(self.balance.as_str()))?;
         writeln!(f, "on_no_backend = {}", quoted(self.on_no_backend.as_str()))?;
         writeln!(f, "send_proxy = {}", quoted(self.send_proxy.as_str()))?;

@@ -62,6 +62,8 @@ fn seed_loads_with_all_defaults() {
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             retries: 2,
+            retry_on_early_close: false,
+            replay_buffer: 16384,
             balance: Strategy::RoundRobin,
             on_no_backend: OnNoBackend::Http503,
             send_proxy: SendProxy::Off,
@@ -144,6 +146,8 @@ fn display_spells_out_defaults() {
         "max_connections = 10000",
         "retries = 2",
         "balance = \"round_robin\"",
+        "retry_on_early_close = false",
+        "replay_buffer = 16384",
         "weight = 1",
         "interval = \"5s\"",
         "timeout = \"1s\"",
@@ -452,6 +456,32 @@ fn balance_and_weights_are_read_and_checked() {
     assert_rejected(&negative, "targets[0].weight", &["too small"]);
     let all_zero = format!("{TARGET}weight = 0\n");
     assert_rejected(&all_zero, "targets", &["weight 0"]);
+}
+
+#[test]
+fn replay_keys_are_read_and_checked() {
+    let config = parse(&format!(
+        "retry_on_early_close = true\nreplay_buffer = 4096\n{TARGET}"
+    ))
+    .unwrap();
+    assert!(config.retry_on_early_close);
+    assert_eq!(config.replay_buffer, 4096);
+    for (value, problem) in [
+        ("0", "too small"),
+        ("1048577", "too large"),
+        ("\"16k\"", "string"),
+    ] {
+        assert_rejected(
+            &format!("replay_buffer = {value}\n{TARGET}"),
+            "replay_buffer",
+            &[problem],
+        );
+    }
+    assert_rejected(
+        &format!("retry_on_early_close = 1\n{TARGET}"),
+        "retry_on_early_close",
+        &["not a boolean"],
+    );
 }
 
 #[test]

@@ -161,3 +161,24 @@ pub(super) fn balance(value: &Value) -> Result<Strategy, Invalid> {
         )
     })
 }
+
+/// The largest replay buffer: a replay is for a request's first bytes, not for a stream.
+pub(super) const MAX_REPLAY_BUFFER: i64 = 1024 * 1024;
+
+/// An integer from `min` to `max`.
+pub(super) fn integer_at_most<T: TryFrom<i64>>(
+    key: &str,
+    value: &Value,
+    min: i64,
+    max: i64,
+    expected: &str,
+) -> Result<T, Invalid> {
+    let n: i64 = integer(key, value, min, expected)?;
+    if n > max {
+        return Err(Invalid::new(
+            key,
+            format!("{n} is too large; expected {expected}"),
+        ));
+    }
+    T::try_from(n).map_err(|_| Invalid::new(key, format!("{n} is too large; expected {expected}")))
+}

@@ -48,6 +48,9 @@ pub struct WorkerSettings {
     pub idle_timeout: Duration,
     /// Further backends tried after a failed connect.
     pub retries: u32,
+    /// `retry_on_early_close`: bytes of the client's first data kept for a replay, `None` when
+    /// off.
+    pub replay_buffer: Option<usize>,
     /// What a client gets when no backend can take it.
     pub on_no_backend: OnNoBackend,
     /// Every client connection begins with a PROXY header whose addresses stand for the client's.

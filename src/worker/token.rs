@@ -25,6 +25,12 @@ pub enum Op {
     RejectWrite,
     /// The rejected client's remaining input was drained (slot field holds the client fd).
     RejectDrain,
+    /// Replay phase: client bytes received into the replay buffer.
+    ReplayRecv,
+    /// Replay phase: buffered client bytes sent to the backend.
+    ReplaySend,
+    /// Replay phase: the backend's first byte (or its early close) seen with `MSG_PEEK`.
+    ReplayPeek,
     /// A receive of the client's PROXY header finished (`accept_proxy`).
     ProxyRead,
     /// The send of what goes to the backend before relaying finished (PROXY header, client
@@ -62,8 +68,11 @@ impl Op {
             Op::RejectWrite => 6,
             Op::RejectDrain => 7,
             Op::Tick => 8,
-            Op::ProxyRead => 9,
-            Op::ProxySend => 10,
+            Op::ReplayRecv => 9,
+            Op::ReplaySend => 10,
+            Op::ReplayPeek => 11,
+            Op::ProxyRead => 12,
+            Op::ProxySend => 13,
             Op::Relay { kind, dir } => RELAY_BASE + kind * 2 + dir,
         }
     }
@@ -78,8 +87,11 @@ impl Op {
             6 => Op::RejectWrite,
             7 => Op::RejectDrain,
             8 => Op::Tick,
-            9 => Op::ProxyRead,
-            10 => Op::ProxySend,
+            9 => Op::ReplayRecv,
+            10 => Op::ReplaySend,
+            11 => Op::ReplayPeek,
+            12 => Op::ProxyRead,
+            13 => Op::ProxySend,
             c if c >= RELAY_BASE => Op::Relay {
                 kind: (c - RELAY_BASE) / 2,
                 dir: (c - RELAY_BASE) % 2,
@@ -168,6 +180,9 @@ mod tests {
             Op::RejectWrite,
             Op::RejectDrain,
             Op::Tick,
+            Op::ReplayRecv,
+            Op::ReplaySend,
+            Op::ReplayPeek,
             Op::ProxyRead,
             Op::ProxySend,
             Op::relay(0, 0),

@@ -13,7 +13,7 @@ use super::Engine;
 use crate::{
     backend::Backend,
     balancer::Strategy,
-    relay::{Ends, Io, Relay},
+    relay::Relay,
     uring::sys,
     worker::{
         slots::MAX_ATTEMPTS,
@@ -98,9 +98,18 @@ impl<R: Relay> Engine<R> {
         backend
     }
 
-    /// No backend for this client: free its slot and send the no-backend answer.
+    /// No backend for this client: free its slot and send the no-backend answer. While a
+    /// replay-phase receive is still in flight the slot cannot be freed yet: close instead.
     fn give_up(&mut self, index: u32) {
-        let client = self.slots.at(index).client;
+        let slot = self.slots.at(index);
+        if slot.inflight > 0 {
+            let generation = slot.generation;
+            return self.teardown(index, generation);
+        }
+        if let Some(replay) = slot.replay.take() {
+            self.replay_pool.push(replay.buf);
+        }
+        let client = slot.client;
         self.slots.remove(index);
         self.reject(client);
     }
@@ -120,31 +129,17 @@ impl<R: Relay> Engine<R> {
         if result < 0 {
             return self.on_connect_failed(token.slot, -result);
         }
-        self.start_relay(token);
+        self.on_connected(token.slot, token.generation);
     }
 
-    /// Hands the connected pair to the relay strategy.
-    pub(super) fn start_relay(&mut self, token: Token) {
-        let Some(slot) = self.slots.get(token.slot, token.generation) else {
-            return;
-        };
-        let mut conn = self.relay.open(Ends {
-            client: slot.client,
-            backend: slot.server,
-        });
-        let mut io = Io {
-            ring: &mut self.ring,
-            token: Token::conn(token.slot, token.generation, Op::Ignore),
-            inflight: &mut slot.inflight,
-        };
-        let flow = self.relay.start(&mut io, &mut conn);
-        slot.conn = Some(conn);
-        self.after(token, flow);
+    /// The backend failed this client before answering (replay phase): try another one.
+    pub(super) fn retry_elsewhere(&mut self, index: u32, errno: i32) {
+        self.on_connect_failed(index, errno);
     }
 
     /// Reports the backend to the health checker (it leaves rotation at once) and tries
     /// another one, until the attempts run out.
-    pub(super) fn on_connect_failed(&mut self, index: u32, errno: i32) {
+    fn on_connect_failed(&mut self, index: u32, errno: i32) {
         let Some(backend) = self.abandon_backend(index) else {
             return self.give_up(index);
         };

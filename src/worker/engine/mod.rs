@@ -11,6 +11,7 @@ mod accept;
 mod connect;
 mod proxy_header;
 mod reject;
+mod replay;
 
 use std::{
     net::{SocketAddr, TcpListener},
@@ -68,6 +69,10 @@ pub(super) struct Engine<R: Relay> {
     timers: Box<Timers>,
     /// Connect attempts per client: the first plus `retries`.
     attempts: u8,
+    /// `retry_on_early_close`: the replay buffer size, `None` when off.
+    replay_size: Option<usize>,
+    /// Replay buffers ready for reuse.
+    replay_pool: Vec<Box<[u8]>>,
     /// What a client gets when no backend can take it.
     on_no_backend: OnNoBackend,
     /// Clients begin with a PROXY header.
@@ -118,6 +123,8 @@ impl<R: Relay> Engine<R> {
                 tick: Timespec::from(tick),
             }),
             attempts: settings.retries.saturating_add(1).min(MAX_ATTEMPTS as u32) as u8,
+            replay_size: settings.replay_buffer,
+            replay_pool: Vec::new(),
             on_no_backend: settings.on_no_backend,
             accept_proxy: settings.accept_proxy,
             local_addr,
@@ -174,6 +181,7 @@ impl<R: Relay> Engine<R> {
             Op::RejectWrite => self.on_reject_written(token.slot as RawFd),
             Op::RejectDrain => self.on_reject_drained(token.slot as RawFd),
             Op::Connect => self.on_connect(token, c.result),
+            Op::ReplayRecv | Op::ReplaySend | Op::ReplayPeek => self.on_replay(token, c.result),
             Op::ProxyRead => self.on_proxy_read(token, c.result),
             Op::ProxySend => self.on_proxy_sent(token, c.result),
             Op::Relay { kind, dir } => self.on_relay(token, kind, dir as usize, c),
@@ -288,6 +296,9 @@ impl<R: Relay> Engine<R> {
         }
         if let Some(conn) = slot.conn.take() {
             self.relay.close(conn);
+        }
+        if let Some(replay) = slot.replay.take() {
+            self.replay_pool.push(replay.buf);
         }
         let (client, server) = (slot.client, slot.server);
         if let (Some(backend), true) = (slot.backend.take(), slot.opened) {

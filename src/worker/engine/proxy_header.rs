@@ -265,7 +265,7 @@ impl<R: Relay> Engine<R> {
         }
         let (connected, sent) = (prelude.connect_result, prelude.send_result);
         if connected < 0 {
-            return self.on_connect_failed(index, -connected);
+            return self.retry_elsewhere(index, -connected);
         }
         if sent <= 0 {
             let errno = if sent == 0 { libc::EPIPE } else { -sent };
@@ -274,7 +274,7 @@ impl<R: Relay> Engine<R> {
             return self.teardown(index, token.generation);
         }
         let Some((ptr, len)) = prelude.advance(sent as usize) else {
-            return self.start_relay(token);
+            return self.on_connected(index, token.generation);
         };
         let send = opcode::Send::new(Fd(slot.server), ptr, len as u32)
             .flags(libc::MSG_NOSIGNAL)
