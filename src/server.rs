@@ -112,7 +112,7 @@ impl Server {
 
         let balancer = Arc::new(Balancer::with_strategy(config.balance));
         let mut health = HealthChecker::new(
-            config.targets.clone(),
+            config.resolved_targets(),
             config.health_check.clone(),
             Arc::clone(&balancer),
         );
@@ -135,6 +135,8 @@ impl Server {
                 idle_timeout: config.idle_timeout,
                 retries: config.retries,
                 replay_buffer: config.retry_on_early_close.then_some(config.replay_buffer),
+                on_no_backend: config.on_no_backend,
+                accept_proxy: config.accept_proxy,
             };
             let worker = Worker::new(
                 id,
@@ -286,7 +288,7 @@ impl ReloadHandle {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let restart_only = restart_only_changes(&running, config);
         self.reloader.reload(
-            config.targets.clone(),
+            config.resolved_targets(),
             config.health_check.clone(),
             config.balance,
         );
@@ -302,7 +304,7 @@ impl ReloadHandle {
 }
 
 /// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 13] = [
+const RESTART_ONLY: [&str; 15] = [
     "listen",
     "workers",
     "pin_workers",
@@ -316,6 +318,8 @@ const RESTART_ONLY: [&str; 13] = [
     "replay_buffer",
     "admin",
     "io_backend",
+    "on_no_backend",
+    "accept_proxy",
 ];
 
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -345,6 +349,8 @@ fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
         "replay_buffer" => new.replay_buffer = old.replay_buffer,
         "admin" => new.admin = old.admin.clone(),
         "io_backend" => new.io_backend = old.io_backend,
+        "on_no_backend" => new.on_no_backend = old.on_no_backend,
+        "accept_proxy" => new.accept_proxy = old.accept_proxy,
         _ => {}
     }
 }
@@ -383,6 +389,7 @@ mod tests {
             },
             health_check_endpoint: "/".into(),
             weight: 1,
+            ..Default::default()
         }])
     }
 
