@@ -18,7 +18,9 @@ fn parse(text: &str, path: &str) -> Config {
 /// The TOML embedded in the Kubernetes ConfigMap.
 fn configmap_toml() -> String {
     let yaml = read("deploy/kubernetes/ringlb-configmap.yaml");
-    let (_, block) = yaml.split_once("  ringlb.toml: |\n").expect("a ringlb.toml key");
+    let (_, block) = yaml
+        .split_once("  ringlb.toml: |\n")
+        .expect("a ringlb.toml key");
     block
         .lines()
         .map(|l| l.strip_prefix("    ").unwrap_or(l))
