@@ -4,6 +4,7 @@
 //!
 //! - hot path: [`worker`] (one io_uring per thread: accept, connect, relay) and [`relay`]
 //!   (the byte-moving strategies), reading only the [`balancer`] snapshot and atomics;
+//!   [`epoll`] is the same worker on a tokio runtime, for where io_uring is unavailable;
 //! - control plane: [`config`] (load and validate), [`health`] (probe targets, publish the
 //!   healthy set), [`server`] (bind listeners, start and stop threads), [`shutdown`].
 //!
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod backend;
 pub mod balancer;
 pub mod config;
+pub mod epoll;
 pub mod health;
 pub mod listener;
 pub mod metrics;
@@ -25,5 +27,5 @@ pub mod uring;
 pub mod worker;
 
 pub use config::Config;
-pub use server::{Server, StartError};
+pub use server::{ReloadHandle, Server, StartError};
 pub use shutdown::Shutdown;

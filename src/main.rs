@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use ringlb::{Config, Server, Shutdown};
+use ringlb::{Config, ReloadHandle, Server, Shutdown};
 
 /// A thread-per-core io_uring TCP load balancer.
 #[derive(Parser, Debug)]
@@ -74,41 +74,91 @@ fn probe_admin(config: &Config) -> ExitCode {
 
 fn run(config: &Config) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
-    spawn_signal_thread(shutdown.clone())?;
-    let server = Server::start(config, shutdown)?;
+    // Handlers are installed before the server starts, so no signal is lost in between.
+    let signals = Signals::install()?;
+    let server = Server::start(config, shutdown.clone())?;
+    signals.spawn(shutdown, server.reload_handle(), config.source.clone())?;
     server.wait()?;
     tracing::info!("ringlb stopped");
     Ok(())
 }
 
-/// The first SIGINT/SIGTERM starts a graceful stop (stop accepting, drain open connections);
-/// a second one exits at once.
-fn spawn_signal_thread(shutdown: Shutdown) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let mut term = rt.block_on(async { signal(SignalKind::terminate()) })?;
-    let mut int = rt.block_on(async { signal(SignalKind::interrupt()) })?;
-    std::thread::Builder::new()
-        .name("ringlb-signals".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let name = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
-                tracing::info!(
-                    "{name}: stopping; open connections may finish (signal again to exit at once)"
-                );
-                shutdown.trigger();
-                let name = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
-                tracing::warn!("{name} again: exiting without waiting for open connections");
-                std::process::exit(1);
-            })
+/// The process's signal handlers, served by a thread of their own.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (term, int, hup) = rt.block_on(async {
+            anyhow::Ok((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::hangup())?,
+            ))
         })?;
-    Ok(())
+        Ok(Signals { rt, term, int, hup })
+    }
+
+    /// SIGHUP reloads `path`; the first SIGINT/SIGTERM starts a graceful stop (stop accepting,
+    /// drain open connections), a second one exits at once.
+    fn spawn(
+        mut self,
+        shutdown: Shutdown,
+        reload: ReloadHandle,
+        path: PathBuf,
+    ) -> anyhow::Result<()> {
+        std::thread::Builder::new()
+            .name("ringlb-signals".into())
+            .spawn(move || {
+                self.rt.block_on(async move {
+                    let mut stopping = false;
+                    loop {
+                        let name = tokio::select! {
+                            _ = self.term.recv() => "SIGTERM",
+                            _ = self.int.recv() => "SIGINT",
+                            _ = self.hup.recv() => {
+                                reload_from(&reload, &path);
+                                continue;
+                            }
+                        };
+                        if stopping {
+                            tracing::warn!("{name} again: exiting without waiting for open connections");
+                            std::process::exit(1);
+                        }
+                        stopping = true;
+                        tracing::info!("{name}: stopping; open connections may finish (signal again to exit at once)");
+                        shutdown.trigger();
+                    }
+                })
+            })?;
+        Ok(())
+    }
+}
+
+/// Re-reads the configuration file; an invalid one is rejected and the running one kept.
+fn reload_from(reload: &ReloadHandle, path: &std::path::Path) {
+    match Config::load(path) {
+        Err(e) => tracing::error!("SIGHUP: configuration rejected, the running one is kept: {e}"),
+        Ok(config) => {
+            let restart = reload.reload(&config);
+            tracing::info!(
+                targets = config.targets.len(),
+                "SIGHUP: configuration reloaded"
+            );
+            for key in restart {
+                tracing::warn!(
+                    key,
+                    "SIGHUP: changing {key} needs a restart; the running value is kept"
+                );
+            }
+        }
+    }
 }

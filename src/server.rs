@@ -6,13 +6,18 @@
 //! drain, the health checker stops, and only then the admin listener, so `/healthz` answers 503
 //! for the whole drain. Never on the hot path.
 
-use std::{io, net::SocketAddr, sync::Arc, thread::JoinHandle};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+};
 
 use crate::{
     admin::{self, AdminServer},
     balancer::Balancer,
-    config::Config,
-    health::{HealthChecker, HealthStatus},
+    config::{Config, IoBackend},
+    health::{HealthChecker, HealthStatus, Reloader},
     listener,
     metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
@@ -28,7 +33,8 @@ pub enum StartError {
         "io_uring is not available: {0}. ringlb needs Linux 6.1 or newer with io_uring enabled: \
          check the sysctl kernel.io_uring_disabled (must be 0), and in a container run with a \
          seccomp profile that allows io_uring_setup, io_uring_enter and io_uring_register \
-         (Docker's default profile blocks them)"
+         (Docker's default profile blocks them); or set io_backend = \"auto\" or \"epoll\" to \
+         run on epoll instead"
     )]
     IoUringUnavailable(#[source] io::Error),
     /// The listen address could not be bound.
@@ -65,18 +71,20 @@ pub struct Server {
     local_addr: SocketAddr,
     balancer: Arc<Balancer>,
     health_status: Arc<HealthStatus>,
+    reload: ReloadHandle,
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
     health: JoinHandle<()>,
     metrics: Arc<Metrics>,
     /// `None` when `[admin] enabled = false`.
     admin: Option<AdminServer>,
+    io_backend: IoBackend,
 }
 
 impl Server {
     /// Starts listeners, workers and the health checker; returns once traffic is accepted.
     pub fn start(config: &Config, shutdown: Shutdown) -> Result<Server, StartError> {
-        uring::probe().map_err(StartError::IoUringUnavailable)?;
+        let io_backend = choose_io_backend(config.io_backend)?;
         if let Err(e) = uring::sys::raise_nofile_limit() {
             tracing::warn!(error = %e, "cannot raise the open-files limit");
         }
@@ -126,6 +134,7 @@ impl Server {
                 drain_timeout: config.drain_timeout,
                 idle_timeout: config.idle_timeout,
                 retries: config.retries,
+                replay_buffer: config.retry_on_early_close.then_some(config.replay_buffer),
             };
             let worker = Worker::new(
                 id,
@@ -141,23 +150,29 @@ impl Server {
             built.push(worker);
         }
         let health_status = health.status_handle();
+        let reloader = health.reloader();
         let metrics = Arc::new(Metrics::new(
             worker_stats,
             Arc::clone(&health_status),
             Arc::clone(&limit),
             shutdown.clone(),
         ));
+        metrics.set_io_backend(io_backend.as_str());
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
             let pin = config.pin_workers.then_some(id % cores);
+            let stop = shutdown.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("ringlb-w{id}"))
                 .spawn(move || {
                     if let Some(core) = pin {
                         uring::sys::pin_to_core(core);
                     }
-                    worker.run()
+                    match io_backend {
+                        IoBackend::Epoll => worker.run_epoll(stop),
+                        _ => worker.run(),
+                    }
                 })
                 .map_err(StartError::Spawn)?;
             workers.push(handle);
@@ -171,16 +186,22 @@ impl Server {
             }
             None => None,
         };
-        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay, "ringlb started");
+        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay,
+            io_backend = io_backend.as_str(), "ringlb started");
         Ok(Server {
             local_addr,
             balancer,
             health_status,
+            reload: ReloadHandle {
+                reloader,
+                running: Arc::new(Mutex::new(config.clone())),
+            },
             shutdown,
             workers,
             health,
             metrics,
             admin,
+            io_backend,
         })
     }
 
@@ -210,6 +231,16 @@ impl Server {
         &self.health_status
     }
 
+    /// A handle for reloading the configuration from another thread (the signal handler).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.reload.clone()
+    }
+
+    /// The I/O backend the workers run on: `"io_uring"` or `"epoll"` (never `"auto"`).
+    pub fn io_backend(&self) -> &'static str {
+        self.io_backend.as_str()
+    }
+
     /// Asks every thread to stop; [`Server::wait`] then returns.
     pub fn stop(&self) {
         self.shutdown.trigger();
@@ -236,5 +267,140 @@ impl Server {
             admin.stop();
         }
         result
+    }
+}
+
+/// Applies reloaded configurations to a running server.
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    reloader: Reloader,
+    /// The configuration running now (control plane only: reloads compare against it).
+    running: Arc<Mutex<Config>>,
+}
+
+impl ReloadHandle {
+    /// Applies a reloaded configuration: targets (added, removed, changed), weights, health
+    /// settings and the strategy take effect for new connections; open connections are not
+    /// touched. Returns the keys that changed but need a restart to take effect.
+    pub fn reload(&self, config: &Config) -> Vec<&'static str> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let restart_only = restart_only_changes(&running, config);
+        self.reloader.reload(
+            config.targets.clone(),
+            config.health_check.clone(),
+            config.balance,
+        );
+        let mut next = config.clone();
+        // Keep the running values of what did not take effect, so the next reload compares
+        // against what really runs.
+        for key in &restart_only {
+            keep_running_value(key, &running, &mut next);
+        }
+        *running = next;
+        restart_only
+    }
+}
+
+/// Settings fixed at start: listeners, threads and the workers' own settings.
+const RESTART_ONLY: [&str; 13] = [
+    "listen",
+    "workers",
+    "pin_workers",
+    "relay",
+    "connect_timeout",
+    "idle_timeout",
+    "drain_timeout",
+    "max_connections",
+    "retries",
+    "retry_on_early_close",
+    "replay_buffer",
+    "admin",
+    "io_backend",
+];
+
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    RESTART_ONLY
+        .into_iter()
+        .filter(|key| {
+            let mut probe = new.clone();
+            keep_running_value(key, old, &mut probe);
+            probe != *new
+        })
+        .collect()
+}
+
+/// Copies the value of restart-only `key` from `old` into `new`.
+fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
+    match key {
+        "listen" => new.listen = old.listen,
+        "workers" => new.workers = old.workers,
+        "pin_workers" => new.pin_workers = old.pin_workers,
+        "relay" => new.relay = old.relay,
+        "connect_timeout" => new.connect_timeout = old.connect_timeout,
+        "idle_timeout" => new.idle_timeout = old.idle_timeout,
+        "drain_timeout" => new.drain_timeout = old.drain_timeout,
+        "max_connections" => new.max_connections = old.max_connections,
+        "retries" => new.retries = old.retries,
+        "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
+        "replay_buffer" => new.replay_buffer = old.replay_buffer,
+        "admin" => new.admin = old.admin.clone(),
+        "io_backend" => new.io_backend = old.io_backend,
+        _ => {}
+    }
+}
+
+/// Resolves `io_backend = "…"` to the backend the workers run on, probing io_uring unless epoll
+/// was asked for, and logs once which one runs and why.
+fn choose_io_backend(configured: IoBackend) -> Result<IoBackend, StartError> {
+    let (chosen, why) = match configured {
+        IoBackend::Epoll => (IoBackend::Epoll, "configured"),
+        IoBackend::IoUring => {
+            uring::probe().map_err(StartError::IoUringUnavailable)?;
+            (IoBackend::IoUring, "configured")
+        }
+        IoBackend::Auto => match uring::probe() {
+            Ok(()) => (IoBackend::IoUring, "auto: io_uring is available"),
+            Err(e) => {
+                tracing::warn!("io_uring unavailable ({e}); using the epoll backend");
+                (IoBackend::Epoll, "auto: io_uring is unavailable")
+            }
+        },
+    };
+    tracing::info!(io_backend = %chosen, reason = why, "I/O backend selected");
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Target, TargetAddress};
+
+    fn config() -> Config {
+        Config::new(vec![Target {
+            address: TargetAddress {
+                host: "a".into(),
+                port: 1,
+            },
+            health_check_endpoint: "/".into(),
+            weight: 1,
+        }])
+    }
+
+    #[test]
+    fn restart_only_keys_are_named() {
+        let old = config();
+        let mut new = config();
+        assert!(restart_only_changes(&old, &new).is_empty());
+        new.workers = 7;
+        new.listen = "127.0.0.1:1".parse().unwrap();
+        new.targets[0].weight = 5;
+        new.health_check.rise = 3;
+        assert_eq!(restart_only_changes(&old, &new), ["listen", "workers"]);
+        let mut kept = new.clone();
+        for key in ["listen", "workers"] {
+            keep_running_value(key, &old, &mut kept);
+        }
+        assert_eq!(kept.workers, old.workers);
+        assert_eq!(kept.targets[0].weight, 5, "reloadable values are taken");
     }
 }

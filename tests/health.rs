@@ -50,6 +50,8 @@ enum Behaviour {
     SlowDrip,
     /// Answers 200 with an 8 MiB body.
     BigBody,
+    /// Sends the start of a status line, then closes.
+    Partial,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,11 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, shared: Arc<Shared>)
             stream.write_all(&[head.as_slice(), &body].concat()).await
         }
         Behaviour::Silent => Ok(()),
+        Behaviour::Partial => {
+            let sent = stream.write_all(b"HTTP/1.1 2").await;
+            let _ = stream.shutdown().await;
+            sent
+        }
     };
     let _ = stream.shutdown().await;
 }
@@ -458,6 +465,7 @@ async fn garbage_huge_and_dripping_responses_fail_within_the_timeout() {
         Behaviour::HugeStatusLine,
         Behaviour::SlowDrip,
         Behaviour::BigBody,
+        Behaviour::Partial,
     ];
     let mut servers = Vec::new();
     for behaviour in behaviours {
@@ -485,6 +493,7 @@ async fn garbage_huge_and_dripping_responses_fail_within_the_timeout() {
     );
     assert!(reason(1).contains("no status line"), "{}", reason(1));
     assert_eq!(reason(2), "timeout");
+    assert!(reason(4).starts_with("bad response"), "{}", reason(4));
 }
 
 #[tokio::test]

@@ -109,6 +109,9 @@ pub struct RunArgs {
     /// Force ringlb's relay strategy.
     #[arg(long, value_parser = ["splice", "splice-inline", "copy"])]
     pub relay: Option<String>,
+    /// Force ringlb's I/O backend (its `io_backend` key; ringlb's own default is auto).
+    #[arg(long, value_parser = ["auto", "io_uring", "epoll"])]
+    pub ringlb_io_backend: Option<String>,
     /// Threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,

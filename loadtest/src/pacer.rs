@@ -89,20 +89,32 @@ mod tests {
 
     use super::*;
 
+    fn median(mut late: Vec<Duration>) -> Duration {
+        late.sort();
+        late[late.len() / 2]
+    }
+
+    /// Compared with tokio's own timer in the same run (which rounds up to the next
+    /// millisecond), not with an absolute bound, so a loaded machine cannot fail it.
     #[tokio::test]
     async fn wakes_at_the_deadline_not_a_millisecond_later() {
         tighten_timer_slack();
         let mut pacer = Pacer::new().unwrap();
-        let mut worst = Duration::ZERO;
-        for _ in 0..20 {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..21 {
             let deadline = Instant::now() + Duration::from_micros(300);
             pacer.sleep_until(deadline).await.unwrap();
-            let late = Instant::now().saturating_duration_since(deadline);
-            assert!(Instant::now() >= deadline);
-            worst = worst.max(late);
+            assert!(Instant::now() >= deadline, "woke before the deadline");
+            ours.push(Instant::now().saturating_duration_since(deadline));
+            let deadline = Instant::now() + Duration::from_micros(300);
+            tokio::time::sleep_until(deadline.into()).await;
+            theirs.push(Instant::now().saturating_duration_since(deadline));
         }
-        // tokio's timer would be up to 1 ms late; allow generous scheduling noise on CI.
-        assert!(worst < Duration::from_millis(5), "worst lateness {worst:?}");
+        let (ours, theirs) = (median(ours), median(theirs));
+        assert!(
+            ours < theirs,
+            "pacer median lateness {ours:?} is not below tokio's {theirs:?}"
+        );
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::{Admin, HealthCheck, RelayMode};
+use super::{Admin, HealthCheck, IoBackend, RelayMode};
 
 pub(super) fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 80))
@@ -20,6 +20,12 @@ pub(super) fn default_pin_workers() -> bool {
 /// traffic (docs/benchmarks.md), the seed's workload.
 pub(super) fn default_relay() -> RelayMode {
     RelayMode::Copy
+}
+
+/// io_uring where the kernel allows it, the epoll backend elsewhere (a container under Docker's
+/// default seccomp profile, gVisor): the same file runs everywhere.
+pub(super) fn default_io_backend() -> IoBackend {
+    IoBackend::Auto
 }
 
 pub(super) fn default_connect_timeout() -> Duration {
@@ -99,4 +105,8 @@ pub(super) fn relay_name(mode: RelayMode) -> &'static str {
 
 pub(super) fn default_weight() -> u32 {
     1
+}
+
+pub(super) fn default_replay_buffer() -> usize {
+    16 * 1024
 }

@@ -19,11 +19,14 @@ struct FileConfig {
     workers: Option<Value>,
     pin_workers: Option<Value>,
     relay: Option<Value>,
+    io_backend: Option<Value>,
     connect_timeout: Option<Value>,
     idle_timeout: Option<Value>,
     drain_timeout: Option<Value>,
     max_connections: Option<Value>,
     retries: Option<Value>,
+    retry_on_early_close: Option<Value>,
+    replay_buffer: Option<Value>,
     balance: Option<Value>,
     health_check: Option<Value>,
     admin: Option<Value>,
@@ -132,6 +135,7 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
         relay: file
             .relay
             .map_or_else(|| Ok(default_relay()), |v| relay(&v))?,
+        io_backend: optional(file.io_backend, default_io_backend, io_backend)?,
         connect_timeout: optional(file.connect_timeout, default_connect_timeout, |v| {
             duration("connect_timeout", v)
         })?,
@@ -155,6 +159,20 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
                 v,
                 0,
                 "a number of further backends to try, 0 or more",
+            )
+        })?,
+        retry_on_early_close: optional(
+            file.retry_on_early_close,
+            || false,
+            |v| boolean("retry_on_early_close", v),
+        )?,
+        replay_buffer: optional(file.replay_buffer, default_replay_buffer, |v| {
+            integer_at_most(
+                "replay_buffer",
+                v,
+                1,
+                MAX_REPLAY_BUFFER,
+                "a number of bytes from 1 to 1048576",
             )
         })?,
         balance: optional(file.balance, Default::default, balance)?,

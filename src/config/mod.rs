@@ -6,6 +6,7 @@
 mod address;
 mod defaults;
 mod file;
+mod io_backend;
 #[cfg(test)]
 mod tests;
 mod value;
@@ -20,6 +21,7 @@ use std::{
 pub use crate::balancer::Strategy;
 use defaults::relay_name;
 use file::{parse_document, validate};
+pub use io_backend::IoBackend;
 
 /// A validated configuration, ready to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,8 @@ pub struct Config {
     pub pin_workers: bool,
     /// How bytes are moved between client and backend.
     pub relay: RelayMode,
+    /// The workers' I/O runtime: io_uring, epoll, or io_uring with an epoll fallback.
+    pub io_backend: IoBackend,
     /// Longest wait for a backend connect before the next backend is tried.
     pub connect_timeout: Duration,
     /// A connection with no byte either way for this long is closed on both sides.
@@ -44,6 +48,11 @@ pub struct Config {
     pub max_connections: usize,
     /// Further backends tried when a connect fails, before the client gets the 503.
     pub retries: u32,
+    /// Keep the client's first bytes until the backend answers, and replay them to another
+    /// backend if it closes first (safe for idempotent request/response traffic only).
+    pub retry_on_early_close: bool,
+    /// Bytes of the client's first data kept for a replay; past them the connection commits.
+    pub replay_buffer: usize,
     /// How a backend is chosen for each new connection.
     pub balance: Strategy,
     /// Active health-check settings, shared by all targets.
@@ -126,11 +135,14 @@ impl Config {
             workers: defaults::default_workers(),
             pin_workers: defaults::default_pin_workers(),
             relay: defaults::default_relay(),
+            io_backend: defaults::default_io_backend(),
             connect_timeout: defaults::default_connect_timeout(),
             idle_timeout: defaults::default_idle_timeout(),
             drain_timeout: defaults::default_drain_timeout(),
             max_connections: defaults::default_max_connections(),
             retries: defaults::default_retries(),
+            retry_on_early_close: false,
+            replay_buffer: defaults::default_replay_buffer(),
             balance: Strategy::default(),
             health_check: defaults::default_health_check(),
             admin: defaults::default_admin(),
@@ -213,11 +225,14 @@ impl fmt::Display for Config {
         writeln!(f, "workers = {}", self.workers)?;
         writeln!(f, "pin_workers = {}", self.pin_workers)?;
         writeln!(f, "relay = {}", quoted(relay_name(self.relay)))?;
+        writeln!(f, "io_backend = {}", quoted(self.io_backend.as_str()))?;
         writeln!(f, "connect_timeout = {}", human(self.connect_timeout))?;
         writeln!(f, "idle_timeout = {}", human(self.idle_timeout))?;
         writeln!(f, "drain_timeout = {}", human(self.drain_timeout))?;
         writeln!(f, "max_connections = {}", self.max_connections)?;
         writeln!(f, "retries = {}", self.retries)?;
+        writeln!(f, "retry_on_early_close = {}", self.retry_on_early_close)?;
+        writeln!(f, "replay_buffer = {}", self.replay_buffer)?;
         writeln!(f, "balance = {}", quoted(self.balance.as_str()))?;
         let hc = &self.health_check;
         writeln!(f, "\n[health_check]")?;

@@ -56,11 +56,14 @@ fn seed_loads_with_all_defaults() {
             workers: 0,
             pin_workers: false,
             relay: RelayMode::Copy,
+            io_backend: IoBackend::Auto,
             connect_timeout: Duration::from_secs(3),
             idle_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             retries: 2,
+            retry_on_early_close: false,
+            replay_buffer: 16384,
             balance: Strategy::RoundRobin,
             health_check: HealthCheck {
                 interval: Duration::from_secs(5),
@@ -144,6 +147,8 @@ fn display_spells_out_defaults() {
         "max_connections = 10000",
         "retries = 2",
         "balance = \"round_robin\"",
+        "retry_on_early_close = false",
+        "replay_buffer = 16384",
         "weight = 1",
         "interval = \"5s\"",
         "timeout = \"1s\"",
@@ -460,6 +465,32 @@ fn balance_and_weights_are_read_and_checked() {
 }
 
 #[test]
+fn replay_keys_are_read_and_checked() {
+    let config = parse(&format!(
+        "retry_on_early_close = true\nreplay_buffer = 4096\n{TARGET}"
+    ))
+    .unwrap();
+    assert!(config.retry_on_early_close);
+    assert_eq!(config.replay_buffer, 4096);
+    for (value, problem) in [
+        ("0", "too small"),
+        ("1048577", "too large"),
+        ("\"16k\"", "string"),
+    ] {
+        assert_rejected(
+            &format!("replay_buffer = {value}\n{TARGET}"),
+            "replay_buffer",
+            &[problem],
+        );
+    }
+    assert_rejected(
+        &format!("retry_on_early_close = 1\n{TARGET}"),
+        "retry_on_early_close",
+        &["not a boolean"],
+    );
+}
+
+#[test]
 fn admin_is_read_checked_and_shown() {
     let defaults = parse(TARGET).unwrap().admin;
     assert!(defaults.enabled);
@@ -509,4 +540,33 @@ fn admin_is_read_checked_and_shown() {
     let (key, message) = rejected(&format!("[admin]\nport = 9100\n{TARGET}"));
     assert_eq!(key, "admin");
     assert!(message.contains("port"), "{message}");
+}
+
+#[test]
+fn io_backend_is_read_printed_and_checked() {
+    assert_eq!(parse(SEED).unwrap().io_backend, IoBackend::Auto);
+    let shown = parse(SEED).unwrap().to_string();
+    assert!(
+        shown.lines().any(|l| l == "io_backend = \"auto\""),
+        "default missing in:\n{shown}"
+    );
+    for backend in IoBackend::ALL {
+        let text = format!("io_backend = \"{backend}\"\n{TARGET}");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.io_backend, backend);
+        assert_eq!(parse(&config.to_string()).unwrap(), config);
+    }
+    assert_rejected(
+        &format!("io_backend = \"uring\"\n{TARGET}"),
+        "io_backend",
+        &[
+            "\"uring\" is not an I/O backend",
+            "\"auto\", \"io_uring\", \"epoll\"",
+        ],
+    );
+    assert_rejected(
+        &format!("io_backend = 1\n{TARGET}"),
+        "io_backend",
+        &["integer 1"],
+    );
 }

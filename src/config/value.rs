@@ -9,7 +9,7 @@ use super::{
     address::parse_target_address,
     defaults::{relay_name, RELAY_MODES},
     file::Invalid,
-    RelayMode, Strategy, TargetAddress,
+    IoBackend, RelayMode, Strategy, TargetAddress,
 };
 
 pub(super) const ADDRESS_EXPECTED: &str = "host:port such as \"http-api-1:8001\" or \"[::1]:8001\"";
@@ -114,6 +114,18 @@ pub(super) fn relay(value: &Value) -> Result<RelayMode, Invalid> {
         })
 }
 
+pub(super) fn io_backend(value: &Value) -> Result<IoBackend, Invalid> {
+    let names = IoBackend::ALL.map(|b| format!("{:?}", b.as_str()));
+    let expected = format!("one of {}", names.join(", "));
+    let text = string("io_backend", value, &expected)?;
+    IoBackend::from_name(text).ok_or_else(|| {
+        Invalid::new(
+            "io_backend",
+            format!("{text:?} is not an I/O backend; expected {expected}"),
+        )
+    })
+}
+
 pub(super) fn duration(key: &str, value: &Value) -> Result<Duration, Invalid> {
     let text = string(key, value, DURATION_EXPECTED)?;
     match humantime::parse_duration(text) {
@@ -173,4 +185,25 @@ pub(super) fn balance(value: &Value) -> Result<Strategy, Invalid> {
             format!("{text:?} is not a balancing strategy; expected {expected}"),
         )
     })
+}
+
+/// The largest replay buffer: a replay is for a request's first bytes, not for a stream.
+pub(super) const MAX_REPLAY_BUFFER: i64 = 1024 * 1024;
+
+/// An integer from `min` to `max`.
+pub(super) fn integer_at_most<T: TryFrom<i64>>(
+    key: &str,
+    value: &Value,
+    min: i64,
+    max: i64,
+    expected: &str,
+) -> Result<T, Invalid> {
+    let n: i64 = integer(key, value, min, expected)?;
+    if n > max {
+        return Err(Invalid::new(
+            key,
+            format!("{n} is too large; expected {expected}"),
+        ));
+    }
+    T::try_from(n).map_err(|_| Invalid::new(key, format!("{n} is too large; expected {expected}")))
 }

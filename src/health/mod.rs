@@ -12,6 +12,7 @@
 mod eject;
 mod pool;
 mod probe;
+mod reload;
 mod resolver;
 mod status;
 
@@ -26,6 +27,7 @@ use tracing::{debug, error, info, warn};
 
 pub use eject::Ejector;
 pub use probe::{ProbeFailure, MAX_STATUS_LINE};
+pub use reload::Reloader;
 pub use resolver::{ResolveFuture, Resolver, SystemResolver};
 pub use status::{EndpointStatus, HealthStatus, StatusReport, TargetStatus};
 
@@ -54,6 +56,8 @@ pub struct HealthChecker {
     round: u64,
     ejector: Ejector,
     ejections: Option<eject::Ejections>,
+    reloader: Reloader,
+    reloads: Option<reload::Reloads>,
 }
 
 /// One configured target, ready to be resolved and probed.
@@ -101,7 +105,10 @@ impl HealthChecker {
         let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
         let pool = Pool::new(plans.len(), settings.rise, settings.fall).with_weights(&weights);
         let (ejector, ejections) = eject::channel();
+        let (reloader, reloads) = reload::channel();
         Self {
+            reloader,
+            reloads: Some(reloads),
             ejector,
             ejections: Some(ejections),
             plans,
@@ -124,6 +131,12 @@ impl HealthChecker {
     /// number of finished rounds (awaitable).
     pub fn status_handle(&self) -> Arc<HealthStatus> {
         Arc::clone(&self.status)
+    }
+
+    /// A handle to hand the checker a reloaded configuration (targets, weights, health settings,
+    /// strategy); applied on the checker's thread, followed by an immediate round.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// A handle workers use to report a backend they could not connect to: the checker takes it
@@ -204,13 +217,26 @@ impl HealthChecker {
     async fn run_forever(&mut self) {
         let mut ticker = tokio::time::interval(self.settings.interval.max(MIN_INTERVAL));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let Some(mut ejections) = self.ejections.take() else {
+        let (Some(mut ejections), Some(mut reloads)) = (self.ejections.take(), self.reloads.take())
+        else {
             return;
         };
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     self.run_round().await;
+                }
+                Some(update) = reloads.recv() => {
+                    let interval_changed = update.settings.interval != self.settings.interval;
+                    self.apply(update);
+                    if interval_changed {
+                        ticker = tokio::time::interval(self.settings.interval.max(MIN_INTERVAL));
+                        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    }
+                    // The new ticker's first tick is immediate; otherwise probe the new set now.
+                    if !interval_changed {
+                        self.run_round().await;
+                    }
                 }
                 Some((key, failure)) = ejections.recv() => {
                     self.pool.eject(key, failure);
@@ -219,6 +245,32 @@ impl HealthChecker {
                 }
             }
         }
+    }
+
+    /// Switches to a reloaded configuration, keeping what is known of targets that stay.
+    fn apply(&mut self, update: reload::Update) {
+        let previous: Vec<Option<usize>> = update
+            .targets
+            .iter()
+            .map(|t| {
+                let name = t.address.to_string();
+                self.plans.iter().position(|p| p.name == name)
+            })
+            .collect();
+        let plans: Vec<Plan> = update.targets.iter().map(Plan::new).collect();
+        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+        let weights: Vec<u32> = update.targets.iter().map(|t| t.weight).collect();
+        let (rise, fall) = (update.settings.rise, update.settings.fall);
+        let pool = std::mem::replace(&mut self.pool, Pool::new(0, rise, fall));
+        self.pool = pool.reconfigure(&previous, &names, &weights, rise, fall);
+        self.plans = plans;
+        self.settings = update.settings;
+        if self.balancer.strategy() != update.balance {
+            self.balancer.set_strategy(update.balance);
+        }
+        info!(targets = self.plans.len(), "configuration reloaded");
+        self.publish_if_changed();
+        self.store_report();
     }
 
     fn names(&self) -> Vec<(String, u16)> {

@@ -225,6 +225,46 @@ impl Pool {
         Some(backends)
     }
 
+    /// A pool for a reloaded configuration: target `i` of the new configuration keeps the
+    /// endpoints (and their health state) of old target `previous[i]`, if any. Where the index
+    /// is unchanged the endpoints keep their `Arc<Backend>` (and counters), with the new
+    /// weight; a target that moved to another index gets fresh backends, because a backend's
+    /// target index is part of its identity. Targets without a previous one start empty and
+    /// fill on the next round; old targets left out are dropped (their open connections keep
+    /// their own `Arc` and run to their end).
+    pub(crate) fn reconfigure(
+        mut self,
+        previous: &[Option<usize>],
+        names: &[String],
+        weights: &[u32],
+        rise: u32,
+        fall: u32,
+    ) -> Pool {
+        let mut next = Pool::new(previous.len(), rise, fall).with_weights(weights);
+        for (i, prev) in previous.iter().enumerate() {
+            let Some(old) = prev
+                .and_then(|j| self.targets.get_mut(j))
+                .map(std::mem::take)
+            else {
+                continue;
+            };
+            let weight = next.weight(i);
+            next.targets[i] = old
+                .into_iter()
+                .map(|(addr, mut endpoint)| {
+                    if endpoint.backend.target == i {
+                        endpoint.backend.set_weight(weight);
+                    } else {
+                        endpoint.backend =
+                            Arc::new(Backend::with_weight(i, names[i].as_str(), addr, weight));
+                    }
+                    (addr, endpoint)
+                })
+                .collect();
+        }
+        next
+    }
+
     /// Every known endpoint's backend, healthy or not, per target in address order.
     pub(crate) fn backends(&self) -> Vec<Arc<Backend>> {
         let endpoints = self.targets.iter().flat_map(BTreeMap::values);

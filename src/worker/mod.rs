@@ -18,6 +18,7 @@ use crate::{
     health::Ejector,
     metrics::WorkerStats,
     relay::{copy::Copy, splice::Splice, splice_inline::SpliceInline},
+    shutdown::Shutdown,
     uring::{buf_ring::BufRing, ring::Ring, sys},
 };
 
@@ -48,6 +49,19 @@ pub struct WorkerSettings {
     pub idle_timeout: Duration,
     /// Further backends tried after a failed connect.
     pub retries: u32,
+    /// `retry_on_early_close`: bytes of the client's first data kept for a replay, `None` when
+    /// off.
+    pub replay_buffer: Option<usize>,
+}
+
+impl WorkerSettings {
+    /// Connect attempts per client: the first plus `retries`, at most
+    /// [`slots::MAX_ATTEMPTS`].
+    pub fn attempts(&self) -> usize {
+        (self.retries as usize)
+            .saturating_add(1)
+            .min(slots::MAX_ATTEMPTS)
+    }
 }
 
 /// One worker, ready to run on its own thread.
@@ -105,5 +119,20 @@ impl Worker {
                 Engine::new(self, ring, Copy::new(buffers, COPY_BUFFERS)).run()
             }
         }
+    }
+
+    /// Runs the same worker on the epoll backend instead ([`crate::epoll`]), for where
+    /// io_uring is unavailable, until `shutdown` fires; `relay` does not apply there.
+    pub fn run_epoll(self, shutdown: Shutdown) -> io::Result<()> {
+        crate::epoll::EpollWorker::new(
+            self.id,
+            self.listener,
+            self.balancer,
+            self.limit,
+            self.ejector,
+            self.settings,
+            shutdown,
+        )
+        .run()
     }
 }

@@ -40,8 +40,36 @@ pub struct Slot<C> {
     pub last_active: u32,
     /// Teardown started: every further completion only counts down `inflight`.
     pub closing: bool,
-    /// The relay strategy's state, once connected.
+    /// The relay strategy's state, once connected (and, with replay, committed).
     pub conn: Option<C>,
+    /// The client's first bytes, kept until the backend speaks (`retry_on_early_close`).
+    pub replay: Option<Replay>,
+}
+
+/// The replay phase of one connection: the client's bytes so far and how far the current
+/// backend has been sent them.
+pub struct Replay {
+    /// Buffer of `replay_buffer` bytes, borrowed from the worker's pool.
+    pub buf: Box<[u8]>,
+    /// Bytes received from the client.
+    pub len: usize,
+    /// Bytes sent to the current backend.
+    pub sent: usize,
+    /// Where `MSG_PEEK` puts the backend's first byte (never read: the relay reads it again).
+    pub peek: Box<[u8; 1]>,
+    /// A client receive is in flight.
+    pub receiving: bool,
+    /// A send to the backend is in flight.
+    pub sending: bool,
+    /// A peek at the backend is in flight.
+    pub peeking: bool,
+    /// The client sent EOF.
+    pub client_eof: bool,
+    /// The backend spoke, or the buffer is full: hand over to the relay once nothing of the
+    /// replay phase is in flight.
+    pub committing: bool,
+    /// The backend closed early: move to another one once nothing of it is in flight.
+    pub retrying: bool,
 }
 
 impl<C> Slot<C> {
@@ -59,6 +87,7 @@ impl<C> Slot<C> {
             last_active: 0,
             closing: false,
             conn: None,
+            replay: None,
         }
     }
 }

@@ -25,6 +25,12 @@ pub enum Op {
     RejectWrite,
     /// The rejected client's remaining input was drained (slot field holds the client fd).
     RejectDrain,
+    /// Replay phase: client bytes received into the replay buffer.
+    ReplayRecv,
+    /// Replay phase: buffered client bytes sent to the backend.
+    ReplaySend,
+    /// Replay phase: the backend's first byte (or its early close) seen with `MSG_PEEK`.
+    ReplayPeek,
     /// A relay strategy's operation: its own `kind` and the direction.
     Relay {
         /// Strategy-defined operation kind, 0..=63.
@@ -57,6 +63,9 @@ impl Op {
             Op::RejectWrite => 6,
             Op::RejectDrain => 7,
             Op::Tick => 8,
+            Op::ReplayRecv => 9,
+            Op::ReplaySend => 10,
+            Op::ReplayPeek => 11,
             Op::Relay { kind, dir } => RELAY_BASE + kind * 2 + dir,
         }
     }
@@ -71,6 +80,9 @@ impl Op {
             6 => Op::RejectWrite,
             7 => Op::RejectDrain,
             8 => Op::Tick,
+            9 => Op::ReplayRecv,
+            10 => Op::ReplaySend,
+            11 => Op::ReplayPeek,
             c if c >= RELAY_BASE => Op::Relay {
                 kind: (c - RELAY_BASE) / 2,
                 dir: (c - RELAY_BASE) % 2,
@@ -159,6 +171,9 @@ mod tests {
             Op::RejectWrite,
             Op::RejectDrain,
             Op::Tick,
+            Op::ReplayRecv,
+            Op::ReplaySend,
+            Op::ReplayPeek,
             Op::relay(0, 0),
             Op::relay(3, 1),
             Op::relay(63, 1),

@@ -15,6 +15,8 @@ pub struct Process {
     pub addr: SocketAddr,
     /// Every stderr line so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The configuration file it was started with (rewrite it, then SIGHUP).
+    pub config_path: PathBuf,
     _dir: TempDir,
 }
 
@@ -23,11 +25,10 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "ringlb-test-{tag}-{}-{:?}",
-            std::process::id(),
-            Instant::now()
-        ));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("ringlb-test-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -43,6 +44,15 @@ impl Process {
     /// Starts `ringlb --config` on `toml` (whose listen must be 127.0.0.1:0), optionally under
     /// `prlimit` arguments, and waits for its "ringlb started" line.
     pub fn start(toml: &str, prlimit: Option<&str>) -> Process {
+        Self::start_with(toml, prlimit, |_| {})
+    }
+
+    /// Like [`Process::start`], with `setup` applied to the command before it is spawned.
+    pub fn start_with(
+        toml: &str,
+        prlimit: Option<&str>,
+        setup: impl FnOnce(&mut Command),
+    ) -> Process {
         let dir = TempDir::new("bin");
         let path = dir.0.join("ringlb.toml");
         std::fs::write(&path, toml).unwrap();
@@ -55,6 +65,7 @@ impl Process {
             }
             None => Command::new(bin),
         };
+        setup(&mut cmd);
         let mut child = cmd
             .arg("--config")
             .arg(&path)
@@ -88,6 +99,7 @@ impl Process {
             child,
             addr,
             log,
+            config_path: path,
             _dir: dir,
         }
     }
@@ -116,6 +128,19 @@ impl Process {
         }
     }
 
+    /// Waits (bounded) until the log has `n` lines containing `needle`.
+    pub fn wait_log(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.log_lines(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "no log line {needle:?}: {:?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn log_lines(&self, needle: &str) -> usize {
         self.log
             .lock()
@@ -133,13 +158,18 @@ impl Drop for Process {
     }
 }
 
-/// A config for the binary: listen on an ephemeral port, one worker, `extra` top-level keys.
+/// A config for the binary: listen on an ephemeral port, one worker, `extra` top-level keys, and
+/// the I/O backend of [`super::test_io_backend`] unless `extra` names one.
 pub fn toml(targets: &[SocketAddr], extra: &str) -> String {
     let mut text = format!(
         "listen = \"127.0.0.1:0\"\nworkers = 1\n{extra}\n[health_check]\ninterval = \"100ms\"\ntimeout = \"500ms\"\n"
     );
     // Many instances run at once: an ephemeral admin port each.
     text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
+    if !extra.contains("io_backend") {
+        let backend = format!("io_backend = \"{}\"\n", super::test_io_backend());
+        text.insert_str(0, &backend);
+    }
     for t in targets {
         text.push_str(&format!(
             "[[targets]]\naddress = \"{t}\"\nhealth_check_endpoint = \"/healthz\"\n"

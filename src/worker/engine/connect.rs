@@ -14,7 +14,7 @@ use crate::{
     backend::Backend,
     balancer::Strategy,
     metrics::WorkerCounter,
-    relay::{Ends, Io, Relay},
+    relay::Relay,
     uring::sys,
     worker::{
         slots::MAX_ATTEMPTS,
@@ -101,9 +101,18 @@ impl<R: Relay> Engine<R> {
         backend
     }
 
-    /// No backend for this client: free its slot and send the no-backend answer.
+    /// No backend for this client: free its slot and send the no-backend answer. While a
+    /// replay-phase receive is still in flight the slot cannot be freed yet: close instead.
     fn give_up(&mut self, index: u32) {
-        let client = self.slots.at(index).client;
+        let slot = self.slots.at(index);
+        if slot.inflight > 0 {
+            let generation = slot.generation;
+            return self.teardown(index, generation);
+        }
+        if let Some(replay) = slot.replay.take() {
+            self.replay_pool.push(replay.buf);
+        }
+        let client = slot.client;
         self.slots.remove(index);
         self.reject(client);
     }
@@ -119,20 +128,12 @@ impl<R: Relay> Engine<R> {
         if result < 0 {
             return self.on_connect_failed(token.slot, -result);
         }
-        let mut conn = self.relay.open(Ends {
-            client: slot.client,
-            backend: slot.server,
-        });
-        let mut io = Io {
-            ring: &mut self.ring,
-            token: Token::conn(token.slot, token.generation, Op::Ignore),
-            inflight: &mut slot.inflight,
-            moved: [0; 2],
-        };
-        let flow = self.relay.start(&mut io, &mut conn);
-        super::count_bytes(slot.backend.as_deref(), self.id, io.moved);
-        slot.conn = Some(conn);
-        self.after(token, flow);
+        self.on_connected(token.slot, token.generation);
+    }
+
+    /// The backend failed this client before answering (replay phase): try another one.
+    pub(super) fn retry_elsewhere(&mut self, index: u32, errno: i32) {
+        self.on_connect_failed(index, errno);
     }
 
     /// Reports the backend to the health checker (it leaves rotation at once) and tries

@@ -9,6 +9,7 @@
 mod accept;
 mod connect;
 mod reject;
+mod replay;
 
 use std::{
     net::TcpListener,
@@ -24,7 +25,7 @@ use io_uring::{
 
 use super::{
     limit::ConnectionLimit,
-    slots::{Slots, MAX_ATTEMPTS},
+    slots::Slots,
     token::{Op, Token},
     Worker,
 };
@@ -69,6 +70,10 @@ pub(super) struct Engine<R: Relay> {
     timers: Box<Timers>,
     /// Connect attempts per client: the first plus `retries`.
     attempts: u8,
+    /// `retry_on_early_close`: the replay buffer size, `None` when off.
+    replay_size: Option<usize>,
+    /// Replay buffers ready for reuse.
+    replay_pool: Vec<Box<[u8]>>,
     /// Idle sweeps: the current tick, and how many ticks without activity close a connection.
     tick: u32,
     idle_ticks: u32,
@@ -108,7 +113,9 @@ impl<R: Relay> Engine<R> {
                 accept_pause: Timespec::new().nsec(100_000_000),
                 tick: Timespec::from(tick),
             }),
-            attempts: settings.retries.saturating_add(1).min(MAX_ATTEMPTS as u32) as u8,
+            attempts: settings.attempts() as u8,
+            replay_size: settings.replay_buffer,
+            replay_pool: Vec::new(),
             tick: 0,
             idle_ticks: idle_ticks.max(1),
             slots: Slots::with_capacity(1024),
@@ -161,6 +168,7 @@ impl<R: Relay> Engine<R> {
             Op::RejectWrite => self.on_reject_written(token.slot as RawFd),
             Op::RejectDrain => self.on_reject_drained(token.slot as RawFd),
             Op::Connect => self.on_connect(token, c.result),
+            Op::ReplayRecv | Op::ReplaySend | Op::ReplayPeek => self.on_replay(token, c.result),
             Op::Relay { kind, dir } => self.on_relay(token, kind, dir as usize, c),
         }
     }
@@ -275,6 +283,9 @@ impl<R: Relay> Engine<R> {
         }
         if let Some(conn) = slot.conn.take() {
             self.relay.close(conn);
+        }
+        if let Some(replay) = slot.replay.take() {
+            self.replay_pool.push(replay.buf);
         }
         let (client, server) = (slot.client, slot.server);
         if let (Some(backend), true) = (slot.backend.take(), slot.opened) {

@@ -1,0 +1,160 @@
+//! `retry_on_early_close`: a backend that closes before answering is replaced, transparently;
+//! once it has answered, or past the replay buffer, there is no replay.
+
+mod common;
+
+use std::{net::SocketAddr, time::Duration};
+
+use common::*;
+use ringlb::config::RelayMode;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+/// A backend that passes health probes but resets every other connection after reading the
+/// request, without a byte of answer: what clients queued in a closing listener's backlog get.
+async fn early_closer() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if buf[..n].starts_with(b"GET /healthz") {
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                let s = s.into_std().unwrap();
+                let s = socket2::Socket::from(s);
+                let _ = s.set_linger(Some(Duration::ZERO));
+            });
+        }
+    });
+    addr
+}
+
+/// GETs through the proxy; `None` when the connection fails or ends without a response.
+async fn try_get(addr: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut out = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut out))
+        .await
+        .ok()?
+        .ok()?;
+    (!out.is_empty()).then(|| body(&out))
+}
+
+async fn failures(replay: bool, relay: RelayMode) -> usize {
+    let bad = early_closer().await;
+    let good = NamedBackend::start("A").await;
+    let mut cfg = config(&[bad, good.addr], relay);
+    cfg.retry_on_early_close = replay;
+    cfg.workers = 1;
+    let proxy = Proxy::start(&cfg);
+    proxy.wait_healthy(2).await;
+    let mut failed = 0;
+    for _ in 0..20 {
+        match try_get(proxy.addr).await {
+            Some(b) => assert_eq!(b, "A"),
+            None => failed += 1,
+        }
+        // Keep the early closer in rotation: the passive check takes it out after each
+        // failure, the next probe round (100 ms) brings it back.
+        proxy.wait_healthy(2).await;
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_closes_are_replayed_to_another_backend() {
+    for relay in RELAYS {
+        assert_eq!(
+            failures(true, relay).await,
+            0,
+            "{relay:?}: a request failed with replay on"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_replay_early_closes_fail_requests() {
+    assert!(
+        failures(false, RelayMode::Copy).await > 0,
+        "the early closer should fail some requests when replay is off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_keeps_bytes_intact_past_the_buffer_and_for_server_first_protocols() {
+    for relay in RELAYS {
+        let echo = EchoBackend::start().await;
+        let mut cfg = config(&[echo.addr], relay);
+        cfg.retry_on_early_close = true;
+        cfg.replay_buffer = 4096;
+        let proxy = Proxy::start(&cfg);
+        proxy.wait_healthy(1).await;
+        // Megabytes through a 4 KiB replay buffer: committed once full, nothing lost.
+        let data = random_bytes(3 * 1024 * 1024, 77);
+        let s = TcpStream::connect(proxy.addr).await.unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let expected = data.clone();
+        let writer = tokio::spawn(async move {
+            wr.write_all(&data).await.unwrap();
+            wr.shutdown().await.unwrap();
+        });
+        let mut back = Vec::new();
+        tokio::time::timeout(DEADLINE, rd.read_to_end(&mut back))
+            .await
+            .expect("transfer finishes")
+            .unwrap();
+        writer.await.unwrap();
+        assert!(back == expected, "{relay:?}: bytes differ");
+    }
+    // A backend that speaks first (a greeting) commits at once. It tells health probes apart
+    // by their request arriving right away; clients that wait get the greeting.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                let first = tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await;
+                if let Ok(Ok(n)) = first {
+                    if buf[..n].starts_with(b"GET /healthz") {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                            .await;
+                    }
+                    return;
+                }
+                let _ = s.write_all(b"220 hello\r\n").await;
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let _ = s.write_all(&buf[..n]).await;
+            });
+        }
+    });
+    let mut cfg = config(&[addr], RelayMode::Copy);
+    cfg.retry_on_early_close = true;
+    cfg.health_check.interval = Duration::from_secs(3600);
+    let proxy = Proxy::start(&cfg);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut greeting = [0u8; 11];
+    tokio::time::timeout(DEADLINE, s.read_exact(&mut greeting))
+        .await
+        .expect("the greeting arrives before the client says anything")
+        .unwrap();
+    assert_eq!(&greeting, b"220 hello\r\n");
+    s.write_all(b"QUIT").await.unwrap();
+    let mut echo = [0u8; 4];
+    s.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"QUIT");
+}
