@@ -38,11 +38,18 @@ fn registry(workers: usize, endpoints: usize) -> Metrics {
     let targets = (0..endpoints)
         .map(|i| Target {
             address: TargetAddress {
-                host: format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
+                // Loopback literals: primed without DNS; no probe is ever sent.
+                host: format!(
+                    "127.{}.{}.{}",
+                    i / 64000 % 250,
+                    (i / 250) % 256,
+                    i % 250 + 1
+                ),
                 port: 8001,
             },
             health_check_endpoint: "/healthz".into(),
             weight: 1,
+            ..Default::default()
         })
         .collect();
     let settings = HealthCheck {
