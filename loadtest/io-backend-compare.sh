@@ -22,8 +22,8 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-# shellcheck source=loadtest/ports.sh
-source loadtest/ports.sh
+# shellcheck source=loadtest/lib.sh
+. loadtest/lib.sh
 
 replicas=()
 for _ in 1 2 3; do

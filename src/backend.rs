@@ -7,12 +7,12 @@
 
 use std::{
     net::SocketAddr,
-    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed},
 };
 
 use crossbeam_utils::CachePadded;
 
-use crate::metrics::ByteCounters;
+use crate::{config::SendProxy, metrics::ByteCounters, proxy_protocol::Version};
 
 /// One resolved endpoint of a target.
 #[derive(Debug)]
@@ -33,6 +33,9 @@ pub struct Backend {
     /// A worker saw a connect fail and asked the health checker to take this backend out;
     /// set until the checker brings it back, so a burst of failures sends one request.
     ejected: AtomicBool,
+    /// Which PROXY protocol header connections to this backend begin with (see
+    /// [`Backend::send_proxy`]), as 0 (none), 1 or 2.
+    send_proxy: AtomicU8,
 }
 
 /// Counters of one backend, shared by all workers.
@@ -69,7 +72,29 @@ impl Backend {
             stats: CachePadded::new(BackendStats::default()),
             weight: AtomicU32::new(weight),
             ejected: AtomicBool::new(false),
+            send_proxy: AtomicU8::new(0),
         }
+    }
+
+    /// The PROXY protocol version connections to this backend begin with, if any. Read by a
+    /// worker once per connect.
+    pub fn send_proxy(&self) -> Option<Version> {
+        match self.send_proxy.load(Relaxed) {
+            1 => Some(Version::V1),
+            2 => Some(Version::V2),
+            _ => None,
+        }
+    }
+
+    /// Sets the PROXY protocol header of new connections (the control plane, at creation and
+    /// on reload); connections already open keep what they sent.
+    pub fn set_send_proxy(&self, setting: SendProxy) {
+        let code = match setting.version() {
+            None => 0,
+            Some(Version::V1) => 1,
+            Some(Version::V2) => 2,
+        };
+        self.send_proxy.store(code, Relaxed);
     }
 
     /// Marks the backend as reported down by a worker; `true` for the first report since it

@@ -78,6 +78,7 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// `None` when `[admin] enabled = false`.
     admin: Option<AdminServer>,
+    io_backend: IoBackend,
 }
 
 impl Server {
@@ -111,7 +112,7 @@ impl Server {
 
         let balancer = Arc::new(Balancer::with_strategy(config.balance));
         let mut health = HealthChecker::new(
-            config.targets.clone(),
+            config.resolved_targets(),
             config.health_check.clone(),
             Arc::clone(&balancer),
         );
@@ -134,6 +135,8 @@ impl Server {
                 idle_timeout: config.idle_timeout,
                 retries: config.retries,
                 replay_buffer: config.retry_on_early_close.then_some(config.replay_buffer),
+                on_no_backend: config.on_no_backend,
+                accept_proxy: config.accept_proxy,
             };
             let worker = Worker::new(
                 id,
@@ -185,7 +188,8 @@ impl Server {
             }
             None => None,
         };
-        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay, "ringlb started");
+        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay,
+            io_backend = io_backend.as_str(), "ringlb started");
         Ok(Server {
             local_addr,
             balancer,
@@ -199,6 +203,7 @@ impl Server {
             health,
             metrics,
             admin,
+            io_backend,
         })
     }
 
@@ -228,14 +233,14 @@ impl Server {
         &self.health_status
     }
 
-    /// The I/O backend the workers run on: `"io_uring"` or `"epoll"` (never `"auto"`).
-    pub fn io_backend(&self) -> &'static str {
-        self.metrics.io_backend()
-    }
-
     /// A handle for reloading the configuration from another thread (the signal handler).
     pub fn reload_handle(&self) -> ReloadHandle {
         self.reload.clone()
+    }
+
+    /// The I/O backend the workers run on: `"io_uring"` or `"epoll"` (never `"auto"`).
+    pub fn io_backend(&self) -> &'static str {
+        self.io_backend.as_str()
     }
 
     /// Asks every thread to stop; [`Server::wait`] then returns.
@@ -267,6 +272,89 @@ impl Server {
     }
 }
 
+/// Applies reloaded configurations to a running server.
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    reloader: Reloader,
+    /// The configuration running now (control plane only: reloads compare against it).
+    running: Arc<Mutex<Config>>,
+}
+
+impl ReloadHandle {
+    /// Applies a reloaded configuration: targets (added, removed, changed), weights, health
+    /// settings and the strategy take effect for new connections; open connections are not
+    /// touched. Returns the keys that changed but need a restart to take effect.
+    pub fn reload(&self, config: &Config) -> Vec<&'static str> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let restart_only = restart_only_changes(&running, config);
+        self.reloader.reload(
+            config.resolved_targets(),
+            config.health_check.clone(),
+            config.balance,
+        );
+        let mut next = config.clone();
+        // Keep the running values of what did not take effect, so the next reload compares
+        // against what really runs.
+        for key in &restart_only {
+            keep_running_value(key, &running, &mut next);
+        }
+        *running = next;
+        restart_only
+    }
+}
+
+/// Settings fixed at start: listeners, threads and the workers' own settings.
+const RESTART_ONLY: [&str; 15] = [
+    "listen",
+    "workers",
+    "pin_workers",
+    "relay",
+    "connect_timeout",
+    "idle_timeout",
+    "drain_timeout",
+    "max_connections",
+    "retries",
+    "retry_on_early_close",
+    "replay_buffer",
+    "admin",
+    "io_backend",
+    "on_no_backend",
+    "accept_proxy",
+];
+
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    RESTART_ONLY
+        .into_iter()
+        .filter(|key| {
+            let mut probe = new.clone();
+            keep_running_value(key, old, &mut probe);
+            probe != *new
+        })
+        .collect()
+}
+
+/// Copies the value of restart-only `key` from `old` into `new`.
+fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
+    match key {
+        "listen" => new.listen = old.listen,
+        "workers" => new.workers = old.workers,
+        "pin_workers" => new.pin_workers = old.pin_workers,
+        "relay" => new.relay = old.relay,
+        "connect_timeout" => new.connect_timeout = old.connect_timeout,
+        "idle_timeout" => new.idle_timeout = old.idle_timeout,
+        "drain_timeout" => new.drain_timeout = old.drain_timeout,
+        "max_connections" => new.max_connections = old.max_connections,
+        "retries" => new.retries = old.retries,
+        "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
+        "replay_buffer" => new.replay_buffer = old.replay_buffer,
+        "admin" => new.admin = old.admin.clone(),
+        "io_backend" => new.io_backend = old.io_backend,
+        "on_no_backend" => new.on_no_backend = old.on_no_backend,
+        "accept_proxy" => new.accept_proxy = old.accept_proxy,
+        _ => {}
+    }
+}
+
 /// Resolves `io_backend = "…"` to the backend the workers run on, probing io_uring unless epoll
 /// was asked for, and logs once which one runs and why.
 fn choose_io_backend(configured: IoBackend) -> Result<IoBackend, StartError> {
@@ -288,85 +376,6 @@ fn choose_io_backend(configured: IoBackend) -> Result<IoBackend, StartError> {
     Ok(chosen)
 }
 
-/// Applies reloaded configurations to a running server.
-#[derive(Clone, Debug)]
-pub struct ReloadHandle {
-    reloader: Reloader,
-    /// The configuration running now (control plane only: reloads compare against it).
-    running: Arc<Mutex<Config>>,
-}
-
-impl ReloadHandle {
-    /// Applies a reloaded configuration: targets (added, removed, changed), weights, health
-    /// settings and the strategy take effect for new connections; open connections are not
-    /// touched. Returns the keys that changed but need a restart to take effect.
-    pub fn reload(&self, config: &Config) -> Vec<&'static str> {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let restart_only = restart_only_changes(&running, config);
-        self.reloader.reload(
-            config.targets.clone(),
-            config.health_check.clone(),
-            config.balance,
-        );
-        let mut next = config.clone();
-        // Keep the running values of what did not take effect, so the next reload compares
-        // against what really runs.
-        for key in &restart_only {
-            keep_running_value(key, &running, &mut next);
-        }
-        *running = next;
-        restart_only
-    }
-}
-
-/// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 13] = [
-    "listen",
-    "workers",
-    "pin_workers",
-    "relay",
-    "io_backend",
-    "connect_timeout",
-    "idle_timeout",
-    "drain_timeout",
-    "max_connections",
-    "retries",
-    "retry_on_early_close",
-    "replay_buffer",
-    "admin",
-];
-
-fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    RESTART_ONLY
-        .into_iter()
-        .filter(|key| {
-            let mut probe = new.clone();
-            keep_running_value(key, old, &mut probe);
-            probe != *new
-        })
-        .collect()
-}
-
-/// Copies the value of restart-only `key` from `old` into `new`.
-fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
-    match key {
-        "listen" => new.listen = old.listen,
-        "workers" => new.workers = old.workers,
-        "pin_workers" => new.pin_workers = old.pin_workers,
-        "relay" => new.relay = old.relay,
-        "io_backend" => new.io_backend = old.io_backend,
-        "connect_timeout" => new.connect_timeout = old.connect_timeout,
-        "idle_timeout" => new.idle_timeout = old.idle_timeout,
-        "drain_timeout" => new.drain_timeout = old.drain_timeout,
-        "max_connections" => new.max_connections = old.max_connections,
-        "retries" => new.retries = old.retries,
-        "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
-        "replay_buffer" => new.replay_buffer = old.replay_buffer,
-        "admin" => new.admin = old.admin.clone(),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +389,7 @@ mod tests {
             },
             health_check_endpoint: "/".into(),
             weight: 1,
+            ..Default::default()
         }])
     }
 

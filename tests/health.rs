@@ -244,6 +244,7 @@ fn target(host: &str, port: u16) -> Target {
         },
         health_check_endpoint: "/healthz".into(),
         weight: 1,
+        ..Default::default()
     }
 }
 

@@ -112,6 +112,10 @@ pub struct RunArgs {
     /// Force ringlb's I/O backend (its `io_backend` key; ringlb's own default is auto).
     #[arg(long, value_parser = ["auto", "io_uring", "epoll"])]
     pub ringlb_io_backend: Option<String>,
+    /// Extra top-level lines for ringlb's config, e.g. 'send_proxy = "v2"' (replicas skip a
+    /// PROXY header at the start of a connection, so any send_proxy works).
+    #[arg(long, value_name = "TOML")]
+    pub ringlb_extra: Option<String>,
     /// Threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,

@@ -84,6 +84,7 @@ impl Lab {
             connections: args.connections,
             dir: dir.to_owned(),
             relay: args.relay.clone(),
+            ringlb_extra: args.ringlb_extra.clone(),
         };
         let mut seen = Vec::new();
         for &kind in &args.paths {

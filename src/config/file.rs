@@ -7,8 +7,11 @@ use serde::{de::DeserializeOwned, Deserialize};
 use toml::{Table, Value};
 
 use super::{
-    address::same_target_key, defaults::*, value::*, Admin, Config, ConfigError, HealthCheck,
-    Target,
+    address::same_target_key,
+    defaults::*,
+    l4::{self, RawCheck},
+    value::*,
+    Admin, Config, ConfigError, HealthCheck, Target,
 };
 
 /// The top-level table.
@@ -28,6 +31,9 @@ struct FileConfig {
     retry_on_early_close: Option<Value>,
     replay_buffer: Option<Value>,
     balance: Option<Value>,
+    on_no_backend: Option<Value>,
+    send_proxy: Option<Value>,
+    accept_proxy: Option<Value>,
     health_check: Option<Value>,
     admin: Option<Value>,
     targets: Option<Value>,
@@ -58,6 +64,11 @@ struct FileTarget {
     address: Option<Value>,
     health_check_endpoint: Option<Value>,
     weight: Option<Value>,
+    health_check: Option<Value>,
+    health_check_send: Option<Value>,
+    health_check_expect: Option<Value>,
+    health_check_port: Option<Value>,
+    send_proxy: Option<Value>,
 }
 
 /// A rejected value before the file path is attached.
@@ -176,6 +187,13 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
             )
         })?,
         balance: optional(file.balance, Default::default, balance)?,
+        on_no_backend: optional(file.on_no_backend, Default::default, l4::on_no_backend)?,
+        send_proxy: optional(file.send_proxy, Default::default, |v| {
+            l4::send_proxy("send_proxy", v)
+        })?,
+        accept_proxy: optional(file.accept_proxy, Default::default, |v| {
+            boolean("accept_proxy", v)
+        })?,
         health_check: file
             .health_check
             .map_or_else(|| Ok(default_health_check()), health_check)?,
@@ -247,9 +265,8 @@ pub(super) fn admin(value: Value) -> Result<Admin, Invalid> {
     })
 }
 
-const TARGETS_EXPECTED: &str =
-    "expected at least one [[targets]] entry with address and health_check_endpoint";
-const TARGET_EXPECTED: &str = "a [[targets]] table with address and health_check_endpoint";
+const TARGETS_EXPECTED: &str = "expected at least one [[targets]] entry with an address";
+const TARGET_EXPECTED: &str = "a [[targets]] table with an address";
 
 pub(super) fn targets(value: Option<Value>) -> Result<Vec<Target>, Invalid> {
     let entries = match value {
@@ -313,16 +330,34 @@ pub(super) fn target(index: usize, value: Value) -> Result<Target, Invalid> {
     let table_key = format!("targets[{index}]");
     let file: FileTarget = read_table(&table_key, value, TARGET_EXPECTED)?;
     let address_key = format!("{table_key}.address");
-    let endpoint_key = format!("{table_key}.health_check_endpoint");
     let address = required(&address_key, file.address, ADDRESS_EXPECTED)?;
-    let endpoint = required(&endpoint_key, file.health_check_endpoint, ENDPOINT_EXPECTED)?;
+    let address = target_address(&address_key, &address)?;
+    let check = l4::target_check(
+        &table_key,
+        RawCheck {
+            kind: file.health_check,
+            endpoint: file.health_check_endpoint,
+            send: file.health_check_send,
+            expect: file.health_check_expect,
+            port: file.health_check_port,
+        },
+    )?;
     let weight_key = format!("{table_key}.weight");
+    let send_proxy_key = format!("{table_key}.send_proxy");
     Ok(Target {
-        address: target_address(&address_key, &address)?,
-        health_check_endpoint: health_check_endpoint(&endpoint_key, &endpoint)?,
+        address,
+        health_check_endpoint: check.endpoint,
         weight: optional(file.weight, default_weight, |v| {
             integer(&weight_key, v, 0, "a relative weight, 0 (drain) or more")
         })?,
+        health_check: check.kind,
+        health_check_send: check.send,
+        health_check_expect: check.expect,
+        health_check_port: check.port,
+        send_proxy: file
+            .send_proxy
+            .map(|v| l4::send_proxy(&send_proxy_key, &v))
+            .transpose()?,
     })
 }
 

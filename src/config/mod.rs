@@ -7,6 +7,7 @@ mod address;
 mod defaults;
 mod file;
 mod io_backend;
+mod l4;
 #[cfg(test)]
 mod tests;
 mod value;
@@ -22,6 +23,7 @@ pub use crate::balancer::Strategy;
 use defaults::relay_name;
 use file::{parse_document, validate};
 pub use io_backend::IoBackend;
+pub use l4::{HealthCheckKind, OnNoBackend, SendProxy, MAX_CHECK_BYTES};
 
 /// A validated configuration, ready to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,13 @@ pub struct Config {
     pub replay_buffer: usize,
     /// How a backend is chosen for each new connection.
     pub balance: Strategy,
+    /// What a client receives when no backend can take it.
+    pub on_no_backend: OnNoBackend,
+    /// Whether connections to targets begin with a PROXY header (a target may override it).
+    pub send_proxy: SendProxy,
+    /// Every client connection must begin with a PROXY header, whose addresses then stand for
+    /// the client's (only behind a trusted balancer).
+    pub accept_proxy: bool,
     /// Active health-check settings, shared by all targets.
     pub health_check: HealthCheck,
     /// The admin HTTP listener: `/metrics`, `/status`, `/healthz`.
@@ -86,18 +95,47 @@ pub struct Admin {
 }
 
 /// One configured backend target.
+///
+/// `Default` (an empty address, weight 1, an HTTP check of `/`) exists for struct-update
+/// syntax in code and tests; a file always names the address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Host (name or IP literal) and port.
     pub address: TargetAddress,
-    /// Path requested by the HTTP health check, e.g. `/healthz`.
+    /// Path requested by the HTTP health check, e.g. `/healthz`; empty unless
+    /// [`Target::health_check`] is [`HealthCheckKind::Http`].
     pub health_check_endpoint: String,
     /// Relative share of new connections (default 1); 0 drains the target.
     pub weight: u32,
+    /// How the target is probed.
+    pub health_check: HealthCheckKind,
+    /// Bytes a TCP probe writes once connected.
+    pub health_check_send: Option<String>,
+    /// Bytes a TCP probe's reply must begin with.
+    pub health_check_expect: Option<String>,
+    /// Port probed instead of the traffic port, on the same host.
+    pub health_check_port: Option<u16>,
+    /// This target's own `send_proxy`; `None` follows [`Config::send_proxy`].
+    pub send_proxy: Option<SendProxy>,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            address: TargetAddress::default(),
+            health_check_endpoint: String::new(),
+            weight: 1,
+            health_check: HealthCheckKind::default(),
+            health_check_send: None,
+            health_check_expect: None,
+            health_check_port: None,
+            send_proxy: None,
+        }
+    }
 }
 
 /// A `host:port` pair; the host may be a DNS name, resolved at health-check time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TargetAddress {
     /// DNS name or IP literal (without brackets for IPv6).
     pub host: String,
@@ -144,10 +182,28 @@ impl Config {
             retry_on_early_close: false,
             replay_buffer: defaults::default_replay_buffer(),
             balance: Strategy::default(),
+            on_no_backend: OnNoBackend::default(),
+            send_proxy: SendProxy::default(),
+            accept_proxy: false,
             health_check: defaults::default_health_check(),
             admin: defaults::default_admin(),
             targets,
         }
+    }
+
+    /// The PROXY protocol setting of `target`: its own, or the top-level one.
+    pub fn send_proxy_of(&self, target: &Target) -> SendProxy {
+        target.send_proxy.unwrap_or(self.send_proxy)
+    }
+
+    /// The targets with each one's `send_proxy` resolved against the top-level setting: what
+    /// the health checker (which creates the backends) is given.
+    pub fn resolved_targets(&self) -> Vec<Target> {
+        let resolve = |t: &Target| Target {
+            send_proxy: Some(self.send_proxy_of(t)),
+            ..t.clone()
+        };
+        self.targets.iter().map(resolve).collect()
     }
 
     /// The number of worker threads to start: `workers`, or one per core when it is 0.
@@ -234,6 +290,9 @@ impl fmt::Display for Config {
         writeln!(f, "retry_on_early_close = {}", self.retry_on_early_close)?;
         writeln!(f, "replay_buffer = {}", self.replay_buffer)?;
         writeln!(f, "balance = {}", quoted(self.balance.as_str()))?;
+        writeln!(f, "on_no_backend = {}", quoted(self.on_no_backend.as_str()))?;
+        writeln!(f, "send_proxy = {}", quoted(self.send_proxy.as_str()))?;
+        writeln!(f, "accept_proxy = {}", self.accept_proxy)?;
         let hc = &self.health_check;
         writeln!(f, "\n[health_check]")?;
         writeln!(f, "interval = {}", human(hc.interval))?;
@@ -246,10 +305,31 @@ impl fmt::Display for Config {
         for target in &self.targets {
             writeln!(f, "\n[[targets]]")?;
             writeln!(f, "address = {}", quoted(&target.address.to_string()))?;
-            let endpoint = quoted(&target.health_check_endpoint);
-            writeln!(f, "health_check_endpoint = {endpoint}")?;
+            writeln!(f, "health_check = {}", quoted(target.health_check.as_str()))?;
+            if target.health_check == HealthCheckKind::Http {
+                let endpoint = quoted(&target.health_check_endpoint);
+                writeln!(f, "health_check_endpoint = {endpoint}")?;
+            }
+            write_target_extras(f, target)?;
             writeln!(f, "weight = {}", target.weight)?;
         }
         Ok(())
     }
+}
+
+/// The optional keys of a target, each only when set.
+fn write_target_extras(f: &mut fmt::Formatter<'_>, target: &Target) -> fmt::Result {
+    if let Some(send) = &target.health_check_send {
+        writeln!(f, "health_check_send = {}", quoted(send))?;
+    }
+    if let Some(expect) = &target.health_check_expect {
+        writeln!(f, "health_check_expect = {}", quoted(expect))?;
+    }
+    if let Some(port) = target.health_check_port {
+        writeln!(f, "health_check_port = {port}")?;
+    }
+    if let Some(send_proxy) = target.send_proxy {
+        writeln!(f, "send_proxy = {}", quoted(send_proxy.as_str()))?;
+    }
+    Ok(())
 }

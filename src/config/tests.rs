@@ -42,6 +42,7 @@ fn target(host: &str, port: u16) -> Target {
         },
         health_check_endpoint: "/healthz".into(),
         weight: 1,
+        ..Default::default()
     }
 }
 
@@ -65,6 +66,9 @@ fn seed_loads_with_all_defaults() {
             retry_on_early_close: false,
             replay_buffer: 16384,
             balance: Strategy::RoundRobin,
+            on_no_backend: OnNoBackend::Http503,
+            send_proxy: SendProxy::Off,
+            accept_proxy: false,
             health_check: HealthCheck {
                 interval: Duration::from_secs(5),
                 timeout: Duration::from_secs(1),
@@ -189,11 +193,6 @@ fn targets_must_be_present() {
     assert_rejected("[targets]\naddress = \"a:1\"", "targets", &["[[targets]]"]);
     assert_rejected("targets = 1", "targets", &["integer 1"]);
     assert_rejected("targets = [1]", "targets[0]", &["integer 1", "table"]);
-    assert_rejected(
-        "[[targets]]\naddress = \"a:1\"",
-        "targets[0].health_check_endpoint",
-        &["missing"],
-    );
     assert_rejected(
         "[[targets]]\nhealth_check_endpoint = \"/\"",
         "targets[0].address",
@@ -465,35 +464,6 @@ fn balance_and_weights_are_read_and_checked() {
 }
 
 #[test]
-fn io_backend_is_read_printed_and_checked() {
-    assert_eq!(parse(SEED).unwrap().io_backend, IoBackend::Auto);
-    let shown = parse(SEED).unwrap().to_string();
-    assert!(
-        shown.lines().any(|l| l == "io_backend = \"auto\""),
-        "default missing in:\n{shown}"
-    );
-    for backend in IoBackend::ALL {
-        let text = format!("io_backend = \"{backend}\"\n{TARGET}");
-        let config = parse(&text).unwrap();
-        assert_eq!(config.io_backend, backend);
-        assert_eq!(parse(&config.to_string()).unwrap(), config);
-    }
-    assert_rejected(
-        &format!("io_backend = \"uring\"\n{TARGET}"),
-        "io_backend",
-        &[
-            "\"uring\" is not an I/O backend",
-            "\"auto\", \"io_uring\", \"epoll\"",
-        ],
-    );
-    assert_rejected(
-        &format!("io_backend = 1\n{TARGET}"),
-        "io_backend",
-        &["integer 1"],
-    );
-}
-
-#[test]
 fn replay_keys_are_read_and_checked() {
     let config = parse(&format!(
         "retry_on_early_close = true\nreplay_buffer = 4096\n{TARGET}"
@@ -569,4 +539,241 @@ fn admin_is_read_checked_and_shown() {
     let (key, message) = rejected(&format!("[admin]\nport = 9100\n{TARGET}"));
     assert_eq!(key, "admin");
     assert!(message.contains("port"), "{message}");
+}
+
+#[test]
+fn io_backend_is_read_printed_and_checked() {
+    assert_eq!(parse(SEED).unwrap().io_backend, IoBackend::Auto);
+    let shown = parse(SEED).unwrap().to_string();
+    assert!(
+        shown.lines().any(|l| l == "io_backend = \"auto\""),
+        "default missing in:\n{shown}"
+    );
+    for backend in IoBackend::ALL {
+        let text = format!("io_backend = \"{backend}\"\n{TARGET}");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.io_backend, backend);
+        assert_eq!(parse(&config.to_string()).unwrap(), config);
+    }
+    assert_rejected(
+        &format!("io_backend = \"uring\"\n{TARGET}"),
+        "io_backend",
+        &[
+            "\"uring\" is not an I/O backend",
+            "\"auto\", \"io_uring\", \"epoll\"",
+        ],
+    );
+    assert_rejected(
+        &format!("io_backend = 1\n{TARGET}"),
+        "io_backend",
+        &["integer 1"],
+    );
+}
+
+#[test]
+fn the_health_check_kind_follows_the_endpoint_unless_given() {
+    let config = parse(&format!("{TARGET}[[targets]]\naddress = \"b:1\"\n")).unwrap();
+    assert_eq!(config.targets[0].health_check, HealthCheckKind::Http);
+    assert_eq!(config.targets[1].health_check, HealthCheckKind::Tcp);
+    assert_eq!(config.targets[1].health_check_endpoint, "");
+    let text = "[[targets]]\naddress = \"a:6379\"\nhealth_check = \"tcp\"\n\
+                health_check_send = \"PING\\r\\n\"\nhealth_check_expect = \"+PONG\"\n\
+                health_check_port = 9000\n[[targets]]\naddress = \"b:1\"\n\
+                health_check = \"none\"\n";
+    let config = parse(text).unwrap();
+    let redis = &config.targets[0];
+    assert_eq!(redis.health_check, HealthCheckKind::Tcp);
+    assert_eq!(redis.health_check_send.as_deref(), Some("PING\r\n"));
+    assert_eq!(redis.health_check_expect.as_deref(), Some("+PONG"));
+    assert_eq!(redis.health_check_port, Some(9000));
+    assert_eq!(config.targets[1].health_check, HealthCheckKind::None);
+    let http_port = format!("{TARGET}health_check_port = 8080\n");
+    assert_eq!(
+        parse(&http_port).unwrap().targets[0].health_check_port,
+        Some(8080)
+    );
+}
+
+#[test]
+fn contradicting_health_check_keys_name_the_target_and_the_key() {
+    let cases = [
+        (
+            "health_check_endpoint = \"/h\"\nhealth_check_send = \"PING\"",
+            "targets[0].health_check_send",
+            "health_check is \"http\" (the default when health_check_endpoint is set)",
+        ),
+        (
+            "health_check = \"http\"\nhealth_check_endpoint = \"/h\"\nhealth_check_expect = \"x\"",
+            "targets[0].health_check_expect",
+            "only used by health_check = \"tcp\"",
+        ),
+        (
+            "health_check = \"tcp\"\nhealth_check_endpoint = \"/h\"",
+            "targets[0].health_check_endpoint",
+            "only used by health_check = \"http\", but this target's health_check is \"tcp\"",
+        ),
+        (
+            "health_check = \"none\"\nhealth_check_port = 1",
+            "targets[0].health_check_port",
+            "\"none\", which never probes",
+        ),
+        (
+            "health_check = \"none\"\nhealth_check_endpoint = \"/h\"",
+            "targets[0].health_check_endpoint",
+            "\"none\"",
+        ),
+        (
+            "health_check = \"http\"",
+            "targets[0].health_check_endpoint",
+            "missing, but health_check = \"http\" requests it",
+        ),
+    ];
+    for (keys, key, problem) in cases {
+        let text = format!("[[targets]]\naddress = \"a:1\"\n{keys}\n");
+        assert_rejected(&text, key, &[problem]);
+    }
+}
+
+#[test]
+fn bad_l4_values_are_explained() {
+    let target = |keys: &str| format!("[[targets]]\naddress = \"a:1\"\n{keys}\n");
+    let cases = [
+        (
+            target("health_check = \"udp\""),
+            "targets[0].health_check",
+            "\"tcp\", \"none\"",
+        ),
+        (
+            target("health_check = 1"),
+            "targets[0].health_check",
+            "integer 1",
+        ),
+        (
+            target("health_check_send = \"\""),
+            "targets[0].health_check_send",
+            "is empty",
+        ),
+        (
+            target(&format!(
+                "health_check_expect = \"{}\"",
+                "x".repeat(MAX_CHECK_BYTES + 1)
+            )),
+            "targets[0].health_check_expect",
+            "1025 bytes long",
+        ),
+        (
+            target("health_check_port = 0"),
+            "targets[0].health_check_port",
+            "too small",
+        ),
+        (
+            target("health_check_port = 65536"),
+            "targets[0].health_check_port",
+            "too large",
+        ),
+        (
+            target("send_proxy = \"v3\""),
+            "targets[0].send_proxy",
+            "\"off\", \"v1\", \"v2\"",
+        ),
+        (
+            format!("send_proxy = true\n{TARGET}"),
+            "send_proxy",
+            "boolean true",
+        ),
+        (
+            format!("accept_proxy = \"yes\"\n{TARGET}"),
+            "accept_proxy",
+            "string \"yes\"",
+        ),
+        (
+            format!("on_no_backend = \"503\"\n{TARGET}"),
+            "on_no_backend",
+            "\"http503\", \"close\", \"reset\"",
+        ),
+    ];
+    for (text, key, problem) in cases {
+        assert_rejected(&text, key, &[problem]);
+    }
+}
+
+#[test]
+fn l4_keys_are_read_and_printed_back() {
+    let text = "on_no_backend = \"reset\"\nsend_proxy = \"v2\"\naccept_proxy = true\n\
+                [[targets]]\naddress = \"[2001:db8::1]:5432\"\nsend_proxy = \"off\"\n\
+                [[targets]]\naddress = \"cache:6379\"\nhealth_check_send = \"PING\\r\\n\"\n\
+                health_check_expect = \"+PONG\"\n[[targets]]\naddress = \"c:1\"\n\
+                health_check = \"none\"\nsend_proxy = \"v1\"\n";
+    let config = parse(text).unwrap();
+    assert_eq!(config.on_no_backend, OnNoBackend::Reset);
+    assert_eq!(config.send_proxy, SendProxy::V2);
+    assert!(config.accept_proxy);
+    let effective: Vec<SendProxy> = config
+        .targets
+        .iter()
+        .map(|t| config.send_proxy_of(t))
+        .collect();
+    assert_eq!(effective, [SendProxy::Off, SendProxy::V2, SendProxy::V1]);
+    let shown = config.to_string();
+    for line in [
+        "on_no_backend = \"reset\"",
+        "send_proxy = \"v2\"",
+        "accept_proxy = true",
+        "health_check = \"none\"",
+        "health_check_expect = \"+PONG\"",
+    ] {
+        assert!(
+            shown.lines().any(|l| l == line),
+            "{line:?} missing in:\n{shown}"
+        );
+    }
+    assert_eq!(parse(&shown).unwrap(), config, "{shown}");
+    let defaults = parse(SEED).unwrap().to_string();
+    for line in [
+        "on_no_backend = \"http503\"",
+        "send_proxy = \"off\"",
+        "accept_proxy = false",
+        "health_check = \"http\"",
+    ] {
+        assert!(
+            defaults.lines().any(|l| l == line),
+            "{line:?} missing in:\n{defaults}"
+        );
+    }
+}
+
+#[test]
+fn the_readmes_beyond_http_examples_are_valid() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("\n## Beyond HTTP\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a Beyond HTTP section");
+    let examples: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .collect();
+    assert_eq!(examples.len(), 4);
+    for key in [
+        "on_no_backend",
+        "send_proxy",
+        "accept_proxy",
+        "health_check",
+        "health_check_send",
+        "health_check_expect",
+        "health_check_port",
+    ] {
+        assert!(
+            EXAMPLE.contains(&format!("\n{key} = ")) || EXAMPLE.contains(&format!("# {key} = ")),
+            "{key} not in config/example.toml"
+        );
+        let row = format!("{key}` |");
+        assert!(readme.contains(&row), "{key} not in the README's table");
+    }
+    for example in examples {
+        let config = parse(example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        assert_eq!(parse(&config.to_string()).unwrap(), config);
+    }
 }

@@ -6,9 +6,15 @@
 //! could take (workers only load the balancer's snapshot), never panics.
 //!
 //! A round resolves every target's name anew (each address is its own endpoint), then probes
-//! every endpoint concurrently with `GET <health_check_endpoint>`, each under the configured
-//! timeout, and publishes the healthy set only when its membership changed.
+//! every endpoint concurrently by its target's kind (`GET <health_check_endpoint>`, a TCP
+//! connect with optional send/expect, or nothing for `none`; see `check`), each under the
+//! configured timeout, and publishes the healthy set only when its membership changed.
+//!
+//! A target that is never probed (`health_check = "none"`) enters as soon as it resolves; a
+//! worker's failed connect still ejects it at once, and it comes back, without a probe, one
+//! `interval` after the ejection.
 
+mod check;
 mod eject;
 mod pool;
 mod probe;
@@ -33,7 +39,7 @@ pub use status::{EndpointStatus, HealthStatus, StatusReport, TargetStatus};
 
 use crate::{
     balancer::Balancer,
-    config::{HealthCheck, Target},
+    config::{HealthCheck, SendProxy, Target},
     shutdown::Shutdown,
 };
 use pool::{Key, Pool};
@@ -42,9 +48,6 @@ use resolver::Answer;
 /// Shortest time between two rounds, whatever the configuration says.
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
-/// The request bytes of a target, or why it has none.
-type Request = Result<Arc<[u8]>, ProbeFailure>;
-
 /// Probes targets and keeps the balancer's healthy set up to date.
 pub struct HealthChecker {
     plans: Vec<Plan>,
@@ -52,6 +55,8 @@ pub struct HealthChecker {
     balancer: Arc<Balancer>,
     resolver: Arc<dyn Resolver>,
     pool: Pool,
+    /// Back-off timers of ejected endpoints of never-probed targets; each yields its key.
+    readmissions: JoinSet<Key>,
     status: Arc<HealthStatus>,
     round: u64,
     ejector: Ejector,
@@ -67,16 +72,15 @@ struct Plan {
     name: String,
     host: String,
     port: u16,
-    request: Request,
+    check: check::Check,
     resolve_error: Option<ProbeFailure>,
 }
 
 impl Plan {
     fn new(target: &Target) -> Self {
         let name = target.address.to_string();
-        let request = probe::build_request(&name, &target.health_check_endpoint);
         Self {
-            request: request.map(Arc::from),
+            check: check::Check::new(target, &name),
             host: target.address.host.clone(),
             port: target.address.port,
             resolve_error: None,
@@ -103,7 +107,9 @@ impl HealthChecker {
     pub fn new(targets: Vec<Target>, settings: HealthCheck, balancer: Arc<Balancer>) -> Self {
         let plans: Vec<Plan> = targets.iter().map(Plan::new).collect();
         let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
-        let pool = Pool::new(plans.len(), settings.rise, settings.fall).with_weights(&weights);
+        let pool = Pool::new(plans.len(), settings.rise, settings.fall)
+            .with_weights(&weights)
+            .with_send_proxy(&send_proxies(&targets));
         let (ejector, ejections) = eject::channel();
         let (reloader, reloads) = reload::channel();
         Self {
@@ -116,6 +122,7 @@ impl HealthChecker {
             balancer,
             resolver: Arc::new(SystemResolver),
             pool,
+            readmissions: JoinSet::new(),
             status: Arc::new(HealthStatus::new()),
             round: 0,
         }
@@ -240,10 +247,34 @@ impl HealthChecker {
                 }
                 Some((key, failure)) = ejections.recv() => {
                     self.pool.eject(key, failure);
+                    self.schedule_readmission(key);
                     self.publish_if_changed();
                     self.store_report();
                 }
+                Some(Ok(key)) = self.readmissions.join_next(), if !self.readmissions.is_empty() => {
+                    self.readmit(key);
+                }
             }
+        }
+    }
+
+    /// An ejected endpoint of a never-probed target comes back after one `interval`: there is
+    /// no probe to bring it back, and the next failed connect takes it out again.
+    fn schedule_readmission(&mut self, key: Key) {
+        if self.plans.get(key.0).is_some_and(|p| !p.check.probes()) {
+            let backoff = self.settings.interval;
+            self.readmissions.spawn(async move {
+                tokio::time::sleep(backoff).await;
+                key
+            });
+        }
+    }
+
+    fn readmit(&mut self, key: Key) {
+        let unprobed = self.plans.get(key.0).is_some_and(|p| !p.check.probes());
+        if unprobed && self.pool.readmit(key) {
+            self.publish_if_changed();
+            self.store_report();
         }
     }
 
@@ -263,6 +294,7 @@ impl HealthChecker {
         let (rise, fall) = (update.settings.rise, update.settings.fall);
         let pool = std::mem::replace(&mut self.pool, Pool::new(0, rise, fall));
         self.pool = pool.reconfigure(&previous, &names, &weights, rise, fall);
+        self.pool.set_send_proxy(&send_proxies(&update.targets));
         self.plans = plans;
         self.settings = update.settings;
         if self.balancer.strategy() != update.balance {
@@ -295,15 +327,19 @@ impl HealthChecker {
     }
 
     /// Applies this round's answers to the pool; returns the probes to run.
-    fn follow(&mut self, answers: Vec<Answer>) -> Vec<(Key, Request)> {
+    fn follow(&mut self, answers: Vec<Answer>) -> Vec<(Key, check::Check)> {
         let mut jobs = Vec::new();
         for ((index, plan), answer) in self.plans.iter_mut().enumerate().zip(answers) {
             match answer {
                 Ok(addrs) => {
                     plan.note_resolution(None);
                     self.pool.follow(index, &plan.name, &addrs);
-                    let probes = addrs.iter().map(|&a| ((index, a), plan.request.clone()));
-                    jobs.extend(probes);
+                    if plan.check.probes() {
+                        let probes = addrs.iter().map(|&a| ((index, a), plan.check.clone()));
+                        jobs.extend(probes);
+                    } else {
+                        self.pool.admit_new(index);
+                    }
                 }
                 Err(failure) => {
                     plan.note_resolution(Some(failure.clone()));
@@ -343,12 +379,21 @@ impl HealthChecker {
     }
 }
 
+/// Each target's PROXY protocol setting (already resolved against the top-level one).
+fn send_proxies(targets: &[Target]) -> Vec<SendProxy> {
+    let settings = targets.iter().map(|t| t.send_proxy.unwrap_or_default());
+    settings.collect()
+}
+
 /// Probes every endpoint concurrently, each under `timeout`; outcomes and how long each probe
 /// took, in input order.
-async fn probe_all(jobs: Vec<(Key, Request)>, timeout: Duration) -> Vec<(pool::Outcome, Duration)> {
-    let probes = jobs.into_iter().map(|((_, addr), request)| async move {
+async fn probe_all(
+    jobs: Vec<(Key, check::Check)>,
+    timeout: Duration,
+) -> Vec<(pool::Outcome, Duration)> {
+    let probes = jobs.into_iter().map(|((_, addr), check)| async move {
         let started = Instant::now();
-        let outcome = async { probe::probe(addr, &request?, timeout).await }.await;
+        let outcome = check.run(addr, timeout).await;
         (outcome, started.elapsed())
     });
     let lost = || (Err(ProbeFailure::Io("probe task failed".into())), timeout);
@@ -449,6 +494,7 @@ mod tests {
                 },
                 health_check_endpoint: "/healthz".into(),
                 weight: 1,
+                ..Default::default()
             };
             let balancer = Arc::new(Balancer::new());
             let mut checker = HealthChecker::new(vec![target], settings(), balancer.clone());
@@ -488,6 +534,7 @@ mod tests {
             },
             health_check_endpoint: "/a b".into(),
             weight: 1,
+            ..Default::default()
         };
         let balancer = Arc::new(Balancer::new());
         let mut checker = HealthChecker::new(vec![target], settings(), balancer);

@@ -10,7 +10,10 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 use tracing::{info, warn};
 
 use super::{probe::ProbeFailure, status::EndpointStatus};
-use crate::backend::Backend;
+use crate::{backend::Backend, config::SendProxy};
+
+/// What a backend is created with: its target's weight and PROXY protocol setting.
+type Setup = (u32, SendProxy);
 
 /// An endpoint's identity: its target's index in the configuration and its address.
 pub(crate) type Key = (usize, SocketAddr);
@@ -48,13 +51,17 @@ pub(crate) struct Pool {
     targets: Vec<BTreeMap<SocketAddr, Endpoint>>,
     /// Each target's weight, given to its endpoints' backends.
     weights: Vec<u32>,
+    /// Each target's PROXY protocol setting, given to its endpoints' backends.
+    proxies: Vec<SendProxy>,
     published: Option<Vec<Key>>,
 }
 
 impl Endpoint {
-    fn new(target: usize, name: &str, addr: SocketAddr, state: State, weight: u32) -> Self {
+    fn new(target: usize, name: &str, addr: SocketAddr, state: State, setup: Setup) -> Self {
+        let backend = Backend::with_weight(target, name, addr, setup.0);
+        backend.set_send_proxy(setup.1);
         Self {
-            backend: Arc::new(Backend::with_weight(target, name, addr, weight)),
+            backend: Arc::new(backend),
             state,
             successes: 0,
             failures: 0,
@@ -101,6 +108,7 @@ impl Pool {
             fall: fall.max(1),
             targets: (0..targets).map(|_| BTreeMap::new()).collect(),
             weights: vec![1; targets],
+            proxies: vec![SendProxy::Off; targets],
             published: None,
         }
     }
@@ -117,23 +125,49 @@ impl Pool {
         self.weights.get(target).copied().unwrap_or(1)
     }
 
+    /// The same pool giving target `i`'s backends the PROXY protocol setting `proxies[i]`
+    /// (missing ones are off).
+    pub(crate) fn with_send_proxy(mut self, proxies: &[SendProxy]) -> Self {
+        self.set_send_proxy(proxies);
+        self
+    }
+
+    /// Gives target `i`'s backends, known and future, the PROXY protocol setting `proxies[i]`
+    /// (missing ones are off); used at start and on reload.
+    pub(crate) fn set_send_proxy(&mut self, proxies: &[SendProxy]) {
+        self.proxies = (0..self.targets.len())
+            .map(|i| proxies.get(i).copied().unwrap_or_default())
+            .collect();
+        for (known, &proxy) in self.targets.iter().zip(&self.proxies) {
+            for endpoint in known.values() {
+                endpoint.backend.set_send_proxy(proxy);
+            }
+        }
+    }
+
+    /// What a new backend of `target` is created with: weight and PROXY protocol setting.
+    fn setup(&self, target: usize) -> Setup {
+        let proxy = self.proxies.get(target).copied().unwrap_or_default();
+        (self.weight(target), proxy)
+    }
+
     /// Adds `addrs` of `target` as healthy without a probe (start-up priming).
     pub(crate) fn admit(&mut self, target: usize, name: &str, addrs: &[SocketAddr]) {
-        let weight = self.weight(target);
+        let setup = self.setup(target);
         let Some(known) = self.targets.get_mut(target) else {
             return;
         };
         for &addr in addrs {
             known
                 .entry(addr)
-                .or_insert_with(|| Endpoint::new(target, name, addr, State::Healthy, weight));
+                .or_insert_with(|| Endpoint::new(target, name, addr, State::Healthy, setup));
         }
     }
 
     /// Makes `target`'s endpoints exactly `addrs` (sorted): unknown addresses arrive as new
     /// (entering on their first passed probe), addresses no longer resolved leave at once.
     pub(crate) fn follow(&mut self, target: usize, name: &str, addrs: &[SocketAddr]) {
-        let weight = self.weight(target);
+        let setup = self.setup(target);
         let Some(known) = self.targets.get_mut(target) else {
             return;
         };
@@ -148,7 +182,7 @@ impl Pool {
         for &addr in addrs {
             known
                 .entry(addr)
-                .or_insert_with(|| Endpoint::new(target, name, addr, State::New, weight));
+                .or_insert_with(|| Endpoint::new(target, name, addr, State::New, setup));
         }
     }
 
@@ -202,6 +236,34 @@ impl Pool {
         endpoint.successes = 0;
         endpoint.failures = endpoint.failures.max(fall);
         endpoint.last = Some(outcome);
+    }
+
+    /// Puts every endpoint of `target` that no probe has judged yet into the healthy set: the
+    /// target is never probed (`health_check = "none"`).
+    pub(crate) fn admit_new(&mut self, target: usize) {
+        let Some(known) = self.targets.get_mut(target) else {
+            return;
+        };
+        for endpoint in known.values_mut().filter(|e| e.state == State::New) {
+            endpoint.state = State::Healthy;
+            log_flip(&endpoint.backend, &Ok(()));
+        }
+    }
+
+    /// Brings endpoint `key` back without a probe if it is out (the back-off after a passive
+    /// ejection of a target that is never probed has elapsed); `true` if it came back.
+    pub(crate) fn readmit(&mut self, key: Key) -> bool {
+        let Some(endpoint) = self.targets.get_mut(key.0).and_then(|t| t.get_mut(&key.1)) else {
+            return false;
+        };
+        if endpoint.state != State::Unhealthy {
+            return false;
+        }
+        endpoint.state = State::Healthy;
+        endpoint.failures = 0;
+        endpoint.backend.clear_ejected();
+        info!(target = %endpoint.backend.name, addr = %key.1, "backend up: ejection back-off elapsed");
+        true
     }
 
     /// The healthy backends in publication order, if the membership differs from the last one
@@ -383,6 +445,31 @@ mod tests {
         assert!(pool.take_change().is_none(), "nothing changed");
         pool.record((1, addr(1)), FAIL);
         assert_eq!(pool.take_change().map(|b| b.len()), Some(2));
+    }
+
+    #[test]
+    fn unprobed_endpoints_enter_at_once_and_come_back_only_when_readmitted() {
+        let mut pool = Pool::new(1, 3, 1).with_send_proxy(&[SendProxy::V2]);
+        pool.follow(0, "a:80", &[addr(1)]);
+        pool.admit_new(0);
+        assert_eq!(healthy(&pool, 0), [true]);
+        let backend = pool.take_change().unwrap().remove(0);
+        assert_eq!(
+            backend.send_proxy(),
+            Some(crate::proxy_protocol::Version::V2)
+        );
+        pool.eject((0, addr(1)), ProbeFailure::Passive("refused".into()));
+        pool.admit_new(0);
+        assert_eq!(healthy(&pool, 0), [false], "an ejected endpoint is not new");
+        assert!(pool.readmit((0, addr(1))));
+        assert_eq!(healthy(&pool, 0), [true]);
+        assert!(!pool.readmit((0, addr(1))), "already in");
+        pool.set_send_proxy(&[SendProxy::Off]);
+        assert_eq!(
+            backend.send_proxy(),
+            None,
+            "a reload reaches known backends"
+        );
     }
 
     #[test]

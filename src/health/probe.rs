@@ -55,6 +55,10 @@ pub enum ProbeFailure {
     /// The configured host or path cannot be written into a request line.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A TCP check's reply did not begin with `health_check_expect`; the first line received
+    /// (quoted, escaped, truncated).
+    #[error("expect mismatch: got {0}")]
+    ExpectMismatch(String),
 }
 
 /// The request bytes for `path` on `host` (as configured, `host:port`), sent as is to every
@@ -163,7 +167,7 @@ pub(crate) fn quote(bytes: &[u8]) -> String {
 }
 
 /// The short reason for a socket error.
-fn classify(error: io::Error) -> ProbeFailure {
+pub(super) fn classify(error: io::Error) -> ProbeFailure {
     match error.kind() {
         io::ErrorKind::ConnectionRefused => ProbeFailure::Refused,
         io::ErrorKind::ConnectionReset

@@ -156,6 +156,25 @@ pub fn set_nodelay(fd: RawFd) {
     }
 }
 
+/// Sets `SO_LINGER` to zero seconds, so closing the socket sends a reset instead of a FIN. Failure
+/// only means the peer sees a FIN, so it is ignored.
+pub fn set_linger_zero(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: passes a pointer to a live local of the size given.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Closes a raw descriptor this code owns.
 pub fn close(fd: RawFd) {
     if fd >= 0 {
@@ -186,6 +205,24 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
         }
     }
     Ok(lim.rlim_cur)
+}
+
+/// The local address of a socket (`getsockname`): for an accepted one, the address its client
+/// connected to. `None` if the kernel says no.
+pub fn local_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
+    // SAFETY: socket2 hands us storage large enough for any address and its length;
+    // getsockname writes at most that many bytes and updates the length.
+    let (_, addr) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            if libc::getsockname(fd, storage.cast(), len) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    }
+    .ok()?;
+    addr.as_socket()
 }
 
 /// The peer address of a connected socket (`getpeername`), `None` if the kernel says no.

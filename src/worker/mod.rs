@@ -7,6 +7,7 @@
 
 mod engine;
 pub mod limit;
+mod prelude;
 mod slots;
 pub mod token;
 
@@ -14,7 +15,7 @@ use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::OwnedFd, sync::Arc, tim
 
 use crate::{
     balancer::Balancer,
-    config::RelayMode,
+    config::{OnNoBackend, RelayMode},
     health::Ejector,
     metrics::WorkerStats,
     relay::{copy::Copy, splice::Splice, splice_inline::SpliceInline},
@@ -52,6 +53,10 @@ pub struct WorkerSettings {
     /// `retry_on_early_close`: bytes of the client's first data kept for a replay, `None` when
     /// off.
     pub replay_buffer: Option<usize>,
+    /// What a client gets when no backend can take it.
+    pub on_no_backend: OnNoBackend,
+    /// Every client connection begins with a PROXY header whose addresses stand for the client's.
+    pub accept_proxy: bool,
 }
 
 impl WorkerSettings {

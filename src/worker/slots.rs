@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use super::token::GENERATION_MASK;
+use super::{prelude::Prelude, token::GENERATION_MASK};
 use crate::backend::Backend;
 
 /// Most connect attempts one client gets (the first plus at most `MAX_ATTEMPTS - 1` retries).
@@ -44,6 +44,8 @@ pub struct Slot<C> {
     pub conn: Option<C>,
     /// The client's first bytes, kept until the backend speaks (`retry_on_early_close`).
     pub replay: Option<Replay>,
+    /// PROXY protocol state: the client's header, what goes to the backend first.
+    pub prelude: Prelude,
 }
 
 /// The replay phase of one connection: the client's bytes so far and how far the current
@@ -88,6 +90,7 @@ impl<C> Slot<C> {
             closing: false,
             conn: None,
             replay: None,
+            prelude: Prelude::default(),
         }
     }
 }
@@ -145,8 +148,11 @@ impl<C> Slots<C> {
     pub fn remove(&mut self, index: u32) {
         let slot = &mut self.slots[index as usize];
         let generation = (slot.generation + 1) & GENERATION_MASK;
+        let mut prelude = std::mem::take(&mut slot.prelude);
+        prelude.reset();
         *slot = Slot::empty();
         slot.generation = generation;
+        slot.prelude = prelude;
         self.free.push(index);
         self.live -= 1;
     }

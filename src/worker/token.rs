@@ -31,6 +31,11 @@ pub enum Op {
     ReplaySend,
     /// Replay phase: the backend's first byte (or its early close) seen with `MSG_PEEK`.
     ReplayPeek,
+    /// A receive of the client's PROXY header finished (`accept_proxy`).
+    ProxyRead,
+    /// The send of what goes to the backend before relaying finished (PROXY header, client
+    /// bytes that followed the client's header).
+    ProxySend,
     /// A relay strategy's operation: its own `kind` and the direction.
     Relay {
         /// Strategy-defined operation kind, 0..=63.
@@ -66,6 +71,8 @@ impl Op {
             Op::ReplayRecv => 9,
             Op::ReplaySend => 10,
             Op::ReplayPeek => 11,
+            Op::ProxyRead => 12,
+            Op::ProxySend => 13,
             Op::Relay { kind, dir } => RELAY_BASE + kind * 2 + dir,
         }
     }
@@ -83,6 +90,8 @@ impl Op {
             9 => Op::ReplayRecv,
             10 => Op::ReplaySend,
             11 => Op::ReplayPeek,
+            12 => Op::ProxyRead,
+            13 => Op::ProxySend,
             c if c >= RELAY_BASE => Op::Relay {
                 kind: (c - RELAY_BASE) / 2,
                 dir: (c - RELAY_BASE) % 2,
@@ -174,6 +183,8 @@ mod tests {
             Op::ReplayRecv,
             Op::ReplaySend,
             Op::ReplayPeek,
+            Op::ProxyRead,
+            Op::ProxySend,
             Op::relay(0, 0),
             Op::relay(3, 1),
             Op::relay(63, 1),

@@ -164,12 +164,12 @@ pub fn toml(targets: &[SocketAddr], extra: &str) -> String {
     let mut text = format!(
         "listen = \"127.0.0.1:0\"\nworkers = 1\n{extra}\n[health_check]\ninterval = \"100ms\"\ntimeout = \"500ms\"\n"
     );
+    // Many instances run at once: an ephemeral admin port each.
+    text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
     if !extra.contains("io_backend") {
         let backend = format!("io_backend = \"{}\"\n", super::test_io_backend());
         text.insert_str(0, &backend);
     }
-    // Many instances run at once: an ephemeral admin port each.
-    text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
     for t in targets {
         text.push_str(&format!(
             "[[targets]]\naddress = \"{t}\"\nhealth_check_endpoint = \"/healthz\"\n"

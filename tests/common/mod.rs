@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod line;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -44,6 +45,7 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
             },
             health_check_endpoint: "/healthz".into(),
             weight: 1,
+            ..Default::default()
         })
         .collect();
     Config {

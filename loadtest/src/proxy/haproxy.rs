@@ -82,6 +82,7 @@ mod tests {
             connections: 32,
             dir: PathBuf::from("/tmp"),
             relay: None,
+            ringlb_extra: None,
         };
         let haproxy = Haproxy {
             binary: "haproxy".into(),

@@ -42,6 +42,8 @@ pub struct Setup {
     pub dir: PathBuf,
     /// ringlb's relay strategy, when forced.
     pub relay: Option<String>,
+    /// Extra top-level lines for ringlb's config (`--ringlb-extra`).
+    pub ringlb_extra: Option<String>,
 }
 
 /// A proxy we know how to configure and start.

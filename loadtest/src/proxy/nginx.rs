@@ -187,6 +187,7 @@ mod tests {
             connections: 32,
             dir: PathBuf::from("/tmp/run"),
             relay: None,
+            ringlb_extra: None,
         };
         let nginx = Nginx {
             binary: "nginx".into(),

@@ -129,6 +129,9 @@ impl Proxy for Ringlb {
         if let Some(io_backend) = &self.io_backend {
             let _ = writeln!(text, "io_backend = \"{io_backend}\"");
         }
+        if let Some(extra) = &setup.ringlb_extra {
+            let _ = writeln!(text, "{extra}");
+        }
         text.push_str("\n[health_check]\ninterval = \"1s\"\n");
         // Several proxies and runs share the machine: an ephemeral admin port, never a clash.
         text.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
@@ -163,13 +166,16 @@ mod tests {
             connections: 32,
             dir: PathBuf::from("/tmp"),
             relay: Some("splice".into()),
+            ringlb_extra: Some("send_proxy = \"v2\"".into()),
         };
         let ringlb = Ringlb {
             binary: "ringlb".into(),
             io_backend: None,
         };
         let text = ringlb.config("127.0.0.1:8000".parse().unwrap(), &setup);
-        assert!(text.contains("listen = \"127.0.0.1:8000\"\nworkers = 2\nrelay = \"splice\"\n"));
+        assert!(text.contains(
+            "listen = \"127.0.0.1:8000\"\nworkers = 2\nrelay = \"splice\"\nsend_proxy = \"v2\"\n"
+        ));
         assert!(text.contains("[health_check]\ninterval = \"1s\"\n"));
         assert!(text.contains("[admin]\nlisten = \"127.0.0.1:0\"\n"));
         assert_eq!(text.matches("[[targets]]").count(), 2);
@@ -186,6 +192,7 @@ mod tests {
             connections: 32,
             dir: PathBuf::from("/tmp"),
             relay: None,
+            ringlb_extra: None,
         };
         let ringlb = Ringlb {
             binary: "ringlb".into(),

@@ -12,7 +12,7 @@ use tokio::{
 
 use super::{
     http::{self, Head, Parsed, Response},
-    routes, State,
+    proxy_header, routes, State,
 };
 
 /// The largest request head accepted.
@@ -33,6 +33,9 @@ async fn serve_requests(stream: &mut TcpStream, state: &State) -> io::Result<()>
     let mut paused = state.paused.subscribe();
     let mut buf = Vec::with_capacity(CHUNK);
     let mut out = Vec::with_capacity(CHUNK);
+    if !proxy_header::skip(stream, &mut buf).await? {
+        return Ok(());
+    }
     loop {
         let head = match http::parse(&buf) {
             Parsed::Partial if buf.len() > MAX_HEAD => {

@@ -11,6 +11,7 @@
 
 mod conn;
 pub mod http;
+mod proxy_header;
 pub mod routes;
 pub mod spells;
 pub mod standalone;

@@ -69,7 +69,11 @@ impl<R: Relay> Engine<R> {
         }
         let index = self.slots.insert(client);
         self.slots.at(index).last_active = self.tick;
-        self.start_connect(index);
+        if self.accept_proxy {
+            self.start_header(index);
+        } else {
+            self.start_connect(index);
+        }
     }
 
     /// The cap is reached: stop accepting; new clients wait in the listen backlog. Accepting

@@ -25,10 +25,10 @@ use crate::{
 impl<R: Relay> Engine<R> {
     /// Picks a backend for a new client and starts connecting to it.
     pub(super) fn start_connect(&mut self, index: u32) {
-        if self.balancer.strategy() == Strategy::SourceHash {
-            // Only this strategy needs the client's address; multishot accept does not return
-            // it, so ask the kernel once.
-            let slot = self.slots.at(index);
+        let slot = self.slots.at(index);
+        if self.balancer.strategy() == Strategy::SourceHash && slot.prelude.addrs.is_none() {
+            // Only this strategy needs the client's address (unless a PROXY header gave it);
+            // multishot accept does not return it, so ask the kernel once.
             if let Some(peer) = sys::peer_addr(slot.client) {
                 slot.peer = peer;
             }
@@ -79,9 +79,7 @@ impl<R: Relay> Engine<R> {
         slot.backend = Some(backend);
         // SAFETY: the sockaddr lives in the backend, which the slot holds until teardown; the
         // socket stays open until teardown; the timespec is boxed in `self`.
-        if unsafe { self.ring.push_chain(&[connect, deadline]) }.is_ok() {
-            slot.inflight += 1;
-        } else {
+        if !unsafe { self.push_connect(index, connect, deadline) } {
             self.abandon_backend(index);
             self.give_up(index);
         }
@@ -124,6 +122,10 @@ impl<R: Relay> Engine<R> {
         slot.inflight -= 1;
         if slot.closing {
             return self.finish_teardown(token.slot, token.generation);
+        }
+        if slot.prelude.waiting > 0 {
+            // A PROXY header (or the client's early bytes) is linked after this connect.
+            return self.chain_part_done(token, true, result);
         }
         if result < 0 {
             return self.on_connect_failed(token.slot, -result);

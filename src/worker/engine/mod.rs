@@ -2,17 +2,19 @@
 //! tear down. Generic over the strategy so each one compiles to its own loop without dynamic
 //! dispatch.
 //!
-//! Split by phase: [`accept`] (listener, connection cap, stop), [`connect`] (pick, connect,
+//! Split by phase: [`accept`] (listener, connection cap, stop), [`proxy_header`] (the client's
+//! PROXY header, and what goes to the backend before relaying), [`connect`] (pick, connect,
 //! retries), [`reject`] (the no-backend answer); this file holds the loop, the relay hand-off,
 //! idle sweeps and teardown.
 
 mod accept;
 mod connect;
+mod proxy_header;
 mod reject;
 mod replay;
 
 use std::{
-    net::TcpListener,
+    net::{SocketAddr, TcpListener},
     os::fd::{AsRawFd, OwnedFd, RawFd},
     sync::Arc,
     time::{Duration, Instant},
@@ -32,6 +34,7 @@ use super::{
 use crate::{
     backend::Backend,
     balancer::Balancer,
+    config::OnNoBackend,
     health::Ejector,
     metrics::WorkerStats,
     relay::{Flow, Io, Relay},
@@ -74,6 +77,14 @@ pub(super) struct Engine<R: Relay> {
     replay_size: Option<usize>,
     /// Replay buffers ready for reuse.
     replay_pool: Vec<Box<[u8]>>,
+    /// What a client gets when no backend can take it.
+    on_no_backend: OnNoBackend,
+    /// Clients begin with a PROXY header.
+    accept_proxy: bool,
+    /// The address clients connect to, when the listener is bound to one (not a wildcard).
+    local_addr: Option<SocketAddr>,
+    /// Clients closed for an invalid, oversized or late PROXY header, so far.
+    proxy_refused: u64,
     /// Idle sweeps: the current tick, and how many ticks without activity close a connection.
     tick: u32,
     idle_ticks: u32,
@@ -95,6 +106,9 @@ impl<R: Relay> Engine<R> {
         let tick =
             (settings.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let idle_ticks = settings.idle_timeout.as_nanos().div_ceil(tick.as_nanos()) as u32;
+        // Known once for a listener bound to one address; a wildcard one asks per connection.
+        let local_addr = worker.listener.local_addr().ok();
+        let local_addr = local_addr.filter(|a| !a.ip().is_unspecified());
         Engine {
             ring,
             relay,
@@ -116,6 +130,10 @@ impl<R: Relay> Engine<R> {
             attempts: settings.attempts() as u8,
             replay_size: settings.replay_buffer,
             replay_pool: Vec::new(),
+            on_no_backend: settings.on_no_backend,
+            accept_proxy: settings.accept_proxy,
+            local_addr,
+            proxy_refused: 0,
             tick: 0,
             idle_ticks: idle_ticks.max(1),
             slots: Slots::with_capacity(1024),
@@ -169,6 +187,8 @@ impl<R: Relay> Engine<R> {
             Op::RejectDrain => self.on_reject_drained(token.slot as RawFd),
             Op::Connect => self.on_connect(token, c.result),
             Op::ReplayRecv | Op::ReplaySend | Op::ReplayPeek => self.on_replay(token, c.result),
+            Op::ProxyRead => self.on_proxy_read(token, c.result),
+            Op::ProxySend => self.on_proxy_sent(token, c.result),
             Op::Relay { kind, dir } => self.on_relay(token, kind, dir as usize, c),
         }
     }

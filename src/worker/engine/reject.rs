@@ -1,5 +1,7 @@
-//! The answer to a client when no backend can take it: the exact 503, then a close that the
-//! client sees as a FIN after the answer, not as a reset that could destroy it.
+//! The answer to a client when no backend can take it (`on_no_backend`): by default the exact
+//! 503, then a close that the client sees as a FIN after the answer, not as a reset that could
+//! destroy it; or only that FIN (`close`); or a reset (`reset`, `SO_LINGER` 0), which non-HTTP
+//! clients handle best.
 
 use std::os::fd::RawFd;
 
@@ -10,6 +12,7 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
+    config::OnNoBackend,
     metrics::WorkerCounter,
     relay::Relay,
     uring::sys,
@@ -25,9 +28,26 @@ Connection: close\r\n\
 Service Unavailable";
 
 impl<R: Relay> Engine<R> {
-    /// Writes the answer; the client descriptor travels in the token instead of a slot.
+    /// Answers as `on_no_backend` says; the client descriptor travels in the token instead of a
+    /// slot.
     pub(super) fn reject(&mut self, client: RawFd) {
         self.stats.add(WorkerCounter::Rejected);
+        match self.on_no_backend {
+            OnNoBackend::Http503 => self.write_503(client),
+            OnNoBackend::Close => {
+                // The FIN, the drain and the close of the 503's path, without the answer.
+                self.rejecting += 1;
+                self.on_reject_written(client);
+            }
+            OnNoBackend::Reset => {
+                sys::set_linger_zero(client);
+                self.close_client(client);
+            }
+        }
+    }
+
+    /// Writes the 503; its completion continues in [`Engine::on_reject_written`].
+    fn write_503(&mut self, client: RawFd) {
         let write =
             opcode::Write::new(Fd(client), RESPONSE_503.as_ptr(), RESPONSE_503.len() as u32)
                 .build()

@@ -1,8 +1,7 @@
-# Shell helpers for the comparison scripts (source this file): loopback ports that no client
-# socket of the run can take, and waiting until something listens on one.
+# Shell helpers shared by the measurement scripts in this folder (source it from the repository
+# root). Loopback only.
 
-# A free loopback port below the ephemeral range, so no client socket of the run can take it
-# meanwhile.
+# A free port below the ephemeral range, so no client socket of the run can take it meanwhile.
 free_port() {
   python3 - <<'PY'
 import random, socket
@@ -18,7 +17,7 @@ while True:
 PY
 }
 
-# Waits (at most 5 s) until something accepts connections on 127.0.0.1:$1.
+# Waits (at most 5 s) until something listens on 127.0.0.1:$1.
 wait_port() {
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0

@@ -1,0 +1,292 @@
+//! The PROXY protocol in the io_uring loop, on both sides of a connection.
+//!
+//! - `accept_proxy`: before anything else, a client's header is received into its slot's buffer
+//!   (a `Recv` linked with a `LinkTimeout` of the remaining 5 s budget, re-armed per read) and
+//!   parsed; its addresses then stand for the client's. A header that is invalid, too long or
+//!   late closes the client, is counted and is never forwarded; the bytes after a valid one are.
+//! - `send_proxy`: what goes to the backend before relaying — ringlb's own header, then the
+//!   client bytes that followed the client's header — is one `Send` linked after the connect
+//!   and its timeout, so it costs no system call of its own and no byte of the client can pass
+//!   it. The relay starts only once both the connect and that send have completed.
+//!
+//! The client's address comes from `getpeername` (shared with `source_hash`, which needs it
+//! too) and the address it connected to from the listener when it is bound to one address, or
+//! from `getsockname` on a wildcard (`0.0.0.0`, `[::]`) listener; only connections to a target
+//! with `send_proxy` ask, and never twice. Owns no descriptor and never blocks.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use io_uring::{opcode, squeue, types::Fd};
+
+use super::Engine;
+use crate::{
+    proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version, MAX_V2_LEN},
+    relay::Relay,
+    uring::sys,
+    worker::{
+        slots::UNKNOWN_PEER,
+        token::{Op, Token},
+    },
+};
+
+/// How long a client has to send its whole PROXY header.
+pub(super) const HEADER_BUDGET: Duration = Duration::from_secs(5);
+
+/// Why a client's PROXY header was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum HeaderRefused {
+    /// The bytes are not a valid header (or one longer than ringlb accepts).
+    #[error("{0}")]
+    Invalid(#[from] ParseError),
+    /// The header was not complete within [`HEADER_BUDGET`].
+    #[error("not complete within 5 s")]
+    Late,
+    /// The client closed before its header was complete.
+    #[error("closed before the header was complete")]
+    Closed,
+    /// The receive failed (errno).
+    #[error("receive failed (errno {0})")]
+    Io(i32),
+    /// The ring refused the receive.
+    #[error("cannot submit the receive")]
+    Submit,
+}
+
+impl<R: Relay> Engine<R> {
+    /// `accept_proxy`: a new client must first send a PROXY header.
+    pub(super) fn start_header(&mut self, index: u32) {
+        let slot = self.slots.at(index);
+        slot.prelude.reserve(MAX_V2_LEN);
+        slot.prelude.deadline = Some(Instant::now() + HEADER_BUDGET);
+        self.read_header(index);
+    }
+
+    /// Receives more of the client's header, for at most what is left of its budget.
+    fn read_header(&mut self, index: u32) {
+        let slot = self.slots.at(index);
+        let now = Instant::now();
+        let left = slot
+            .prelude
+            .deadline
+            .map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
+        if left.is_zero() {
+            return self.refuse_header(index, HeaderRefused::Late);
+        }
+        let timeout = slot.prelude.set_timeout(left);
+        let (Some((ptr, room)), Some(timeout)) = (slot.prelude.receive_window(), timeout) else {
+            return self.refuse_header(index, HeaderRefused::Submit);
+        };
+        if room == 0 {
+            return self.refuse_header(index, ParseError::TooLong.into());
+        }
+        let recv = opcode::Recv::new(Fd(slot.client), ptr, room as u32)
+            .build()
+            .flags(squeue::Flags::IO_LINK)
+            .user_data(Token::conn(index, slot.generation, Op::ProxyRead).into());
+        let deadline = opcode::LinkTimeout::new(timeout)
+            .build()
+            .user_data(Token::IGNORE.into());
+        // SAFETY: the receive writes at most `room` bytes into the slot's prelude buffer, which
+        // is boxed (it does not move when the slot table grows) and is neither freed nor reused
+        // before this receive completes (a slot is only freed with nothing in flight); the
+        // timespec is in the same box and is read by the kernel at submission; the client
+        // socket stays open until teardown.
+        if unsafe { self.ring.push_chain(&[recv, deadline]) }.is_ok() {
+            slot.inflight += 1;
+        } else {
+            self.refuse_header(index, HeaderRefused::Submit);
+        }
+    }
+
+    /// A receive of the client's header completed.
+    pub(super) fn on_proxy_read(&mut self, token: Token, result: i32) {
+        let Some(slot) = self.slots.get(token.slot, token.generation) else {
+            return;
+        };
+        slot.inflight -= 1;
+        if slot.closing {
+            return self.finish_teardown(token.slot, token.generation);
+        }
+        let index = token.slot;
+        match result {
+            0 => return self.refuse_header(index, HeaderRefused::Closed),
+            // The linked timeout fired (a teardown's cancel was handled above).
+            e if e == -libc::ECANCELED => return self.refuse_header(index, HeaderRefused::Late),
+            e if e < 0 => return self.refuse_header(index, HeaderRefused::Io(-e)),
+            n => slot.prelude.received += n as usize,
+        }
+        let parsed = match proxy_protocol::parse(slot.prelude.received_bytes()) {
+            ParseOutcome::Complete { header, consumed } => Ok(Some((header.addresses, consumed))),
+            ParseOutcome::Incomplete { .. } => Ok(None),
+            ParseOutcome::Invalid(error) => Err(error),
+        };
+        match parsed {
+            Ok(Some((addresses, consumed))) => {
+                slot.prelude.consumed = consumed;
+                slot.prelude.deadline = None;
+                // LOCAL and UNKNOWN headers carry no client: the real endpoints stand.
+                if let Addresses::Tcp { src, dst } = addresses {
+                    slot.prelude.addrs = Some((src, dst));
+                    slot.peer = src;
+                }
+                self.start_connect(index);
+            }
+            Ok(None) => self.read_header(index),
+            Err(error) => self.refuse_header(index, error.into()),
+        }
+    }
+
+    /// Closes a client whose header was refused; nothing of it reaches a backend.
+    fn refuse_header(&mut self, index: u32, why: HeaderRefused) {
+        self.proxy_refused += 1;
+        tracing::debug!(worker = self.id, reason = %why, refused = self.proxy_refused,
+            "PROXY header refused; closing the client");
+        let client = self.slots.at(index).client;
+        self.slots.remove(index);
+        self.close_client(client);
+    }
+
+    /// Submits a backend connect and its linked timeout, followed (linked) by the send of what
+    /// must reach the backend before relaying, if anything; counts what is in flight. `false`
+    /// if the ring refused the chain.
+    ///
+    /// # Safety
+    /// As for [`crate::uring::ring::Ring::push_chain`], for what `connect` and `deadline` point
+    /// to.
+    pub(super) unsafe fn push_connect(
+        &mut self,
+        index: u32,
+        connect: squeue::Entry,
+        deadline: squeue::Entry,
+    ) -> bool {
+        let send = self.prelude_send(index);
+        let slot = self.slots.at(index);
+        let sends = u32::from(send.is_some());
+        let pushed = match send {
+            // SAFETY: forwarded from the caller.
+            None => unsafe { self.ring.push_chain(&[connect, deadline]) },
+            // SAFETY: forwarded from the caller for the connect and its timeout. The send reads
+            // the slot's boxed prelude buffer, which stays put and unchanged until the send
+            // completes (the slot waits for both completions of the chain before it retries,
+            // relays or is freed); the backend socket stays open until teardown.
+            Some(send) => unsafe {
+                let deadline = deadline.flags(squeue::Flags::IO_LINK);
+                self.ring.push_chain(&[connect, deadline, send])
+            },
+        };
+        if pushed.is_err() {
+            slot.prelude.waiting = 0;
+            return false;
+        }
+        slot.inflight += 1 + sends;
+        true
+    }
+
+    /// The send to link after the connect to the slot's backend: its PROXY header if it wants
+    /// one, then the client bytes that followed the client's header; `None` if neither.
+    fn prelude_send(&mut self, index: u32) -> Option<squeue::Entry> {
+        let slot = self.slots.at(index);
+        let version = slot.backend.as_ref().and_then(|b| b.send_proxy());
+        if version.is_none() && slot.prelude.leftover() == 0 {
+            return None;
+        }
+        let header = version.map(|v| self.header_for(index, v));
+        let slot = self.slots.at(index);
+        slot.prelude.reserve(0);
+        let (ptr, len) = slot.prelude.stage(header.as_ref())?;
+        slot.prelude.waiting = 2;
+        let send = opcode::Send::new(Fd(slot.server), ptr, len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(Token::conn(index, slot.generation, Op::ProxySend).into());
+        Some(send)
+    }
+
+    /// The header for this client: its addresses, or (if the kernel cannot tell them any more,
+    /// the client being gone) the header that says "unknown".
+    fn header_for(&mut self, index: u32, version: Version) -> Header {
+        match (self.client_addrs(index), version) {
+            (Some((src, dst)), _) => Header::new(version, src, dst),
+            (None, Version::V1) => Header::v1_unknown(),
+            (None, Version::V2) => Header::v2_local(),
+        }
+    }
+
+    /// The client's address and the address it connected to: from its own PROXY header, or
+    /// asked of the kernel once.
+    fn client_addrs(&mut self, index: u32) -> Option<(SocketAddr, SocketAddr)> {
+        let fixed_local = self.local_addr;
+        let slot = self.slots.at(index);
+        if slot.prelude.addrs.is_none() {
+            let src = match slot.peer {
+                peer if peer == UNKNOWN_PEER => sys::peer_addr(slot.client)?,
+                peer => peer,
+            };
+            let dst = match fixed_local {
+                Some(local) => local,
+                None => sys::local_addr(slot.client)?,
+            };
+            slot.peer = src;
+            slot.prelude.addrs = Some((src, dst));
+        }
+        slot.prelude.addrs
+    }
+
+    /// The prelude send completed.
+    pub(super) fn on_proxy_sent(&mut self, token: Token, result: i32) {
+        let Some(slot) = self.slots.get(token.slot, token.generation) else {
+            return;
+        };
+        slot.inflight -= 1;
+        if slot.closing {
+            return self.finish_teardown(token.slot, token.generation);
+        }
+        self.chain_part_done(token, false, result);
+    }
+
+    /// One part of a connect chain with a prelude send completed (`connect`: which one). Once
+    /// both have: a failed connect moves on to another backend, a failed send closes, a short
+    /// send sends the rest, and otherwise the relay starts.
+    pub(super) fn chain_part_done(&mut self, token: Token, connect: bool, result: i32) {
+        let index = token.slot;
+        let slot = self.slots.at(index);
+        let prelude = &mut slot.prelude;
+        if connect {
+            prelude.connect_result = result;
+        } else {
+            prelude.send_result = result;
+        }
+        prelude.waiting = prelude.waiting.saturating_sub(1);
+        if prelude.waiting > 0 {
+            return;
+        }
+        let (connected, sent) = (prelude.connect_result, prelude.send_result);
+        if connected < 0 {
+            return self.retry_elsewhere(index, -connected);
+        }
+        if sent <= 0 {
+            let errno = if sent == 0 { libc::EPIPE } else { -sent };
+            let error = std::io::Error::from_raw_os_error(errno);
+            tracing::debug!(worker = self.id, %error, "cannot send the PROXY header");
+            return self.teardown(index, token.generation);
+        }
+        let Some((ptr, len)) = prelude.advance(sent as usize) else {
+            return self.on_connected(index, token.generation);
+        };
+        let send = opcode::Send::new(Fd(slot.server), ptr, len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(token.with_op(Op::ProxySend).into());
+        // SAFETY: as for the linked send: the rest of the slot's boxed prelude buffer, unchanged
+        // until this send completes; the backend socket stays open until teardown.
+        if unsafe { self.ring.push(&send) }.is_ok() {
+            slot.inflight += 1;
+            slot.prelude.waiting = 1;
+        } else {
+            self.teardown(index, token.generation);
+        }
+    }
+}
