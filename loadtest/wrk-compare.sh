@@ -61,6 +61,8 @@ workers = 1
 relay = "$relay"
 [health_check]
 interval = "1s"
+[admin]
+listen = "127.0.0.1:0"
 [[targets]]
 address = "127.0.0.1:$b1"
 health_check_endpoint = "/healthz"

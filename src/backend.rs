@@ -12,6 +12,7 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 
+use crate::metrics::ByteCounters;
 use crate::{config::SendProxy, proxy_protocol::Version};
 
 /// One resolved endpoint of a target.
@@ -47,6 +48,8 @@ pub struct BackendStats {
     pub total: AtomicU64,
     /// Connect attempts that failed.
     pub connect_failures: AtomicU64,
+    /// Bytes relayed per direction, each worker counting on a cache line of its own.
+    pub bytes: ByteCounters,
 }
 
 impl Backend {
@@ -141,5 +144,12 @@ impl Backend {
     /// Connections currently open to this backend.
     pub fn active(&self) -> usize {
         self.stats.active.load(Relaxed)
+    }
+
+    /// Records bytes worker `worker` relayed through this backend, per direction
+    /// ([`crate::relay::UPSTREAM`], [`crate::relay::DOWNSTREAM`]).
+    #[inline]
+    pub fn bytes_moved(&self, worker: usize, moved: [u64; 2]) {
+        self.stats.bytes.add(worker, moved);
     }
 }

@@ -4,17 +4,21 @@
 //!
 //! - hot path: [`worker`] (one io_uring per thread: accept, connect, relay) and [`relay`]
 //!   (the byte-moving strategies), reading only the [`balancer`] snapshot and atomics;
+//!   [`epoll`] is the same worker on a tokio runtime, for where io_uring is unavailable;
 //! - control plane: [`config`] (load and validate), [`health`] (probe targets, publish the
 //!   healthy set), [`server`] (bind listeners, start and stop threads), [`shutdown`].
 //!
 //! Nothing on the hot path takes a lock or allocates per byte.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod backend;
 pub mod balancer;
 pub mod config;
+pub mod epoll;
 pub mod health;
 pub mod listener;
+pub mod metrics;
 pub mod proxy_protocol;
 pub mod relay;
 pub mod server;

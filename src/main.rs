@@ -15,6 +15,10 @@ struct Args {
     /// Validate the configuration, print the effective settings and exit (0 valid, 2 invalid).
     #[arg(long)]
     check: bool,
+    /// Ask the running ringlb's admin listener (the config's [admin] listen) for /healthz and
+    /// exit 0 if it answers 200, 1 otherwise: a container health check with no curl needed.
+    #[arg(long, conflicts_with = "check")]
+    probe_admin: bool,
 }
 
 fn main() -> ExitCode {
@@ -32,9 +36,13 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("ringlb: invalid configuration: {e}");
-            return ExitCode::from(2);
+            // A health check must say only healthy (0) or not (1).
+            return ExitCode::from(if args.probe_admin { 1 } else { 2 });
         }
     };
+    if args.probe_admin {
+        return probe_admin(&config);
+    }
     if args.check {
         print!("{config}");
         return ExitCode::SUCCESS;
@@ -43,6 +51,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringlb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe_admin(config: &Config) -> ExitCode {
+    use ringlb::admin::probe;
+    if !config.admin.enabled {
+        eprintln!("ringlb: [admin] enabled = false in the configuration: nothing to probe");
+        return ExitCode::FAILURE;
+    }
+    let addr = probe::probe_addr(config.admin.listen);
+    match probe::probe(addr, std::time::Duration::from_secs(2)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringlb: unhealthy: {e}");
             ExitCode::FAILURE
         }
     }

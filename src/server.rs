@@ -1,7 +1,10 @@
-//! Starting and stopping a whole ringlb instance: listeners, workers and the health checker.
+//! Starting and stopping a whole ringlb instance: listeners, workers, the health checker and
+//! the admin listener.
 //!
 //! Owns the order of start-up (probe io_uring, bind, prime the balancer, start threads) so that
-//! every failure is reported before traffic is accepted. Never on the hot path.
+//! every failure is reported before traffic is accepted, and the order of stopping: workers
+//! drain, the health checker stops, and only then the admin listener, so `/healthz` answers 503
+//! for the whole drain. Never on the hot path.
 
 use std::{
     io,
@@ -11,10 +14,12 @@ use std::{
 };
 
 use crate::{
+    admin::{self, AdminServer},
     balancer::Balancer,
-    config::Config,
+    config::{Config, IoBackend},
     health::{HealthChecker, HealthStatus, Reloader},
     listener,
+    metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
     uring,
     worker::{limit::ConnectionLimit, Worker, WorkerSettings},
@@ -28,7 +33,8 @@ pub enum StartError {
         "io_uring is not available: {0}. ringlb needs Linux 6.1 or newer with io_uring enabled: \
          check the sysctl kernel.io_uring_disabled (must be 0), and in a container run with a \
          seccomp profile that allows io_uring_setup, io_uring_enter and io_uring_register \
-         (Docker's default profile blocks them)"
+         (Docker's default profile blocks them); or set io_backend = \"auto\" or \"epoll\" to \
+         run on epoll instead"
     )]
     IoUringUnavailable(#[source] io::Error),
     /// The listen address could not be bound.
@@ -50,6 +56,20 @@ pub enum StartError {
     /// A thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Spawn(#[source] io::Error),
+    /// The configuration asks for something the chosen (epoll) backend does not implement.
+    #[error(
+        "{0}: not implemented by the epoll backend yet; run on io_uring (io_backend = \"io_uring\") \
+         or leave these keys at their defaults"
+    )]
+    NeedsIoUring(String),
+    /// The admin listener (`[admin] listen`) could not be bound.
+    #[error("cannot listen on {addr} for the admin endpoints ([admin] listen): {source}")]
+    Admin {
+        /// The configured admin address.
+        addr: SocketAddr,
+        /// The bind error.
+        source: io::Error,
+    },
 }
 
 /// A running ringlb instance.
@@ -61,12 +81,20 @@ pub struct Server {
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
     health: JoinHandle<()>,
+    metrics: Arc<Metrics>,
+    /// `None` when `[admin] enabled = false`.
+    admin: Option<AdminServer>,
+    io_backend: IoBackend,
 }
 
 impl Server {
     /// Starts listeners, workers and the health checker; returns once traffic is accepted.
     pub fn start(config: &Config, shutdown: Shutdown) -> Result<Server, StartError> {
-        uring::probe().map_err(StartError::IoUringUnavailable)?;
+        let io_backend = choose_io_backend(config.io_backend)?;
+        let io_uring_only = config.io_uring_only_keys();
+        if io_backend == IoBackend::Epoll && !io_uring_only.is_empty() {
+            return Err(StartError::NeedsIoUring(io_uring_only.join(", ")));
+        }
         if let Err(e) = uring::sys::raise_nofile_limit() {
             tracing::warn!(error = %e, "cannot raise the open-files limit");
         }
@@ -82,6 +110,15 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        let admin_listener = match config.admin.enabled {
+            true => Some(
+                admin::bind(config.admin.listen).map_err(|source| StartError::Admin {
+                    addr: config.admin.listen,
+                    source,
+                })?,
+            ),
+            false => None,
+        };
 
         let balancer = Arc::new(Balancer::with_strategy(config.balance));
         let mut health = HealthChecker::new(
@@ -94,7 +131,10 @@ impl Server {
         let limit = Arc::new(ConnectionLimit::new(config.max_connections));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
+        let mut worker_stats = Vec::with_capacity(count);
         for (id, listener) in listeners.into_iter().enumerate() {
+            let stats = Arc::new(WorkerStats::new(id));
+            worker_stats.push(Arc::clone(&stats));
             let wake = shutdown
                 .eventfd()
                 .map_err(|source| StartError::Worker { id, source })?;
@@ -116,28 +156,50 @@ impl Server {
                 health.ejector(),
                 settings,
                 wake,
+                stats,
             )
             .map_err(|source| StartError::Worker { id, source })?;
             built.push(worker);
         }
         let health_status = health.status_handle();
         let reloader = health.reloader();
+        let metrics = Arc::new(Metrics::new(
+            worker_stats,
+            Arc::clone(&health_status),
+            Arc::clone(&limit),
+            shutdown.clone(),
+        ));
+        metrics.set_io_backend(io_backend.as_str());
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
             let pin = config.pin_workers.then_some(id % cores);
+            let stop = shutdown.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("ringlb-w{id}"))
                 .spawn(move || {
                     if let Some(core) = pin {
                         uring::sys::pin_to_core(core);
                     }
-                    worker.run()
+                    match io_backend {
+                        IoBackend::Epoll => worker.run_epoll(stop),
+                        _ => worker.run(),
+                    }
                 })
                 .map_err(StartError::Spawn)?;
             workers.push(handle);
         }
-        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay, "ringlb started");
+        let admin = match admin_listener {
+            Some(listener) => {
+                let admin = AdminServer::spawn(listener, Arc::clone(&metrics))
+                    .map_err(StartError::Spawn)?;
+                tracing::info!(addr = %admin.addr(), "admin listener serving /metrics, /status and /healthz");
+                Some(admin)
+            }
+            None => None,
+        };
+        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay,
+            io_backend = io_backend.as_str(), "ringlb started");
         Ok(Server {
             local_addr,
             balancer,
@@ -149,12 +211,26 @@ impl Server {
             shutdown,
             workers,
             health,
+            metrics,
+            admin,
+            io_backend,
         })
     }
 
     /// The address the listeners are bound to (with the real port when 0 was configured).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the admin endpoints are served (with the real port when 0 was configured), or
+    /// `None` when `[admin] enabled = false`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::addr)
+    }
+
+    /// The metrics registry: the workers' and backends' live counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The balancer the workers pick from.
@@ -172,12 +248,19 @@ impl Server {
         self.reload.clone()
     }
 
+    /// The I/O backend the workers run on: `"io_uring"` or `"epoll"` (never `"auto"`).
+    pub fn io_backend(&self) -> &'static str {
+        self.io_backend.as_str()
+    }
+
     /// Asks every thread to stop; [`Server::wait`] then returns.
     pub fn stop(&self) {
         self.shutdown.trigger();
     }
 
-    /// Waits until every worker and the health checker have stopped; the first worker error wins.
+    /// Waits until every worker and the health checker have stopped, then stops the admin
+    /// listener (it answers `/healthz` with 503 for the whole drain); the first worker error
+    /// wins.
     pub fn wait(self) -> io::Result<()> {
         let mut result = Ok(());
         for handle in self.workers {
@@ -192,6 +275,9 @@ impl Server {
             }
         }
         let _ = self.health.join();
+        if let Some(admin) = self.admin {
+            admin.stop();
+        }
         result
     }
 }
@@ -228,7 +314,7 @@ impl ReloadHandle {
 }
 
 /// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 13] = [
+const RESTART_ONLY: [&str; 15] = [
     "listen",
     "workers",
     "pin_workers",
@@ -240,6 +326,8 @@ const RESTART_ONLY: [&str; 13] = [
     "retries",
     "retry_on_early_close",
     "replay_buffer",
+    "admin",
+    "io_backend",
     "on_no_backend",
     "accept_proxy",
 ];
@@ -269,10 +357,33 @@ fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
         "retries" => new.retries = old.retries,
         "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
         "replay_buffer" => new.replay_buffer = old.replay_buffer,
+        "admin" => new.admin = old.admin.clone(),
+        "io_backend" => new.io_backend = old.io_backend,
         "on_no_backend" => new.on_no_backend = old.on_no_backend,
         "accept_proxy" => new.accept_proxy = old.accept_proxy,
         _ => {}
     }
+}
+
+/// Resolves `io_backend = "…"` to the backend the workers run on, probing io_uring unless epoll
+/// was asked for, and logs once which one runs and why.
+fn choose_io_backend(configured: IoBackend) -> Result<IoBackend, StartError> {
+    let (chosen, why) = match configured {
+        IoBackend::Epoll => (IoBackend::Epoll, "configured"),
+        IoBackend::IoUring => {
+            uring::probe().map_err(StartError::IoUringUnavailable)?;
+            (IoBackend::IoUring, "configured")
+        }
+        IoBackend::Auto => match uring::probe() {
+            Ok(()) => (IoBackend::IoUring, "auto: io_uring is available"),
+            Err(e) => {
+                tracing::warn!("io_uring unavailable ({e}); using the epoll backend");
+                (IoBackend::Epoll, "auto: io_uring is unavailable")
+            }
+        },
+    };
+    tracing::info!(io_backend = %chosen, reason = why, "I/O backend selected");
+    Ok(chosen)
 }
 
 #[cfg(test)]

@@ -109,6 +109,9 @@ pub struct RunArgs {
     /// Force ringlb's relay strategy.
     #[arg(long, value_parser = ["splice", "splice-inline", "copy"])]
     pub relay: Option<String>,
+    /// Force ringlb's I/O backend (its `io_backend` key; ringlb's own default is auto).
+    #[arg(long, value_parser = ["auto", "io_uring", "epoll"])]
+    pub ringlb_io_backend: Option<String>,
     /// Extra top-level lines for ringlb's config, e.g. 'send_proxy = "v2"' (replicas skip a
     /// PROXY header at the start of a connection, so any send_proxy works).
     #[arg(long, value_name = "TOML")]

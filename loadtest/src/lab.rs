@@ -102,9 +102,8 @@ impl Lab {
 
     fn start_proxy(&mut self, kind: PathKind, args: &RunArgs, setup: &Setup, progress: &Progress) {
         let found: Result<Box<dyn Proxy>, Unavailable> = match kind {
-            PathKind::Ringlb => {
-                Ringlb::discover(args.ringlb.as_deref(), !args.no_build).map(|p| Box::new(p) as _)
-            }
+            PathKind::Ringlb => Ringlb::discover(args.ringlb.as_deref(), !args.no_build)
+                .map(|p| Box::new(p.with_io_backend(args.ringlb_io_backend.clone())) as _),
             PathKind::Haproxy => Haproxy::discover().map(|p| Box::new(p) as _),
             PathKind::Nginx => Nginx::discover().map(|p| Box::new(p) as _),
             PathKind::Direct => unreachable!("direct is not a proxy"),

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::{HealthCheck, RelayMode};
+use super::{Admin, HealthCheck, IoBackend, RelayMode};
 
 pub(super) fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 80))
@@ -20,6 +20,12 @@ pub(super) fn default_pin_workers() -> bool {
 /// traffic (docs/benchmarks.md), the seed's workload.
 pub(super) fn default_relay() -> RelayMode {
     RelayMode::Copy
+}
+
+/// io_uring where the kernel allows it, the epoll backend elsewhere (a container under Docker's
+/// default seccomp profile, gVisor): the same file runs everywhere.
+pub(super) fn default_io_backend() -> IoBackend {
+    IoBackend::Auto
 }
 
 pub(super) fn default_connect_timeout() -> Duration {
@@ -64,6 +70,23 @@ pub(super) fn default_health_check() -> HealthCheck {
         timeout: default_timeout(),
         rise: default_rise(),
         fall: default_fall(),
+    }
+}
+
+pub(super) fn default_admin_enabled() -> bool {
+    true
+}
+
+/// Loopback: the admin endpoints are reachable from the host only unless the file says
+/// otherwise (a container's config sets `0.0.0.0:9100` so the orchestrator can probe it).
+pub(super) fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9100))
+}
+
+pub(super) fn default_admin() -> Admin {
+    Admin {
+        enabled: default_admin_enabled(),
+        listen: default_admin_listen(),
     }
 }
 

@@ -11,7 +11,7 @@ use super::{
     defaults::*,
     l4::{self, RawCheck},
     value::*,
-    Config, ConfigError, HealthCheck, Target,
+    Admin, Config, ConfigError, HealthCheck, Target,
 };
 
 /// The top-level table.
@@ -22,6 +22,7 @@ struct FileConfig {
     workers: Option<Value>,
     pin_workers: Option<Value>,
     relay: Option<Value>,
+    io_backend: Option<Value>,
     connect_timeout: Option<Value>,
     idle_timeout: Option<Value>,
     drain_timeout: Option<Value>,
@@ -34,6 +35,7 @@ struct FileConfig {
     send_proxy: Option<Value>,
     accept_proxy: Option<Value>,
     health_check: Option<Value>,
+    admin: Option<Value>,
     targets: Option<Value>,
 }
 
@@ -45,6 +47,14 @@ struct FileHealthCheck {
     timeout: Option<Value>,
     rise: Option<Value>,
     fall: Option<Value>,
+}
+
+/// The `[admin]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdmin {
+    enabled: Option<Value>,
+    listen: Option<Value>,
 }
 
 /// One `[[targets]]` entry.
@@ -136,6 +146,7 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
         relay: file
             .relay
             .map_or_else(|| Ok(default_relay()), |v| relay(&v))?,
+        io_backend: optional(file.io_backend, default_io_backend, io_backend)?,
         connect_timeout: optional(file.connect_timeout, default_connect_timeout, |v| {
             duration("connect_timeout", v)
         })?,
@@ -186,6 +197,7 @@ pub(super) fn validate(table: Table, source: &Path) -> Result<Config, Invalid> {
         health_check: file
             .health_check
             .map_or_else(|| Ok(default_health_check()), health_check)?,
+        admin: file.admin.map_or_else(|| Ok(default_admin()), admin)?,
         targets: targets(file.targets)?,
     })
 }
@@ -238,6 +250,18 @@ pub(super) fn health_check(value: Value) -> Result<HealthCheck, Invalid> {
         )?,
         rise: count("health_check.rise", file.rise, default_rise)?,
         fall: count("health_check.fall", file.fall, default_fall)?,
+    })
+}
+
+pub(super) fn admin(value: Value) -> Result<Admin, Invalid> {
+    let file: FileAdmin = read_table("admin", value, "an [admin] table")?;
+    Ok(Admin {
+        enabled: optional(file.enabled, default_admin_enabled, |v| {
+            boolean("admin.enabled", v)
+        })?,
+        listen: optional(file.listen, default_admin_listen, |v| {
+            socket_addr("admin.listen", v)
+        })?,
     })
 }
 

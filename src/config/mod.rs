@@ -6,6 +6,7 @@
 mod address;
 mod defaults;
 mod file;
+mod io_backend;
 mod l4;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ use std::{
 pub use crate::balancer::Strategy;
 use defaults::relay_name;
 use file::{parse_document, validate};
+pub use io_backend::IoBackend;
 pub use l4::{HealthCheckKind, OnNoBackend, SendProxy, MAX_CHECK_BYTES};
 
 /// A validated configuration, ready to run.
@@ -36,6 +38,8 @@ pub struct Config {
     pub pin_workers: bool,
     /// How bytes are moved between client and backend.
     pub relay: RelayMode,
+    /// The workers' I/O runtime: io_uring, epoll, or io_uring with an epoll fallback.
+    pub io_backend: IoBackend,
     /// Longest wait for a backend connect before the next backend is tried.
     pub connect_timeout: Duration,
     /// A connection with no byte either way for this long is closed on both sides.
@@ -62,6 +66,8 @@ pub struct Config {
     pub accept_proxy: bool,
     /// Active health-check settings, shared by all targets.
     pub health_check: HealthCheck,
+    /// The admin HTTP listener: `/metrics`, `/status`, `/healthz`.
+    pub admin: Admin,
     /// The backends, in configuration order (never empty once validated).
     pub targets: Vec<Target>,
 }
@@ -77,6 +83,15 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Consecutive failures for a healthy target to leave.
     pub fall: u32,
+}
+
+/// The admin HTTP listener's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Serve `/metrics`, `/status` and `/healthz` at all.
+    pub enabled: bool,
+    /// Where the admin listener binds: loopback by default, so nothing is exposed by accident.
+    pub listen: SocketAddr,
 }
 
 /// One configured backend target.
@@ -158,6 +173,7 @@ impl Config {
             workers: defaults::default_workers(),
             pin_workers: defaults::default_pin_workers(),
             relay: defaults::default_relay(),
+            io_backend: defaults::default_io_backend(),
             connect_timeout: defaults::default_connect_timeout(),
             idle_timeout: defaults::default_idle_timeout(),
             drain_timeout: defaults::default_drain_timeout(),
@@ -170,6 +186,7 @@ impl Config {
             send_proxy: SendProxy::default(),
             accept_proxy: false,
             health_check: defaults::default_health_check(),
+            admin: defaults::default_admin(),
             targets,
         }
     }
@@ -264,6 +281,7 @@ impl fmt::Display for Config {
         writeln!(f, "workers = {}", self.workers)?;
         writeln!(f, "pin_workers = {}", self.pin_workers)?;
         writeln!(f, "relay = {}", quoted(relay_name(self.relay)))?;
+        writeln!(f, "io_backend = {}", quoted(self.io_backend.as_str()))?;
         writeln!(f, "connect_timeout = {}", human(self.connect_timeout))?;
         writeln!(f, "idle_timeout = {}", human(self.idle_timeout))?;
         writeln!(f, "drain_timeout = {}", human(self.drain_timeout))?;
@@ -281,6 +299,9 @@ impl fmt::Display for Config {
         writeln!(f, "timeout = {}", human(hc.timeout))?;
         writeln!(f, "rise = {}", hc.rise)?;
         writeln!(f, "fall = {}", hc.fall)?;
+        writeln!(f, "\n[admin]")?;
+        writeln!(f, "enabled = {}", self.admin.enabled)?;
+        writeln!(f, "listen = {}", quoted(&self.admin.listen.to_string()))?;
         for target in &self.targets {
             writeln!(f, "\n[[targets]]")?;
             writeln!(f, "address = {}", quoted(&target.address.to_string()))?;

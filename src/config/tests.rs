@@ -57,6 +57,7 @@ fn seed_loads_with_all_defaults() {
             workers: 0,
             pin_workers: false,
             relay: RelayMode::Copy,
+            io_backend: IoBackend::Auto,
             connect_timeout: Duration::from_secs(3),
             idle_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
@@ -73,6 +74,10 @@ fn seed_loads_with_all_defaults() {
                 timeout: Duration::from_secs(1),
                 rise: 1,
                 fall: 1,
+            },
+            admin: Admin {
+                enabled: true,
+                listen: "127.0.0.1:9100".parse().unwrap(),
             },
             targets: vec![target("http-api-1", 8001), target("http-api-2", 8001)],
         }
@@ -481,6 +486,87 @@ fn replay_keys_are_read_and_checked() {
         &format!("retry_on_early_close = 1\n{TARGET}"),
         "retry_on_early_close",
         &["not a boolean"],
+    );
+}
+
+#[test]
+fn admin_is_read_checked_and_shown() {
+    let defaults = parse(TARGET).unwrap().admin;
+    assert!(defaults.enabled);
+    assert_eq!(defaults.listen, "127.0.0.1:9100".parse().unwrap());
+    assert!(
+        defaults.listen.ip().is_loopback(),
+        "nothing exposed by default"
+    );
+
+    let text = format!("[admin]\nenabled = false\nlisten = \"[::]:9200\"\n{TARGET}");
+    let config = parse(&text).unwrap();
+    let expected = Admin {
+        enabled: false,
+        listen: "[::]:9200".parse().unwrap(),
+    };
+    assert_eq!(config.admin, expected);
+    let shown = config.to_string();
+    assert!(
+        shown.contains("\n[admin]\nenabled = false\nlisten = \"[::]:9200\"\n"),
+        "{shown}"
+    );
+    assert_eq!(parse(&shown).unwrap(), config, "{shown}");
+
+    let only_listen = parse(&format!("[admin]\nlisten = \"0.0.0.0:9100\"\n{TARGET}")).unwrap();
+    assert!(only_listen.admin.enabled);
+
+    assert_rejected(
+        &format!("[admin]\nlisten = \"localhost:9100\"\n{TARGET}"),
+        "admin.listen",
+        &["\"localhost:9100\" is not an IP address and port"],
+    );
+    assert_rejected(
+        &format!("[admin]\nlisten = 9100\n{TARGET}"),
+        "admin.listen",
+        &["the integer 9100 is not a string"],
+    );
+    assert_rejected(
+        &format!("[admin]\nenabled = \"yes\"\n{TARGET}"),
+        "admin.enabled",
+        &["the string \"yes\" is not a boolean"],
+    );
+    assert_rejected(
+        &format!("admin = true\n{TARGET}"),
+        "admin",
+        &["the boolean true is not a table"],
+    );
+    let (key, message) = rejected(&format!("[admin]\nport = 9100\n{TARGET}"));
+    assert_eq!(key, "admin");
+    assert!(message.contains("port"), "{message}");
+}
+
+#[test]
+fn io_backend_is_read_printed_and_checked() {
+    assert_eq!(parse(SEED).unwrap().io_backend, IoBackend::Auto);
+    let shown = parse(SEED).unwrap().to_string();
+    assert!(
+        shown.lines().any(|l| l == "io_backend = \"auto\""),
+        "default missing in:\n{shown}"
+    );
+    for backend in IoBackend::ALL {
+        let text = format!("io_backend = \"{backend}\"\n{TARGET}");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.io_backend, backend);
+        assert_eq!(parse(&config.to_string()).unwrap(), config);
+    }
+    assert_rejected(
+        &format!("io_backend = \"uring\"\n{TARGET}"),
+        "io_backend",
+        &[
+            "\"uring\" is not an I/O backend",
+            "\"auto\", \"io_uring\", \"epoll\"",
+        ],
+    );
+    assert_rejected(
+        &format!("io_backend = 1\n{TARGET}"),
+        "io_backend",
+        &["integer 1"],
     );
 }
 

@@ -9,7 +9,7 @@ use super::{
     address::parse_target_address,
     defaults::{relay_name, RELAY_MODES},
     file::Invalid,
-    RelayMode, Strategy, TargetAddress,
+    IoBackend, RelayMode, Strategy, TargetAddress,
 };
 
 pub(super) const ADDRESS_EXPECTED: &str = "host:port such as \"http-api-1:8001\" or \"[::1]:8001\"";
@@ -86,6 +86,19 @@ pub(super) fn listen(value: &Value) -> Result<SocketAddr, Invalid> {
     })
 }
 
+/// An IP address and port for `key` (no name resolution).
+pub(super) fn socket_addr(key: &str, value: &Value) -> Result<SocketAddr, Invalid> {
+    const EXPECTED: &str = "an IP address and port such as \"127.0.0.1:9100\" or \"[::1]:9100\" \
+                            (names are not resolved)";
+    let text = string(key, value, EXPECTED)?;
+    text.parse().map_err(|_| {
+        Invalid::new(
+            key,
+            format!("{text:?} is not an IP address and port; expected {EXPECTED}"),
+        )
+    })
+}
+
 pub(super) fn relay(value: &Value) -> Result<RelayMode, Invalid> {
     let names = RELAY_MODES.map(|mode| format!("{:?}", relay_name(mode)));
     let expected = format!("one of {}", names.join(", "));
@@ -99,6 +112,18 @@ pub(super) fn relay(value: &Value) -> Result<RelayMode, Invalid> {
                 format!("{text:?} is not a relay mode; expected {expected}"),
             )
         })
+}
+
+pub(super) fn io_backend(value: &Value) -> Result<IoBackend, Invalid> {
+    let names = IoBackend::ALL.map(|b| format!("{:?}", b.as_str()));
+    let expected = format!("one of {}", names.join(", "));
+    let text = string("io_backend", value, &expected)?;
+    IoBackend::from_name(text).ok_or_else(|| {
+        Invalid::new(
+            "io_backend",
+            format!("{text:?} is not an I/O backend; expected {expected}"),
+        )
+    })
 }
 
 pub(super) fn duration(key: &str, value: &Value) -> Result<Duration, Invalid> {

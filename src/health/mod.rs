@@ -195,7 +195,8 @@ impl HealthChecker {
         let jobs = self.follow(answers);
         let keys: Vec<Key> = jobs.iter().map(|(key, _)| *key).collect();
         let outcomes = probe_all(jobs, timeout).await;
-        for (key, outcome) in keys.into_iter().zip(outcomes) {
+        for (key, (outcome, took)) in keys.into_iter().zip(outcomes) {
+            self.pool.timed(key, took);
             self.pool.record(key, outcome);
         }
         self.publish_if_changed();
@@ -374,6 +375,7 @@ impl HealthChecker {
             targets: targets.collect(),
         };
         self.status.store(report);
+        self.status.store_backends(self.pool.backends());
     }
 }
 
@@ -383,12 +385,19 @@ fn send_proxies(targets: &[Target]) -> Vec<SendProxy> {
     settings.collect()
 }
 
-/// Probes every endpoint concurrently, each under `timeout`; outcomes in input order.
-async fn probe_all(jobs: Vec<(Key, check::Check)>, timeout: Duration) -> Vec<pool::Outcome> {
-    let probes = jobs
-        .into_iter()
-        .map(|((_, addr), check)| async move { check.run(addr, timeout).await });
-    join_indexed(probes, || Err(ProbeFailure::Io("probe task failed".into()))).await
+/// Probes every endpoint concurrently, each under `timeout`; outcomes and how long each probe
+/// took, in input order.
+async fn probe_all(
+    jobs: Vec<(Key, check::Check)>,
+    timeout: Duration,
+) -> Vec<(pool::Outcome, Duration)> {
+    let probes = jobs.into_iter().map(|((_, addr), check)| async move {
+        let started = Instant::now();
+        let outcome = check.run(addr, timeout).await;
+        (outcome, started.elapsed())
+    });
+    let lost = || (Err(ProbeFailure::Io("probe task failed".into())), timeout);
+    join_indexed(probes, lost).await
 }
 
 /// Runs `jobs` concurrently as tasks of the current runtime and returns their outputs in input

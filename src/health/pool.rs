@@ -5,7 +5,7 @@
 //! membership handed to the balancer. Pure bookkeeping: never does I/O, never awaits, never
 //! publishes by itself. Logs each state flip, and nothing else per round.
 
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use tracing::{info, warn};
 
@@ -39,6 +39,8 @@ struct Endpoint {
     successes: u32,
     failures: u32,
     last: Option<Outcome>,
+    /// How long the last probe took.
+    check_duration: Option<Duration>,
 }
 
 /// All endpoints, per target in configuration order, each target's in address order.
@@ -64,6 +66,7 @@ impl Endpoint {
             successes: 0,
             failures: 0,
             last: None,
+            check_duration: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl Endpoint {
             consecutive_successes: self.successes,
             consecutive_failures: self.failures,
             last: self.last.clone(),
+            check_duration: self.check_duration,
         }
     }
 }
@@ -210,6 +214,13 @@ impl Pool {
         endpoint.last = Some(outcome);
     }
 
+    /// Remembers how long the last probe of endpoint `key` took.
+    pub(crate) fn timed(&mut self, key: Key, took: Duration) {
+        if let Some(endpoint) = self.targets.get_mut(key.0).and_then(|t| t.get_mut(&key.1)) {
+            endpoint.check_duration = Some(took);
+        }
+    }
+
     /// Takes endpoint `key` out at once, whatever `fall` says: a worker could not connect to
     /// it. It comes back like any unhealthy endpoint, after `rise` passed probes.
     pub(crate) fn eject(&mut self, key: Key, failure: ProbeFailure) {
@@ -314,6 +325,12 @@ impl Pool {
                 .collect();
         }
         next
+    }
+
+    /// Every known endpoint's backend, healthy or not, per target in address order.
+    pub(crate) fn backends(&self) -> Vec<Arc<Backend>> {
+        let endpoints = self.targets.iter().flat_map(BTreeMap::values);
+        endpoints.map(|e| Arc::clone(&e.backend)).collect()
     }
 
     /// The number of known endpoints.

@@ -10,12 +10,14 @@ use std::{
         atomic::{AtomicU64, Ordering::Relaxed},
         Arc,
     },
+    time::Duration,
 };
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use super::probe::ProbeFailure;
+use crate::backend::Backend;
 
 /// A shared view of the health checker, from [`super::HealthChecker::status_handle`].
 #[derive(Debug)]
@@ -23,6 +25,9 @@ pub struct HealthStatus {
     report: ArcSwap<StatusReport>,
     rounds: watch::Sender<u64>,
     publications: AtomicU64,
+    /// Every endpoint known at the end of the last round, healthy or not, with its live
+    /// counters (for metrics and the admin's `/status`).
+    backends: ArcSwap<Vec<Arc<Backend>>>,
 }
 
 /// Everything the checker knew at the end of a round (or after priming, as round 0).
@@ -58,6 +63,8 @@ pub struct EndpointStatus {
     pub consecutive_failures: u32,
     /// The last probe's outcome, `None` if it was never probed (primed at start-up).
     pub last: Option<Result<(), ProbeFailure>>,
+    /// How long the last probe took, `None` if it was never probed.
+    pub check_duration: Option<Duration>,
 }
 
 impl StatusReport {
@@ -74,6 +81,7 @@ impl HealthStatus {
             report: ArcSwap::from_pointee(StatusReport::default()),
             rounds: watch::Sender::new(0),
             publications: AtomicU64::new(0),
+            backends: ArcSwap::from_pointee(Vec::new()),
         }
     }
 
@@ -96,6 +104,16 @@ impl HealthStatus {
     /// How many healthy sets the checker has published to the balancer so far.
     pub fn publications(&self) -> u64 {
         self.publications.load(Relaxed)
+    }
+
+    /// Every endpoint known at the end of the last round (healthy or not), in report order,
+    /// with its live counters.
+    pub fn backends(&self) -> Arc<Vec<Arc<Backend>>> {
+        self.backends.load_full()
+    }
+
+    pub(crate) fn store_backends(&self, backends: Vec<Arc<Backend>>) {
+        self.backends.store(Arc::new(backends));
     }
 
     pub(crate) fn store(&self, report: StatusReport) {
@@ -138,6 +156,7 @@ mod tests {
                     consecutive_successes: 1,
                     consecutive_failures: 0,
                     last: Some(Ok(())),
+                    check_duration: None,
                 }],
             }],
         };

@@ -262,6 +262,7 @@ impl Copy {
             return Err(errno(res));
         }
         half.sent += res as u32;
+        io.delivered(dir, res as usize);
         let bid = half.head;
         if half.sent == self.len[bid as usize] {
             half.head = self.next[bid as usize];

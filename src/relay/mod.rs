@@ -79,9 +79,18 @@ pub struct Io<'a> {
     pub(crate) ring: &'a mut Ring,
     pub(crate) token: Token,
     pub(crate) inflight: &'a mut u32,
+    /// Bytes written to their destination during this call, per direction; the worker adds
+    /// them to the backend's counters once the strategy returns.
+    pub(crate) moved: [u64; 2],
 }
 
 impl Io<'_> {
+    /// Records `bytes` of direction `dir` written to their destination (for the metrics).
+    #[inline]
+    pub fn delivered(&mut self, dir: usize, bytes: usize) {
+        self.moved[dir] += bytes as u64;
+    }
+
     /// Submits `entry` as operation `kind` of direction `dir`; `false` if the ring refused it.
     ///
     /// # Safety

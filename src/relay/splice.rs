@@ -217,7 +217,10 @@ impl Splice {
         let half = &mut c.half[dir];
         half.busy = false;
         match res {
-            n if n > 0 => half.queued -= n as usize,
+            n if n > 0 => {
+                half.queued -= n as usize;
+                io.delivered(dir, n as usize);
+            }
             e if e == -libc::EAGAIN => {}
             e => return Err(errno(e)),
         }

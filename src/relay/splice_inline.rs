@@ -120,7 +120,10 @@ impl SpliceInline {
             if half.queued > 0 {
                 let pipe = half.pipe.as_ref().expect("queued bytes live in a pipe");
                 match sys::splice(raw(&pipe.rd), dst, half.queued) {
-                    Ok(n) => half.queued -= n,
+                    Ok(n) => {
+                        half.queued -= n;
+                        io.delivered(dir, n);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         half.blocked = true;
                         let poll = opcode::PollAdd::new(Fd(dst), POLL_WRITABLE).build();

@@ -17,7 +17,9 @@ use crate::{
     balancer::Balancer,
     config::{OnNoBackend, RelayMode},
     health::Ejector,
+    metrics::WorkerStats,
     relay::{copy::Copy, splice::Splice, splice_inline::SpliceInline},
+    shutdown::Shutdown,
     uring::{buf_ring::BufRing, ring::Ring, sys},
 };
 
@@ -57,6 +59,16 @@ pub struct WorkerSettings {
     pub accept_proxy: bool,
 }
 
+impl WorkerSettings {
+    /// Connect attempts per client: the first plus `retries`, at most
+    /// [`slots::MAX_ATTEMPTS`].
+    pub fn attempts(&self) -> usize {
+        (self.retries as usize)
+            .saturating_add(1)
+            .min(slots::MAX_ATTEMPTS)
+    }
+}
+
 /// One worker, ready to run on its own thread.
 pub struct Worker {
     id: usize,
@@ -66,11 +78,13 @@ pub struct Worker {
     ejector: Ejector,
     settings: WorkerSettings,
     wake: Arc<OwnedFd>,
+    stats: Arc<WorkerStats>,
 }
 
 impl Worker {
     /// A worker serving `listener`, picking from `balancer`, counting under `limit`, reporting
-    /// failed connects to `ejector`; `wake` becomes readable when the process shuts down.
+    /// failed connects to `ejector`; `wake` becomes readable when the process shuts down;
+    /// `stats` receives the worker's event counts.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
@@ -80,6 +94,7 @@ impl Worker {
         ejector: Ejector,
         settings: WorkerSettings,
         wake: Arc<OwnedFd>,
+        stats: Arc<WorkerStats>,
     ) -> io::Result<Worker> {
         // Accepted sockets inherit TCP_NODELAY from the listener: no per-connection syscall.
         sys::set_nodelay(listener.as_raw_fd());
@@ -91,6 +106,7 @@ impl Worker {
             ejector,
             settings,
             wake,
+            stats,
         })
     }
 
@@ -108,5 +124,20 @@ impl Worker {
                 Engine::new(self, ring, Copy::new(buffers, COPY_BUFFERS)).run()
             }
         }
+    }
+
+    /// Runs the same worker on the epoll backend instead ([`crate::epoll`]), for where
+    /// io_uring is unavailable, until `shutdown` fires; `relay` does not apply there.
+    pub fn run_epoll(self, shutdown: Shutdown) -> io::Result<()> {
+        crate::epoll::EpollWorker::new(
+            self.id,
+            self.listener,
+            self.balancer,
+            self.limit,
+            self.ejector,
+            self.settings,
+            shutdown,
+        )
+        .run()
     }
 }

@@ -44,6 +44,15 @@ impl Process {
     /// Starts `ringlb --config` on `toml` (whose listen must be 127.0.0.1:0), optionally under
     /// `prlimit` arguments, and waits for its "ringlb started" line.
     pub fn start(toml: &str, prlimit: Option<&str>) -> Process {
+        Self::start_with(toml, prlimit, |_| {})
+    }
+
+    /// Like [`Process::start`], with `setup` applied to the command before it is spawned.
+    pub fn start_with(
+        toml: &str,
+        prlimit: Option<&str>,
+        setup: impl FnOnce(&mut Command),
+    ) -> Process {
         let dir = TempDir::new("bin");
         let path = dir.0.join("ringlb.toml");
         std::fs::write(&path, toml).unwrap();
@@ -56,6 +65,7 @@ impl Process {
             }
             None => Command::new(bin),
         };
+        setup(&mut cmd);
         let mut child = cmd
             .arg("--config")
             .arg(&path)
@@ -148,11 +158,18 @@ impl Drop for Process {
     }
 }
 
-/// A config for the binary: listen on an ephemeral port, one worker, `extra` top-level keys.
+/// A config for the binary: listen on an ephemeral port, one worker, `extra` top-level keys, and
+/// the I/O backend of [`super::test_io_backend`] unless `extra` names one.
 pub fn toml(targets: &[SocketAddr], extra: &str) -> String {
     let mut text = format!(
         "listen = \"127.0.0.1:0\"\nworkers = 1\n{extra}\n[health_check]\ninterval = \"100ms\"\ntimeout = \"500ms\"\n"
     );
+    // Many instances run at once: an ephemeral admin port each.
+    text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
+    if !extra.contains("io_backend") {
+        let backend = format!("io_backend = \"{}\"\n", super::test_io_backend());
+        text.insert_str(0, &backend);
+    }
     for t in targets {
         text.push_str(&format!(
             "[[targets]]\naddress = \"{t}\"\nhealth_check_endpoint = \"/healthz\"\n"

@@ -8,7 +8,7 @@ pub mod line;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use ringlb::{
-    config::{HealthCheck, RelayMode, Target, TargetAddress},
+    config::{Admin, HealthCheck, IoBackend, RelayMode, Target, TargetAddress},
     Config, Server, Shutdown,
 };
 use tokio::{
@@ -23,7 +23,18 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 pub const RELAYS: [RelayMode; 3] = [RelayMode::Splice, RelayMode::SpliceInline, RelayMode::Copy];
 
-/// A configuration for `targets` with a fast health check, two workers and the given relay.
+/// The I/O backend the end-to-end tests run on: `RINGLB_TEST_IO_BACKEND` = `io_uring` (the
+/// default) or `epoll`. CI runs the suites once with each.
+pub fn test_io_backend() -> IoBackend {
+    match std::env::var("RINGLB_TEST_IO_BACKEND").as_deref() {
+        Err(_) | Ok("" | "io_uring") => IoBackend::IoUring,
+        Ok("epoll") => IoBackend::Epoll,
+        Ok(other) => panic!("RINGLB_TEST_IO_BACKEND={other:?}: expected io_uring or epoll"),
+    }
+}
+
+/// A configuration for `targets` with a fast health check, two workers, the given relay and the
+/// backend of [`test_io_backend`].
 pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
     let targets = targets
         .iter()
@@ -42,11 +53,17 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         workers: 2,
         relay,
+        io_backend: test_io_backend(),
         health_check: HealthCheck {
             interval: Duration::from_millis(100),
             timeout: Duration::from_millis(500),
             rise: 1,
             fall: 1,
+        },
+        // Many instances run at once: an ephemeral admin port each.
+        admin: Admin {
+            enabled: true,
+            listen: "127.0.0.1:0".parse().unwrap(),
         },
         ..Config::new(targets)
     }
@@ -61,6 +78,9 @@ pub struct Proxy {
 impl Proxy {
     pub fn start(config: &Config) -> Proxy {
         let server = Server::start(config, Shutdown::new()).expect("ringlb starts");
+        if config.io_backend != IoBackend::Auto {
+            assert_eq!(server.io_backend(), config.io_backend.as_str());
+        }
         let addr = server.local_addr();
         Proxy {
             server: Some(server),

@@ -19,6 +19,8 @@ use super::{backend_list, Proxy, Setup, Unavailable};
 #[derive(Debug, Clone)]
 pub struct Ringlb {
     binary: PathBuf,
+    /// The `io_backend` written into the config, when forced.
+    io_backend: Option<String>,
 }
 
 impl Ringlb {
@@ -30,6 +32,7 @@ impl Ringlb {
             return match path.is_file() {
                 true => Ok(Ringlb {
                     binary: path.to_owned(),
+                    io_backend: None,
                 }),
                 false => Err(Unavailable::Broken(format!(
                     "--ringlb {}: no such file",
@@ -49,7 +52,10 @@ impl Ringlb {
         }
         let binary = dir.join("ringlb");
         if binary.is_file() {
-            Ok(Ringlb { binary })
+            Ok(Ringlb {
+                binary,
+                io_backend: None,
+            })
         } else {
             Err(Unavailable::Broken(format!(
                 "{} not found; run: {} (or pass --ringlb PATH)",
@@ -57,6 +63,11 @@ impl Ringlb {
                 build_command(profile)
             )))
         }
+    }
+
+    /// Writes `io_backend = "…"` into the config when `io_backend` is given.
+    pub fn with_io_backend(self, io_backend: Option<String>) -> Ringlb {
+        Ringlb { io_backend, ..self }
     }
 
     /// The binary that will run.
@@ -115,10 +126,15 @@ impl Proxy for Ringlb {
         if let Some(relay) = &setup.relay {
             let _ = writeln!(text, "relay = \"{relay}\"");
         }
+        if let Some(io_backend) = &self.io_backend {
+            let _ = writeln!(text, "io_backend = \"{io_backend}\"");
+        }
         if let Some(extra) = &setup.ringlb_extra {
             let _ = writeln!(text, "{extra}");
         }
         text.push_str("\n[health_check]\ninterval = \"1s\"\n");
+        // Several proxies and runs share the machine: an ephemeral admin port, never a clash.
+        text.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
         for backend in backend_list(setup) {
             let _ = write!(
                 text,
@@ -154,16 +170,40 @@ mod tests {
         };
         let ringlb = Ringlb {
             binary: "ringlb".into(),
+            io_backend: None,
         };
         let text = ringlb.config("127.0.0.1:8000".parse().unwrap(), &setup);
         assert!(text.contains(
             "listen = \"127.0.0.1:8000\"\nworkers = 2\nrelay = \"splice\"\nsend_proxy = \"v2\"\n"
         ));
         assert!(text.contains("[health_check]\ninterval = \"1s\"\n"));
+        assert!(text.contains("[admin]\nlisten = \"127.0.0.1:0\"\n"));
         assert_eq!(text.matches("[[targets]]").count(), 2);
         assert!(
             text.contains("address = \"127.0.0.1:9002\"\nhealth_check_endpoint = \"/healthz\"\n")
         );
+    }
+
+    #[test]
+    fn a_forced_io_backend_is_written() {
+        let setup = Setup {
+            backends: vec!["127.0.0.1:9001".parse().unwrap()],
+            workers: 1,
+            connections: 32,
+            dir: PathBuf::from("/tmp"),
+            relay: None,
+            ringlb_extra: None,
+        };
+        let ringlb = Ringlb {
+            binary: "ringlb".into(),
+            io_backend: None,
+        };
+        let listen = "127.0.0.1:8000".parse().unwrap();
+        assert!(!ringlb.config(listen, &setup).contains("io_backend"));
+        let epoll = ringlb.with_io_backend(Some("epoll".into()));
+        assert!(epoll
+            .config(listen, &setup)
+            .contains("workers = 1\nio_backend = \"epoll\"\n"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
+    metrics::WorkerCounter,
     relay::Relay,
     uring::{ring::Completion, sys},
     worker::token::{Op, Token},
@@ -58,6 +59,7 @@ impl<R: Relay> Engine<R> {
     }
 
     fn on_client(&mut self, client: RawFd) {
+        self.stats.add(WorkerCounter::Accepted);
         if self.stopping {
             sys::close(client);
             return;
@@ -79,6 +81,7 @@ impl<R: Relay> Engine<R> {
     /// worker's did.
     fn pause_for_capacity(&mut self) {
         self.at_capacity = true;
+        self.stats.add(WorkerCounter::LimitReached);
         tracing::debug!(
             worker = self.id,
             open = self.limit.open(),
@@ -104,6 +107,7 @@ impl<R: Relay> Engine<R> {
     /// Out of descriptors or memory: pause accepting briefly instead of spinning, keep serving
     /// the open connections, log at most once a second; accepting resumes by itself.
     fn on_accept_error(&mut self, errno: i32) {
+        self.stats.add(WorkerCounter::AcceptError);
         let now = Instant::now();
         if self
             .last_accept_error

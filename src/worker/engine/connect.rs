@@ -13,6 +13,7 @@ use super::Engine;
 use crate::{
     backend::Backend,
     balancer::Strategy,
+    metrics::WorkerCounter,
     relay::Relay,
     uring::sys,
     worker::{
@@ -154,6 +155,7 @@ impl<R: Relay> Engine<R> {
             slot.failed[attempt - 1] = Some(backend);
         }
         if slot.attempts < self.attempts {
+            self.stats.add(WorkerCounter::Retry);
             self.connect(index);
         } else {
             self.give_up(index);

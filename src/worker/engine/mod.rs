@@ -27,14 +27,16 @@ use io_uring::{
 
 use super::{
     limit::ConnectionLimit,
-    slots::{Slots, MAX_ATTEMPTS},
+    slots::Slots,
     token::{Op, Token},
     Worker,
 };
 use crate::{
+    backend::Backend,
     balancer::Balancer,
     config::OnNoBackend,
     health::Ejector,
+    metrics::WorkerStats,
     relay::{Flow, Io, Relay},
     uring::{
         ring::{Completion, Ring},
@@ -65,6 +67,8 @@ pub(super) struct Engine<R: Relay> {
     limit: Arc<ConnectionLimit>,
     ejector: Ejector,
     wake: Arc<OwnedFd>,
+    /// This worker's event counters (Relaxed increments on its own cache line).
+    stats: Arc<WorkerStats>,
     wake_buf: Box<u64>,
     timers: Box<Timers>,
     /// Connect attempts per client: the first plus `retries`.
@@ -79,8 +83,6 @@ pub(super) struct Engine<R: Relay> {
     accept_proxy: bool,
     /// The address clients connect to, when the listener is bound to one (not a wildcard).
     local_addr: Option<SocketAddr>,
-    /// Clients closed for an invalid, oversized or late PROXY header, so far.
-    proxy_refused: u64,
     /// Idle sweeps: the current tick, and how many ticks without activity close a connection.
     tick: u32,
     idle_ticks: u32,
@@ -114,6 +116,7 @@ impl<R: Relay> Engine<R> {
             limit: worker.limit,
             ejector: worker.ejector,
             wake: worker.wake,
+            stats: worker.stats,
             wake_buf: Box::new(0),
             timers: Box::new(Timers {
                 connect: Timespec::from(settings.connect_timeout),
@@ -122,13 +125,12 @@ impl<R: Relay> Engine<R> {
                 accept_pause: Timespec::new().nsec(100_000_000),
                 tick: Timespec::from(tick),
             }),
-            attempts: settings.retries.saturating_add(1).min(MAX_ATTEMPTS as u32) as u8,
+            attempts: settings.attempts() as u8,
             replay_size: settings.replay_buffer,
             replay_pool: Vec::new(),
             on_no_backend: settings.on_no_backend,
             accept_proxy: settings.accept_proxy,
             local_addr,
-            proxy_refused: 0,
             tick: 0,
             idle_ticks: idle_ticks.max(1),
             slots: Slots::with_capacity(1024),
@@ -223,10 +225,12 @@ impl<R: Relay> Engine<R> {
             ring: &mut self.ring,
             token,
             inflight: &mut slot.inflight,
+            moved: [0; 2],
         };
         let flow = self
             .relay
             .complete(&mut io, conn, kind, dir, c.result, c.flags);
+        count_bytes(slot.backend.as_deref(), self.id, io.moved);
         self.after(token, flow);
     }
 
@@ -332,5 +336,13 @@ impl<R: Relay> Engine<R> {
         for (index, generation) in open {
             self.teardown(index, generation);
         }
+    }
+}
+
+/// Adds the bytes a relay step wrote to its backend's counters (this worker's shard).
+#[inline]
+fn count_bytes(backend: Option<&Backend>, worker: usize, moved: [u64; 2]) {
+    if let (Some(backend), true) = (backend, moved != [0; 2]) {
+        backend.bytes_moved(worker, moved);
     }
 }

@@ -13,6 +13,7 @@ use io_uring::{
 use super::Engine;
 use crate::{
     config::OnNoBackend,
+    metrics::WorkerCounter,
     relay::Relay,
     uring::sys,
     worker::token::{Op, Token},
@@ -30,6 +31,7 @@ impl<R: Relay> Engine<R> {
     /// Answers as `on_no_backend` says; the client descriptor travels in the token instead of a
     /// slot.
     pub(super) fn reject(&mut self, client: RawFd) {
+        self.stats.add(WorkerCounter::Rejected);
         match self.on_no_backend {
             OnNoBackend::Http503 => self.write_503(client),
             OnNoBackend::Close => {

@@ -68,8 +68,10 @@ impl<R: Relay> Engine<R> {
             ring: &mut self.ring,
             token,
             inflight: &mut slot.inflight,
+            moved: [0; 2],
         };
         let flow = self.relay.start(&mut io, &mut conn);
+        super::count_bytes(slot.backend.as_deref(), self.id, io.moved);
         slot.conn = Some(conn);
         self.after(token, flow);
     }
@@ -101,6 +103,9 @@ impl<R: Relay> Engine<R> {
                 replay.sending = false;
                 if result >= 0 {
                     replay.sent += result as usize;
+                    if let Some(backend) = slot.backend.as_deref() {
+                        backend.bytes_moved(self.id, [result as u64, 0]);
+                    }
                 } else {
                     replay.retrying = true;
                 }

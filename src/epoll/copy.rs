@@ -1,0 +1,303 @@
+//! Moving bytes on the epoll backend: both directions of a connection, each a loop of "wait
+//! until readable, read into a buffer, write all of it", with half-close and the idle timeout.
+//!
+//! Buffers come from a per-worker pool and are held only between a read and the end of its
+//! write, so idle connections hold no buffer and steady traffic allocates nothing once the pool
+//! has grown (the io_uring worker keeps the same promise). Never blocks the thread, never loses,
+//! reorders or copies a byte twice.
+
+use std::{
+    cell::{Cell, RefCell},
+    io,
+    ops::{Deref, DerefMut},
+    pin::Pin,
+    task::Poll,
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWriteExt, ReadBuf},
+    net::{
+        tcp::{ReadHalf, WriteHalf},
+        TcpStream,
+    },
+    time::Instant,
+};
+
+/// Bytes one read moves at most: large enough that a bulk transfer costs few system calls.
+const BUFFER_SIZE: usize = 64 * 1024;
+/// Idle buffers kept for reuse (16 MiB); beyond this they are freed.
+const MAX_IDLE: usize = 256;
+
+/// One worker's pool of relay buffers. Not shared between threads.
+pub(super) struct Buffers {
+    idle: RefCell<Vec<Box<[u8]>>>,
+}
+
+impl Buffers {
+    pub(super) fn new() -> Buffers {
+        Buffers {
+            idle: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A buffer of [`BUFFER_SIZE`] bytes, reused when one is idle; it returns on drop.
+    fn take(&self) -> Buffer<'_> {
+        let bytes = self
+            .idle
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| vec![0; BUFFER_SIZE].into_boxed_slice());
+        Buffer { bytes, pool: self }
+    }
+}
+
+/// A borrowed buffer. Its old contents never matter: only what the last read put in it is
+/// written.
+struct Buffer<'a> {
+    bytes: Box<[u8]>,
+    pool: &'a Buffers,
+}
+
+impl Drop for Buffer<'_> {
+    fn drop(&mut self) {
+        let mut idle = self.pool.idle.borrow_mut();
+        if idle.len() < MAX_IDLE {
+            idle.push(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+impl Deref for Buffer<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl DerefMut for Buffer<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+}
+
+/// Relays both ways until each side has sent its EOF and it was passed on (`Ok`), a socket
+/// fails, or no byte moved either way for `idle` (`TimedOut`). The caller closes both sockets.
+pub(super) async fn relay(
+    buffers: &Buffers,
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+    idle: Duration,
+) -> io::Result<()> {
+    let active = Cell::new(Instant::now());
+    let (client_rd, client_wr) = client.split();
+    let (server_rd, server_wr) = server.split();
+    let both = async {
+        tokio::try_join!(
+            pump(buffers, client_rd, server_wr, &active),
+            pump(buffers, server_rd, client_wr, &active),
+        )
+    };
+    let mut both = std::pin::pin!(both);
+    loop {
+        // Wakes at most once per `idle` while bytes flow: the deadline moves with the activity.
+        let deadline = active.get() + idle;
+        tokio::select! {
+            done = &mut both => return done.map(|_| ()),
+            () = tokio::time::sleep_until(deadline) => {
+                if active.get() + idle <= Instant::now() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+        }
+    }
+}
+
+/// One direction: everything `src` sends is written to `dst`; `src`'s EOF becomes a `SHUT_WR`
+/// on `dst` once every byte before it was written.
+async fn pump(
+    buffers: &Buffers,
+    mut src: ReadHalf<'_>,
+    mut dst: WriteHalf<'_>,
+    active: &Cell<Instant>,
+) -> io::Result<()> {
+    loop {
+        // `readable` does not count against tokio's cooperative budget, while a read refused
+        // for want of budget looks like "nothing there": without this the loop would spin.
+        tokio::task::consume_budget().await;
+        src.readable().await?;
+        let mut buf = buffers.take();
+        let n = match read_ready(&mut src, &mut buf).await? {
+            Some(0) => break,
+            Some(n) => n,
+            None => continue,
+        };
+        active.set(Instant::now());
+        let mut sent = 0;
+        while sent < n {
+            match dst.write(&buf[sent..n]).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                written => sent += written,
+            }
+            active.set(Instant::now());
+        }
+    }
+    dst.shutdown().await
+}
+
+/// Reads what `src` holds now, without waiting: `None` when it holds nothing after all (the
+/// readiness was stale), so the caller gives the buffer back before waiting again.
+///
+/// Reading through `AsyncRead` rather than `try_read` lets tokio clear the readiness after a
+/// short read, which saves the `EAGAIN` read that would otherwise follow every message.
+async fn read_ready(src: &mut ReadHalf<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    let mut buf = ReadBuf::new(buf);
+    std::future::poll_fn(|cx| match Pin::new(&mut *src).poll_read(cx, &mut buf) {
+        Poll::Pending => Poll::Ready(Ok(None)),
+        Poll::Ready(done) => Poll::Ready(done.map(|()| Some(buf.filled().len()))),
+    })
+    .await
+}
+
+/// Reads and drops whatever `stream` sends until its EOF or an error.
+pub(super) async fn discard(buffers: &Buffers, stream: &TcpStream) {
+    loop {
+        // Yields to the worker's other tasks (and the linger timer) under a flood.
+        tokio::task::consume_budget().await;
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut buffers.take()) {
+            Ok(0) => return,
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused() {
+        let pool = Buffers::new();
+        drop(pool.take());
+        assert_eq!(pool.idle.borrow().len(), 1);
+        let held = pool.take();
+        assert_eq!(held.len(), BUFFER_SIZE);
+        assert!(pool.idle.borrow().is_empty());
+    }
+
+    /// A connected pair of loopback sockets.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap());
+        let (near, far) = tokio::join!(near, listener.accept());
+        (near.unwrap(), far.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn each_eof_is_passed_on_after_the_bytes_before_it() {
+        let (mut client, mut proxy_client) = pair().await;
+        let (mut proxy_server, mut server) = pair().await;
+        let pool = Buffers::new();
+        let idle = Duration::from_secs(5);
+        let relay = relay(&pool, &mut proxy_client, &mut proxy_server, idle);
+        let ends = async {
+            client.write_all(b"request").await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"request", "upstream bytes, then the client's EOF");
+            // The other direction still flows after the first EOF.
+            server.write_all(b"response").await.unwrap();
+            server.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"response");
+        };
+        let (relayed, ()) = tokio::join!(relay, ends);
+        relayed.unwrap();
+        let idle = pool.idle.borrow().len();
+        assert!((1..=2).contains(&idle), "{idle} buffers back in the pool");
+    }
+
+    /// A transfer far larger than tokio's cooperative budget, fed and drained by threads of
+    /// their own so the sockets never run dry: the relay must keep yielding and finish, not
+    /// spin on readiness it may not use. It runs on a thread of its own, so a spin fails the
+    /// test instead of hanging it.
+    #[test]
+    fn a_bulk_transfer_fed_from_other_threads_finishes() {
+        use std::io::{Read, Write};
+        const LEN: usize = 256 * 1024 * 1024;
+        let std_pair = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let near = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (far, _) = listener.accept().unwrap();
+            (near, far)
+        };
+        let (mut client, proxy_client) = std_pair();
+        let (proxy_server, mut server) = std_pair();
+        let sender = std::thread::spawn(move || {
+            let chunk = vec![7u8; 1024 * 1024];
+            for _ in 0..LEN / chunk.len() {
+                client.write_all(&chunk).unwrap();
+            }
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            client.read_to_end(&mut Vec::new()).unwrap()
+        });
+        let receiver = std::thread::spawn(move || {
+            let (mut total, mut buf) = (0, vec![0u8; 256 * 1024]);
+            loop {
+                match server.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => total += n,
+                }
+            }
+            server.shutdown(std::net::Shutdown::Write).unwrap();
+            total
+        });
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let relayed = runtime.block_on(async {
+                proxy_client.set_nonblocking(true).unwrap();
+                proxy_server.set_nonblocking(true).unwrap();
+                let mut proxy_client = TcpStream::from_std(proxy_client).unwrap();
+                let mut proxy_server = TcpStream::from_std(proxy_server).unwrap();
+                let pool = Buffers::new();
+                let idle = Duration::from_secs(30);
+                relay(&pool, &mut proxy_client, &mut proxy_server, idle).await
+            });
+            let _ = done.send(relayed.is_ok());
+        });
+        let relayed = finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the relay finished instead of spinning");
+        assert!(relayed, "both EOFs were passed on");
+        assert_eq!(receiver.join().unwrap(), LEN);
+        assert_eq!(sender.join().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_times_out() {
+        let (_client, mut proxy_client) = pair().await;
+        let (mut proxy_server, _server) = pair().await;
+        let pool = Buffers::new();
+        let idle = Duration::from_millis(50);
+        let err = relay(&pool, &mut proxy_client, &mut proxy_server, idle)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}

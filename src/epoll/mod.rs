@@ -1,0 +1,186 @@
+//! The epoll backend: the same thread-per-core worker as [`crate::worker`], for where io_uring
+//! is unavailable (Docker's default seccomp profile, gVisor, hardened kernels).
+//!
+//! Each worker thread runs its own tokio current-thread runtime over its own `SO_REUSEPORT`
+//! listener, and one local task per connection: pick, connect with timeout and retries, the 503
+//! when no backend is left, then relay with half-close and the idle timeout ([`conn`], [`copy`]).
+//! On shutdown it stops accepting at once, closes the listener, lets open connections finish
+//! until the drain deadline and then closes them. Behaviour matches the io_uring worker; the
+//! end-to-end tests run on both.
+//!
+//! Never shares its state with another thread (workers meet only in the balancer snapshot and
+//! atomics), never takes a lock, and never needs `unsafe`: readiness and sockets come from tokio.
+#![forbid(unsafe_code)]
+
+mod conn;
+mod copy;
+
+use std::{
+    io,
+    net::TcpListener as StdListener,
+    rc::Rc,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    net::TcpListener,
+    task::{JoinSet, LocalSet},
+};
+
+use crate::{
+    balancer::Balancer,
+    health::Ejector,
+    shutdown::Shutdown,
+    worker::{limit::ConnectionLimit, WorkerSettings},
+};
+
+use copy::Buffers;
+
+/// How long accepting pauses after an accept error (out of descriptors or memory), and how often
+/// a worker at the connection cap checks whether another worker's connection has closed.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// One epoll worker, ready to run on its own thread.
+pub(crate) struct EpollWorker {
+    listener: StdListener,
+    shutdown: Shutdown,
+    shared: Shared,
+}
+
+/// What every connection task of one worker reads: the worker's settings and handles.
+struct Shared {
+    id: usize,
+    balancer: Arc<Balancer>,
+    limit: Arc<ConnectionLimit>,
+    ejector: Ejector,
+    settings: WorkerSettings,
+    /// This worker's relay buffers, borrowed only while bytes are in flight.
+    buffers: Buffers,
+}
+
+impl EpollWorker {
+    /// A worker serving `listener` (non-blocking, `SO_REUSEPORT`), picking from `balancer`,
+    /// counting under `limit`, reporting failed connects to `ejector`, until `shutdown` fires.
+    pub(crate) fn new(
+        id: usize,
+        listener: StdListener,
+        balancer: Arc<Balancer>,
+        limit: Arc<ConnectionLimit>,
+        ejector: Ejector,
+        settings: WorkerSettings,
+        shutdown: Shutdown,
+    ) -> EpollWorker {
+        EpollWorker {
+            listener,
+            shutdown,
+            shared: Shared {
+                id,
+                balancer,
+                limit,
+                ejector,
+                settings,
+                buffers: Buffers::new(),
+            },
+        }
+    }
+
+    /// Runs the worker until shutdown and drain complete, on the calling thread.
+    pub(crate) fn run(self) -> io::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        LocalSet::new().block_on(&runtime, self.serve())
+    }
+
+    async fn serve(self) -> io::Result<()> {
+        let listener = TcpListener::from_std(self.listener)?;
+        let shared = Rc::new(self.shared);
+        let mut open = JoinSet::new();
+        accept_until_stopped(&shared, listener, &self.shutdown, &mut open).await;
+        // The listener is closed: the kernel now refuses new clients.
+        drain(&shared, &mut open).await;
+        tracing::debug!(worker = shared.id, "worker stopped");
+        Ok(())
+    }
+}
+
+/// Accepts and spawns a task per client until `shutdown` fires; pauses at the connection cap
+/// (clients wait in the listen backlog) and briefly after accept errors. Closes the listener on
+/// return.
+async fn accept_until_stopped(
+    shared: &Rc<Shared>,
+    listener: TcpListener,
+    shutdown: &Shutdown,
+    open: &mut JoinSet<()>,
+) {
+    let mut paused_until: Option<tokio::time::Instant> = None;
+    let mut last_error: Option<Instant> = None;
+    let stopped = shutdown.wait();
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        let now = tokio::time::Instant::now();
+        if paused_until.is_none() && !shared.limit.has_room() {
+            // Re-checked when one of this worker's connections ends, or after the pause when
+            // another worker's did.
+            paused_until = Some(now + ACCEPT_PAUSE);
+        }
+        tokio::select! {
+            biased;
+            () = &mut stopped => return,
+            Some(ended) = open.join_next(), if !open.is_empty() => {
+                if let Err(e) = ended {
+                    tracing::error!(worker = shared.id, error = %e, "connection task failed");
+                }
+                paused_until = None;
+            }
+            _ = tokio::time::sleep_until(paused_until.unwrap_or(now)), if paused_until.is_some() => {
+                paused_until = None;
+            }
+            accepted = listener.accept(), if paused_until.is_none() => match accepted {
+                Ok((client, peer)) => {
+                    if shared.limit.acquire() {
+                        tracing::debug!(worker = shared.id, open = shared.limit.open(),
+                            "max_connections reached: pausing accepts");
+                    }
+                    let counted = conn::Counted::new(Rc::clone(shared));
+                    open.spawn_local(conn::serve(counted, client, peer));
+                }
+                Err(e) => {
+                    if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        last_error = Some(Instant::now());
+                        tracing::warn!(worker = shared.id, error = %e, open = shared.limit.open(),
+                            "accept failed; pausing accepts for 100ms");
+                    }
+                    paused_until = Some(now + ACCEPT_PAUSE);
+                }
+            },
+        }
+    }
+}
+
+/// Lets open connections finish until the drain deadline, then closes whatever is left.
+async fn drain(shared: &Shared, open: &mut JoinSet<()>) {
+    if open.is_empty() {
+        return;
+    }
+    tracing::debug!(
+        worker = shared.id,
+        open = open.len(),
+        "stopping: no new connections"
+    );
+    let finished = async { while open.join_next().await.is_some() {} };
+    if tokio::time::timeout(shared.settings.drain_timeout, finished)
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            worker = shared.id,
+            open = open.len(),
+            "drain timeout: closing open connections"
+        );
+        // Aborting a task drops its sockets, which closes them.
+        open.shutdown().await;
+    }
+}

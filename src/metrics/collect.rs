@@ -1,0 +1,169 @@
+//! The scrape: reads every source once and hands the values to the `prometheus-client` encoder.
+//!
+//! Owns the mapping from ringlb's counters to metric families and labels. Runs only when
+//! `/metrics` is requested, on the admin thread; never writes a counter.
+
+use std::{fmt, sync::Arc};
+
+use prometheus_client::{
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{counter::ConstCounter, gauge::ConstGauge, TypedMetric},
+};
+
+use super::{
+    names::{self, Family},
+    Sources, WorkerCounter,
+};
+use crate::{
+    backend::Backend,
+    relay::{DOWNSTREAM, UPSTREAM},
+};
+
+/// The registry's only collector: every family, computed at scrape time.
+#[derive(Debug)]
+pub(super) struct Collector {
+    sources: Arc<Sources>,
+}
+
+impl Collector {
+    pub(super) fn new(sources: Arc<Sources>) -> Self {
+        Self { sources }
+    }
+}
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        self.process(&mut encoder)?;
+        self.workers(&mut encoder)?;
+        self.backends(&mut encoder)
+    }
+}
+
+/// One endpoint's values, read once per scrape.
+struct Row<'a> {
+    target: &'a str,
+    addr: String,
+    up: bool,
+    check_seconds: Option<f64>,
+    backend: Option<&'a Backend>,
+}
+
+impl Row<'_> {
+    fn labels(&self) -> [(&str, &str); 2] {
+        [("target", self.target), ("addr", &self.addr)]
+    }
+}
+
+impl Collector {
+    fn process(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let s = &self.sources;
+        let io = [("backend", s.io_backend())];
+        family(encoder, names::IO_BACKEND, [(io, gauge(1))])?;
+        single(
+            encoder,
+            names::DRAINING,
+            gauge(s.shutdown.is_triggered() as i64),
+        )?;
+        single(
+            encoder,
+            names::OPEN_CONNECTIONS,
+            gauge(s.limit.open() as i64),
+        )?;
+        let totals = [
+            (names::REJECTED, WorkerCounter::Rejected),
+            (names::RETRIES, WorkerCounter::Retry),
+            (names::LIMIT_REACHED, WorkerCounter::LimitReached),
+            (names::ACCEPT_ERRORS, WorkerCounter::AcceptError),
+            (
+                names::PROXY_HEADERS_REFUSED,
+                WorkerCounter::ProxyHeaderRefused,
+            ),
+        ];
+        for (name, event) in totals {
+            single(encoder, name, counter(s.total(event)))?;
+        }
+        single(encoder, names::HEALTH_ROUNDS, counter(s.health.rounds()))
+    }
+
+    fn workers(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let samples = self.sources.workers.iter().map(|w| {
+            let labels = [("worker", w.id().to_string())];
+            (labels, counter(w.get(WorkerCounter::Accepted)))
+        });
+        family(encoder, names::WORKER_ACCEPTED, samples)
+    }
+
+    fn backends(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let snapshot = self.sources.snapshot();
+        let mut rows = Vec::new();
+        for (index, target) in snapshot.report.targets.iter().enumerate() {
+            for endpoint in &target.endpoints {
+                rows.push(Row {
+                    target: &target.name,
+                    addr: endpoint.addr.to_string(),
+                    up: endpoint.healthy,
+                    check_seconds: endpoint.check_duration.map(|d| d.as_secs_f64()),
+                    backend: snapshot.backend(index, endpoint.addr),
+                });
+            }
+        }
+        let up = rows.iter().map(|r| (r.labels(), gauge(r.up as i64)));
+        family(encoder, names::BACKEND_UP, up)?;
+        let live = || rows.iter().filter_map(|r| Some((r, r.backend?)));
+        let active = live().map(|(r, b)| (r.labels(), gauge(b.active() as i64)));
+        family(encoder, names::BACKEND_ACTIVE, active)?;
+        let total = live().map(|(r, b)| (r.labels(), counter(load(&b.stats.total))));
+        family(encoder, names::BACKEND_CONNECTIONS, total)?;
+        let failures = live().map(|(r, b)| (r.labels(), counter(load(&b.stats.connect_failures))));
+        family(encoder, names::BACKEND_CONNECT_FAILURES, failures)?;
+        let bytes = live().flat_map(|(r, b)| {
+            let moved = b.stats.bytes.total();
+            let [target, addr] = r.labels();
+            [(UPSTREAM, "upstream"), (DOWNSTREAM, "downstream")].map(|(dir, name)| {
+                let labels = [target, addr, ("direction", name)];
+                (labels, counter(moved[dir]))
+            })
+        });
+        family(encoder, names::BACKEND_BYTES, bytes)?;
+        let checks = rows
+            .iter()
+            .filter_map(|r| Some((r.labels(), ConstGauge::new(r.check_seconds?))));
+        family(encoder, names::BACKEND_CHECK_DURATION, checks)
+    }
+}
+
+fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn counter(value: u64) -> ConstCounter<u64> {
+    ConstCounter::new(value)
+}
+
+fn gauge(value: i64) -> ConstGauge<i64> {
+    ConstGauge::new(value)
+}
+
+/// A family with one unlabelled sample.
+fn single<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    family: Family,
+    metric: M,
+) -> fmt::Result {
+    let sample = encoder.encode_descriptor(family.name, family.help, None, metric.metric_type())?;
+    metric.encode(sample)
+}
+
+/// A family with one sample per label set; its type is taken from the metric type `M`.
+fn family<L, M, I>(encoder: &mut DescriptorEncoder, family: Family, samples: I) -> fmt::Result
+where
+    L: EncodeLabelSet,
+    M: EncodeMetric + TypedMetric,
+    I: IntoIterator<Item = (L, M)>,
+{
+    let mut samples_of = encoder.encode_descriptor(family.name, family.help, None, M::TYPE)?;
+    for (labels, metric) in samples {
+        metric.encode(samples_of.encode_family(&labels)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Metrics: the counters the hot path writes, and their Prometheus exposition.
+//!
+//! Owns [`WorkerStats`] (one cache-padded block of counters per worker), [`ByteCounters`]
+//! (per-backend bytes, sharded by worker) and [`Metrics`], the registry that reads and sums them
+//! when scraped. Workers only ever do `Relaxed` increments on cache lines of their own; every
+//! sum, label and string is made here, on the admin thread, when `/metrics` is asked for. Never
+//! takes a lock a worker could take, never formats the exposition by hand (the
+//! `prometheus-client` encoder does).
+
+mod collect;
+mod counters;
+pub mod names;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use prometheus_client::{encoding::prometheus_text, registry::Registry};
+
+pub use counters::{ByteCounters, WorkerCounter, WorkerStats, BYTE_SHARDS};
+
+use crate::{
+    backend::Backend,
+    health::{HealthStatus, StatusReport},
+    shutdown::Shutdown,
+    worker::limit::ConnectionLimit,
+};
+
+/// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// The name of the io_uring I/O backend, as `ringlb_io_backend{backend=…}` shows it.
+pub const IO_URING: &str = "io_uring";
+
+/// Everything the metrics are read from; shared with the registry's collector.
+#[derive(Debug)]
+struct Sources {
+    workers: Vec<Arc<WorkerStats>>,
+    health: Arc<HealthStatus>,
+    limit: Arc<ConnectionLimit>,
+    shutdown: Shutdown,
+    /// Set once at start-up by whoever picks the I/O backend; read at each scrape.
+    io_backend: Mutex<&'static str>,
+}
+
+/// The metrics registry of one ringlb instance: reads the live counters on demand.
+pub struct Metrics {
+    sources: Arc<Sources>,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the health checker last reported, with each endpoint's live counters.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The health checker's latest report.
+    pub report: Arc<StatusReport>,
+    backends: HashMap<(usize, SocketAddr), Arc<Backend>>,
+}
+
+impl Snapshot {
+    /// The live counters of endpoint `addr` of target `target`, if it is still known.
+    pub fn backend(&self, target: usize, addr: SocketAddr) -> Option<&Backend> {
+        self.backends.get(&(target, addr)).map(Arc::as_ref)
+    }
+}
+
+impl Metrics {
+    /// A registry over `workers`' counters, the health checker's view, the connection cap and
+    /// the shutdown signal. The I/O backend starts as [`IO_URING`].
+    pub fn new(
+        workers: Vec<Arc<WorkerStats>>,
+        health: Arc<HealthStatus>,
+        limit: Arc<ConnectionLimit>,
+        shutdown: Shutdown,
+    ) -> Metrics {
+        let sources = Arc::new(Sources {
+            workers,
+            health,
+            limit,
+            shutdown,
+            io_backend: Mutex::new(IO_URING),
+        });
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(collect::Collector::new(Arc::clone(&sources))));
+        Metrics { sources, registry }
+    }
+
+    /// Records which I/O backend relays connections (`"io_uring"`, `"epoll"`).
+    pub fn set_io_backend(&self, name: &'static str) {
+        *self
+            .sources
+            .io_backend
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = name;
+    }
+
+    /// The I/O backend in use.
+    pub fn io_backend(&self) -> &'static str {
+        self.sources.io_backend()
+    }
+
+    /// Sum of `event` over every worker.
+    pub fn total(&self, event: WorkerCounter) -> u64 {
+        self.sources.total(event)
+    }
+
+    /// `event` per worker, in worker order.
+    pub fn per_worker(&self, event: WorkerCounter) -> Vec<u64> {
+        self.sources.workers.iter().map(|w| w.get(event)).collect()
+    }
+
+    /// Client connections open now, over all workers.
+    pub fn open_connections(&self) -> usize {
+        self.sources.limit.open()
+    }
+
+    /// Whether shutdown has started (ringlb drains and accepts no new client).
+    pub fn draining(&self) -> bool {
+        self.sources.shutdown.is_triggered()
+    }
+
+    /// The health checker's latest report joined with every endpoint's live counters.
+    pub fn snapshot(&self) -> Snapshot {
+        self.sources.snapshot()
+    }
+
+    /// The whole exposition, in the Prometheus text format ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail; an error could only come from the collector,
+        // which returns none of its own.
+        if let Err(e) = prometheus_text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        text
+    }
+}
+
+impl Sources {
+    fn io_backend(&self) -> &'static str {
+        *self.io_backend.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn total(&self, event: WorkerCounter) -> u64 {
+        let counts = self.workers.iter().map(|w| w.get(event));
+        counts.fold(0, u64::wrapping_add)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let report = self.health.report();
+        let backends = self.health.backends();
+        let backends = backends
+            .iter()
+            .map(|b| ((b.target, b.addr), Arc::clone(b)))
+            .collect();
+        Snapshot { report, backends }
+    }
+}
+
+#[cfg(test)]
+mod tests;
