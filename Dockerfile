@@ -34,5 +34,6 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["ringlb", "--probe-admin", "--config", "/etc/ringlb/ringlb.toml"]
 # io_uring is blocked by Docker's default seccomp profile: run with deploy/seccomp-io_uring.json
-# (Docker's default plus io_uring_setup, io_uring_enter and io_uring_register); see deploy/README.md.
+# (Docker's default plus io_uring_setup, io_uring_enter and io_uring_register) for the io_uring
+# backend; without it ringlb runs on its epoll backend (io_backend = "auto"). See deploy/README.md.
 ENTRYPOINT ["ringlb", "--config", "/etc/ringlb/ringlb.toml"]

@@ -2,18 +2,29 @@
 # What the metrics cost: the same ringlb build twice, side by side, one with `[admin] enabled =
 # false`, one with the admin listener on and /metrics scraped every second, both in front of the
 # same replicas, measured by `loadtest --mode max` in interleaved rounds (so drift on the machine
-# hits both alike). Prints each instance's req/s and the ratio on/off.
+# hits both alike). Prints each instance's req/s per round and the ratio on/off, and the CPU
+# time each ringlb process used per request (every thread, from /proc/PID/task/*/schedstat):
+# on a shared machine throughput swings with whatever else runs, CPU per request much less.
 #
-#   loadtest/metrics-cost.sh [duration=30s] [rounds=10]   (env: CONNS=32 WORKERS=1 RELAY=copy)
+#   loadtest/metrics-cost.sh [duration=30s] [rounds=10]
+#       env: CONNS=32 WORKERS=1 RELAY=copy MODE=max (or rate, with RATE=4000)
+#
+# Counting itself is always on; to measure it too, set BASELINE=path/to/ringlb, a build from
+# before the metrics (e.g. `git worktree add /tmp/base <commit> && cargo build --release` there):
+# it then runs instead of the admin-off instance, as path `baseline`, with no [admin] table.
 #
 # Needs curl (the scraper). Only loopback addresses are used; everything stops on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. loadtest/lib.sh
 DURATION=${1:-30s}
 ROUNDS=${2:-10}
 CONNS=${CONNS:-32}
 WORKERS=${WORKERS:-1}
 RELAY=${RELAY:-copy}
+BASELINE=${BASELINE:-}
+MODE=${MODE:-max}
+RATE=${RATE:-4000}
 command -v curl >/dev/null || { echo "curl not found: apt-get install curl" >&2; exit 1; }
 
 cargo build --release -q -p ringlb -p loadtest
@@ -24,28 +35,6 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-# Ports below the ephemeral range, so no client socket of this run can take one meanwhile.
-free_port() {
-  python3 - <<'PY'
-import random, socket
-while True:
-    p = random.randrange(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()
-PY
-}
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
-}
 
 replicas=()
 for _ in 1 2 3; do
@@ -54,7 +43,7 @@ for _ in 1 2 3; do
 done
 for p in "${replicas[@]}"; do wait_port "$p"; done
 
-# $1 = name, $2 = listen port, $3 = the [admin] table.
+# $1 = name, $2 = listen port, $3 = the [admin] table, $4 = the binary.
 start_ringlb() {
   {
     printf 'listen = "127.0.0.1:%s"\nworkers = %s\nrelay = "%s"\n' "$2" "$WORKERS" "$RELAY"
@@ -63,12 +52,23 @@ start_ringlb() {
       printf '[[targets]]\naddress = "127.0.0.1:%s"\nhealth_check_endpoint = "/healthz"\n' "$p"
     done
   } >"$tmp/$1.toml"
-  RUST_LOG=warn "$BIN/ringlb" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 & pids+=($!)
+  RUST_LOG=warn "$4" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 & pids+=($!)
   wait_port "$2"
 }
 off=$(free_port); on=$(free_port); admin=$(free_port)
-start_ringlb admin-off "$off" $'[admin]\nenabled = false'
-start_ringlb admin-on "$on" "$(printf '[admin]\nlisten = "127.0.0.1:%s"' "$admin")"
+if [ -n "$BASELINE" ]; then
+  base=baseline
+  start_ringlb baseline "$off" "" "$BASELINE"
+else
+  base=admin-off
+  start_ringlb admin-off "$off" $'[admin]\nenabled = false' "$BIN/ringlb"
+fi
+pid_base=${pids[-1]}
+start_ringlb admin-on "$on" "$(printf '[admin]\nlisten = "127.0.0.1:%s"' "$admin")" "$BIN/ringlb"
+pid_on=${pids[-1]}
+
+# Nanoseconds on CPU of every thread of process $1.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ ns += $1 } END { printf "%.0f", ns }'; }
 wait_port "$admin"
 
 # The scraper: one GET /metrics a second, counted.
@@ -76,14 +76,20 @@ wait_port "$admin"
     curl -sf -o /dev/null "http://127.0.0.1:$admin/metrics" && n=$((n + 1)) && echo "$n" >"$tmp/scrapes"
   done ) & pids+=($!)
 
-"$BIN/loadtest" --mode max --connections "$CONNS" --workers "$WORKERS" \
-  --duration "$DURATION" --rounds "$ROUNDS" --out "$out" \
-  --target "admin-off=127.0.0.1:$off" --target "admin-on=127.0.0.1:$on"
+# No warm-up: every request the CPU time covers is counted in summary.json.
+cpu_before="$(cpu_ns "$pid_base") $(cpu_ns "$pid_on")"
+"$BIN/loadtest" --mode "$MODE" --rate "$RATE" --connections "$CONNS" --workers "$WORKERS" \
+  --duration "$DURATION" --rounds "$ROUNDS" --warmup 0s --out "$out" \
+  --target "$base=127.0.0.1:$off" --target "admin-on=127.0.0.1:$on"
 
+cpu_after="$(cpu_ns "$pid_base") $(cpu_ns "$pid_on")"
+echo "ringlb pids $pid_base ($base) $pid_on (admin-on); CPU ns before: $cpu_before, after: $cpu_after"
 echo "scrapes of /metrics during the run: $(cat "$tmp/scrapes" 2>/dev/null || echo 0)"
+echo "one scrape, idle, 5 tries (s): $(for _ in 1 2 3 4 5; do
+  curl -s -o /dev/null -w '%{time_total} ' "http://127.0.0.1:$admin/metrics"; done)"
 # Per round: requests counted in each path's interval (the .hlog holds one per round), so every
 # ratio compares two slices measured a few seconds apart.
-python3 - "$out" <<'PY'
+python3 - "$out" "$base" "$cpu_before" "$cpu_after" <<'PY'
 import base64, statistics, struct, sys, zlib
 
 def count(encoded):
@@ -110,12 +116,20 @@ def rounds(path):
             _start, length, _max, histogram = line.strip().split(",")
             yield count(histogram) / float(length)
 
-off = list(rounds(f"{sys.argv[1]}/admin-off.hlog"))
+off = list(rounds(f"{sys.argv[1]}/{sys.argv[2]}.hlog"))
 on = list(rounds(f"{sys.argv[1]}/admin-on.hlog"))
 ratios = [b / a for a, b in zip(off, on)]
-print(f"{'round':>5} {'admin off req/s':>16} {'admin on req/s':>16} {'on/off':>7}")
+print(f"{'round':>5} {sys.argv[2] + ' req/s':>16} {'admin on req/s':>16} {'on/off':>7}")
 for i, (a, b, r) in enumerate(zip(off, on, ratios), 1):
     print(f"{i:>5} {a:>16,.0f} {b:>16,.0f} {r:>7.3f}")
 print(f"median on/off {statistics.median(ratios):.3f}, mean {statistics.mean(ratios):.3f}, "
       f"whole run {sum(on) / sum(off):.3f} ({len(ratios)} rounds; results in {sys.argv[1]})")
+
+import json
+requests = {p["name"]: p["requests"] for p in json.load(open(f"{sys.argv[1]}/summary.json"))["paths"]}
+before, after = (list(map(int, a.split())) for a in sys.argv[3:5])
+per_request = [(b - a) / 1e3 / requests[name]
+               for a, b, name in zip(before, after, [sys.argv[2], "admin-on"])]
+print(f"ringlb CPU per request: {sys.argv[2]} {per_request[0]:.2f} µs, admin-on "
+      f"{per_request[1]:.2f} µs, on/off {per_request[1] / per_request[0]:.3f}")
 PY

@@ -10,6 +10,7 @@
 # The replicas skip the PROXY header ringlb sends. Only loopback addresses are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. loadtest/lib.sh
 ROUNDS=${1:-10}
 DURATION=${2:-20s}
 CONNS=${CONNS:-32}
@@ -21,28 +22,6 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-# Ports below the ephemeral range, so no client socket of this run can take one meanwhile.
-free_port() {
-  python3 - <<'PY'
-import random, socket
-while True:
-    p = random.randrange(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("0.0.0.0", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()
-PY
-}
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
-}
 
 replicas=()
 for _ in 1 2 3; do

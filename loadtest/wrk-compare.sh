@@ -8,6 +8,7 @@
 # Needs wrk and haproxy (apt-get install wrk haproxy). Only loopback addresses are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. loadtest/lib.sh
 ROUNDS=${1:-3}
 SECS=${2:-5}
 CONNS=${CONNS:-32}
@@ -23,28 +24,6 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [ -
 trap cleanup EXIT
 KEEP_LOGS=${KEEP_LOGS:-}
 
-# Ports below the ephemeral range, so no client socket of this run can take one in the meantime.
-free_port() {
-  python3 - <<'PY'
-import random, socket
-while True:
-    p = random.randrange(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()
-PY
-}
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
-}
 
 b1=$(free_port); b2=$(free_port)
 for p in "$b1" "$b2"; do

@@ -12,8 +12,7 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 
-use crate::metrics::ByteCounters;
-use crate::{config::SendProxy, proxy_protocol::Version};
+use crate::{config::SendProxy, metrics::ByteCounters, proxy_protocol::Version};
 
 /// One resolved endpoint of a target.
 #[derive(Debug)]

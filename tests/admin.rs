@@ -273,7 +273,10 @@ async fn metrics_follow_the_traffic_for_every_relay() {
         assert_eq!(before.types["ringlb_backend_bytes_total"], "counter");
         assert_eq!(before.types["ringlb_backend_up"], "gauge");
         assert_eq!(
-            before.get("ringlb_io_backend", &[("backend", "io_uring")]),
+            before.get(
+                "ringlb_io_backend",
+                &[("backend", test_io_backend().as_str())]
+            ),
             Some(1.0)
         );
         assert_eq!(before.sum("ringlb_worker_accepted_connections_total"), 0.0);
@@ -401,7 +404,7 @@ async fn status_shows_the_real_health_states() {
     };
 
     assert_eq!(status["draining"], false);
-    assert_eq!(status["io_backend"], "io_uring");
+    assert_eq!(status["io_backend"], test_io_backend().as_str());
     let echo_target = &status["targets"][0];
     assert_eq!(echo_target["name"], echo.addr.to_string());
     assert_eq!(
