@@ -22,7 +22,6 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-
 replicas=()
 for _ in 1 2 3; do
   p=$(free_port); replicas+=("$p")
@@ -36,7 +35,8 @@ start_ringlb() { # name listen-ip send_proxy
   local p; p=$(free_port)
   {
     printf 'listen = "%s:%s"\nworkers = 1\nsend_proxy = "%s"\n' "$2" "$p" "$3"
-    printf '[health_check]\ninterval = "1s"\n'
+    # Five instances at once: no admin listener (its default port would clash).
+    printf '[health_check]\ninterval = "1s"\n[admin]\nenabled = false\n'
     for r in "${replicas[@]}"; do
       printf '[[targets]]\naddress = "127.0.0.1:%s"\nhealth_check_endpoint = "/healthz"\n' "$r"
     done

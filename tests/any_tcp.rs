@@ -18,7 +18,8 @@ use common::{
     *,
 };
 use ringlb::{
-    config::{HealthCheckKind, OnNoBackend, RelayMode, Target, TargetAddress},
+    config::{HealthCheckKind, IoBackend, OnNoBackend, RelayMode, Target, TargetAddress},
+    metrics::WorkerCounter,
     Config,
 };
 use tokio::{
@@ -69,6 +70,20 @@ fn last_reason(proxy: &Proxy, index: usize, addr: SocketAddr) -> Option<String> 
     })
 }
 
+/// The admin API's `GET /status` document.
+async fn admin_status(proxy: &Proxy) -> String {
+    let admin = proxy.server().admin_addr().expect("admin enabled in tests");
+    let mut stream = TcpStream::connect(admin).await.unwrap();
+    let request = b"GET /status HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the status within the deadline")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Waits (bounded) until `n` more health rounds have finished.
 async fn rounds(proxy: &Proxy, n: u64) {
     let status = proxy.server().health_status();
@@ -104,6 +119,9 @@ async fn send_expect_keeps_out_a_target_that_a_bare_connect_would_let_in() {
         Some("expect mismatch: got \"-NOAUTH Authentication required\"")
     );
     assert_eq!(last_reason(&proxy, 0, good.addr).as_deref(), Some("ok"));
+    let status = admin_status(&proxy).await;
+    let reason = r#""reason": "expect mismatch: got \"-NOAUTH Authentication required\"""#;
+    assert!(status.contains(reason), "{status}");
     for _ in 0..4 {
         let answers = exchange(proxy.addr, None, &["PING", "NAME"]).await;
         assert_eq!(answers, ["+PONG", "+good"]);
@@ -219,11 +237,30 @@ async fn http_checks_are_unchanged() {
 // ---------------------------------------------------------------------------------------------
 // The answer when no target is healthy
 
-/// A proxy whose only target is dead, answering clients as `answer` says.
+/// A proxy whose only target is dead, answering clients as `answer` says (on io_uring: the
+/// epoll backend does not implement `on_no_backend` yet).
 fn without_backend(answer: OnNoBackend) -> Proxy {
     let mut cfg = l4_config(vec![target(dead_addr(), HealthCheckKind::Tcp)]);
     cfg.on_no_backend = answer;
+    cfg.io_backend = IoBackend::IoUring;
     Proxy::start(&cfg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_epoll_backend_refuses_what_it_does_not_implement() {
+    let mut cfg = l4_config(vec![target(dead_addr(), HealthCheckKind::Tcp)]);
+    cfg.io_backend = IoBackend::Epoll;
+    cfg.on_no_backend = OnNoBackend::Reset;
+    cfg.accept_proxy = true;
+    cfg.targets[0].send_proxy = Some(ringlb::config::SendProxy::V1);
+    let error = match ringlb::Server::start(&cfg, ringlb::Shutdown::new()) {
+        Ok(_) => panic!("the epoll backend started with io_uring-only keys"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        error.starts_with("on_no_backend, send_proxy, accept_proxy: not implemented by the epoll"),
+        "{error}"
+    );
 }
 
 /// What a client that sent `request` reads: every byte until EOF, or the error that ended it.
@@ -248,6 +285,7 @@ async fn on_no_backend_close_is_a_fin_without_bytes() {
         assert_eq!(client_sees(&proxy, b"").await.unwrap(), b"");
         proxy.wait_healthy(0).await;
     }
+    assert_eq!(proxy.server().metrics().total(WorkerCounter::Rejected), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +296,10 @@ async fn on_no_backend_reset_is_a_connection_reset() {
         assert_eq!(error.kind(), io::ErrorKind::ConnectionReset, "{error}");
         proxy.wait_healthy(0).await;
     }
+    eventually("both resets counted", || {
+        proxy.server().metrics().total(WorkerCounter::Rejected) == 2
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,8 @@ use common::{
     *,
 };
 use ringlb::{
-    config::{HealthCheckKind, RelayMode, SendProxy, Target, TargetAddress},
+    config::{HealthCheckKind, IoBackend, RelayMode, SendProxy, Target, TargetAddress},
+    metrics::WorkerCounter,
     proxy_protocol::{Addresses, Command, Header, Version},
     Config,
 };
@@ -44,10 +45,12 @@ fn target(addr: SocketAddr) -> Target {
     }
 }
 
+/// A configuration on io_uring (the epoll backend does not implement the PROXY protocol yet).
 fn proxied_config(targets: Vec<Target>, send_proxy: SendProxy, relay: RelayMode) -> Config {
     Config {
         targets,
         send_proxy,
+        io_backend: IoBackend::IoUring,
         ..config(&[], relay)
     }
 }
@@ -357,6 +360,11 @@ async fn bad_headers_close_the_client_reach_no_backend_and_ringlb_keeps_serving(
         .await;
         assert_eq!(answers, ["+PONG"], "serving after {what}");
     }
+    let refused = proxy
+        .server()
+        .metrics()
+        .total(WorkerCounter::ProxyHeaderRefused);
+    assert_eq!(refused, 5, "every refused header is counted");
     // Only probes and the good clients ever reached the backend, and every header it got was
     // valid (probes' included).
     let good = backend.proxied().len();

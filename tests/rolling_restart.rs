@@ -184,15 +184,38 @@ async fn drained_rolling_restart_fails_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed, mut load) = clients(proxy.addr, stop.clone());
     for i in 0..3 {
-        replicas[i].healthy.store(false, Relaxed);
         let target = replicas[i].addr;
         let balancer = proxy.server().balancer().clone();
+        let in_rotation = |b: &&Arc<ringlb::backend::Backend>| b.addr == target;
+        until("the replica to be in rotation", || {
+            balancer
+                .snapshot()
+                .backends()
+                .iter()
+                .any(|b| in_rotation(&b))
+        })
+        .await;
+        let backend = Arc::clone(
+            balancer
+                .snapshot()
+                .backends()
+                .iter()
+                .find(in_rotation)
+                .unwrap(),
+        );
+        replicas[i].healthy.store(false, Relaxed);
         until("ringlb to stop sending to the drained replica", || {
             !balancer
                 .snapshot()
                 .backends()
                 .iter()
-                .any(|b| b.addr == target)
+                .any(|b| in_rotation(&b))
+        })
+        .await;
+        // ringlb counts a connection on its backend from the pick on, so this also covers a
+        // pick made from the last snapshot that still held the replica.
+        until("ringlb's connections to it to end", || {
+            backend.active() == 0
         })
         .await;
         let active = replicas[i].active.clone();

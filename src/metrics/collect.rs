@@ -74,6 +74,10 @@ impl Collector {
             (names::RETRIES, WorkerCounter::Retry),
             (names::LIMIT_REACHED, WorkerCounter::LimitReached),
             (names::ACCEPT_ERRORS, WorkerCounter::AcceptError),
+            (
+                names::PROXY_HEADERS_REFUSED,
+                WorkerCounter::ProxyHeaderRefused,
+            ),
         ];
         for (name, event) in totals {
             single(encoder, name, counter(s.total(event)))?;

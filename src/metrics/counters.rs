@@ -23,16 +23,19 @@ pub enum WorkerCounter {
     LimitReached,
     /// An accept failed (descriptors or memory exhausted); accepting paused briefly.
     AcceptError,
+    /// A client was closed for an invalid, oversized or late PROXY header (`accept_proxy`).
+    ProxyHeaderRefused,
 }
 
 impl WorkerCounter {
     /// Every counter, in exposition order.
-    pub const ALL: [WorkerCounter; 5] = [
+    pub const ALL: [WorkerCounter; 6] = [
         WorkerCounter::Accepted,
         WorkerCounter::Rejected,
         WorkerCounter::Retry,
         WorkerCounter::LimitReached,
         WorkerCounter::AcceptError,
+        WorkerCounter::ProxyHeaderRefused,
     ];
 
     fn index(self) -> usize {

@@ -30,10 +30,11 @@ pub const OPEN_CONNECTIONS: Family = Family {
     name: "ringlb_open_connections",
     help: "Client connections open now (counted against max_connections)",
 };
-/// Counter: 503 answers.
+/// Counter: no-backend answers (the 503, or a close or reset per `on_no_backend`).
 pub const REJECTED: Family = Family {
     name: "ringlb_rejected_connections",
-    help: "Clients answered 503 Service Unavailable because no backend could take them",
+    help: "Clients refused because no backend could take them (answered as on_no_backend says: \
+           503 Service Unavailable by default, or a close or a reset)",
 };
 /// Counter: connects retried on another backend.
 pub const RETRIES: Family = Family {
@@ -50,6 +51,12 @@ pub const LIMIT_REACHED: Family = Family {
 pub const ACCEPT_ERRORS: Family = Family {
     name: "ringlb_accept_errors",
     help: "Accepts that failed (descriptors or memory exhausted); accepting pauses for 100ms",
+};
+/// Counter: clients closed for their PROXY header.
+pub const PROXY_HEADERS_REFUSED: Family = Family {
+    name: "ringlb_proxy_headers_refused",
+    help: "Clients closed because their PROXY protocol header was invalid, too long or not \
+           complete within 5 s (accept_proxy)",
 };
 /// Counter: finished health-check rounds.
 pub const HEALTH_ROUNDS: Family = Family {

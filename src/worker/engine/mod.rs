@@ -83,8 +83,6 @@ pub(super) struct Engine<R: Relay> {
     accept_proxy: bool,
     /// The address clients connect to, when the listener is bound to one (not a wildcard).
     local_addr: Option<SocketAddr>,
-    /// Clients closed for an invalid, oversized or late PROXY header, so far.
-    proxy_refused: u64,
     /// Idle sweeps: the current tick, and how many ticks without activity close a connection.
     tick: u32,
     idle_ticks: u32,
@@ -133,7 +131,6 @@ impl<R: Relay> Engine<R> {
             on_no_backend: settings.on_no_backend,
             accept_proxy: settings.accept_proxy,
             local_addr,
-            proxy_refused: 0,
             tick: 0,
             idle_ticks: idle_ticks.max(1),
             slots: Slots::with_capacity(1024),

@@ -23,6 +23,7 @@ use io_uring::{opcode, squeue, types::Fd};
 
 use super::Engine;
 use crate::{
+    metrics::WorkerCounter,
     proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version, MAX_V2_LEN},
     relay::Relay,
     uring::sys,
@@ -141,9 +142,8 @@ impl<R: Relay> Engine<R> {
 
     /// Closes a client whose header was refused; nothing of it reaches a backend.
     fn refuse_header(&mut self, index: u32, why: HeaderRefused) {
-        self.proxy_refused += 1;
-        tracing::debug!(worker = self.id, reason = %why, refused = self.proxy_refused,
-            "PROXY header refused; closing the client");
+        self.stats.add(WorkerCounter::ProxyHeaderRefused);
+        tracing::debug!(worker = self.id, reason = %why, "PROXY header refused; closing the client");
         let client = self.slots.at(index).client;
         self.slots.remove(index);
         self.close_client(client);
