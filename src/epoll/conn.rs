@@ -16,10 +16,11 @@ use tokio::{
 
 use super::{
     copy,
+    proxy::Prelude,
     replay::{Phase, Replay},
     Shared,
 };
-use crate::{backend::Backend, metrics::WorkerCounter, worker::RESPONSE_503};
+use crate::{backend::Backend, config::OnNoBackend, metrics::WorkerCounter, worker::RESPONSE_503};
 
 /// How long a rejected client may keep sending after the answer before it is closed.
 const LINGER: Duration = Duration::from_secs(1);
@@ -69,10 +70,19 @@ impl Drop for Opened {
 
 /// Serves one accepted client until both sides are closed.
 pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAddr) {
+    let prelude = if shared.settings.accept_proxy {
+        match Prelude::accept(&shared.headers, &client).await {
+            Ok(prelude) => prelude,
+            Err(why) => return refuse_header(&shared, why),
+        }
+    } else {
+        Prelude::none()
+    };
+    let peer = prelude.client().unwrap_or(peer);
     let mut replay = shared.replay.as_ref().map(|pool| Replay::new(pool.take()));
-    let connected = connect(&shared, peer, &client, replay.as_mut()).await;
-    // The replay buffer goes back to the pool before the relay starts.
-    drop(replay);
+    let connected = connect(&shared, peer, &client, &prelude, replay.as_mut()).await;
+    // The header and replay buffers go back to their pools before the relay starts.
+    drop((prelude, replay));
     let (mut server, opened) = match connected {
         Ok(Some(pair)) => pair,
         Ok(None) => return reject(&shared, client).await,
@@ -89,6 +99,12 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
     // Dropping both streams closes them.
 }
 
+/// Closes a client whose PROXY header was refused: nothing of it reaches a backend.
+fn refuse_header(shared: &Shared, why: super::proxy::Refused) {
+    shared.stats.add(WorkerCounter::ProxyHeaderRefused);
+    tracing::debug!(worker = shared.id, reason = %why, "PROXY header refused; closing the client");
+}
+
 /// Logs why a connection is being closed.
 fn ended(shared: &Shared, error: io::Error) {
     if error.kind() == io::ErrorKind::TimedOut {
@@ -98,13 +114,16 @@ fn ended(shared: &Shared, error: io::Error) {
     }
 }
 
-/// Connects to a backend not tried yet for this client, up to the configured attempts, and
-/// runs the replay phase on it when `retry_on_early_close` is on. `None` when no backend is
-/// left (the client gets the 503); an error when the client failed or went idle meanwhile.
+/// Connects to a backend not tried yet for this client, up to the configured attempts, sends
+/// it the prelude (PROXY header, client bytes after the client's header) and runs the replay
+/// phase on it when `retry_on_early_close` is on. `None` when no backend is left (the client
+/// gets the no-backend answer); an error when the client failed or went idle meanwhile, or the
+/// prelude could not be sent (close both).
 async fn connect(
     shared: &Shared,
     peer: SocketAddr,
     client: &TcpStream,
+    prelude: &Prelude<'_>,
     mut replay: Option<&mut Replay<'_>>,
 ) -> io::Result<Option<(TcpStream, Opened)>> {
     // Allocates only once a connect failed.
@@ -135,6 +154,8 @@ async fn connect(
         // two-minute SYN retry budget.
         let errno = match tokio::time::timeout(shared.settings.connect_timeout, connecting).await {
             Ok(Ok(server)) => {
+                let version = opened.0.send_proxy();
+                prelude.send(client, peer, &server, version).await?;
                 let Some(replay) = replay.as_deref_mut() else {
                     return Ok(Some((server, opened)));
                 };
@@ -179,12 +200,23 @@ fn backend_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
     Ok(socket)
 }
 
-/// Sends the exact 503, then a FIN, then reads and discards what the client still sends for at
-/// most [`LINGER`]: closing with unread input would send a reset that could destroy the answer.
+/// Answers as `on_no_backend` says. `http503` sends the exact 503 and `close` nothing, then
+/// both a FIN, then read and discard what the client still sends for at most [`LINGER`]:
+/// closing with unread input would send a reset that could destroy the answer. `reset` closes
+/// with `SO_LINGER` 0, which sends the reset at once.
 async fn reject(shared: &Shared, mut client: TcpStream) {
     shared.stats.add(WorkerCounter::Rejected);
-    if client.write_all(RESPONSE_503).await.is_err() {
-        return;
+    match shared.settings.on_no_backend {
+        OnNoBackend::Http503 => {
+            if client.write_all(RESPONSE_503).await.is_err() {
+                return;
+            }
+        }
+        OnNoBackend::Close => {}
+        OnNoBackend::Reset => {
+            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+            return;
+        }
     }
     let _ = client.shutdown().await;
     let _ = tokio::time::timeout(LINGER, copy::discard(&shared.buffers, &client)).await;

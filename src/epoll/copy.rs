@@ -193,6 +193,29 @@ async fn read_ready(src: &mut ReadHalf<'_>, buf: &mut [u8]) -> io::Result<Option
     .await
 }
 
+/// Writes all of `bytes` to `dst`, waiting for room as needed; with `count`, they are counted
+/// as upstream bytes of its backend (replayed client bytes; a PROXY header is not counted).
+pub(super) async fn write_all(
+    dst: &TcpStream,
+    mut bytes: &[u8],
+    count: Option<Delivered<'_>>,
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        dst.writable().await?;
+        match dst.try_write(bytes) {
+            Ok(n) => {
+                bytes = &bytes[n..];
+                if let Some(count) = count {
+                    count.add(UPSTREAM, n);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Reads and drops whatever `stream` sends until its EOF or an error.
 pub(super) async fn discard(buffers: &Buffers, stream: &TcpStream) {
     loop {

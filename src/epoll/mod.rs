@@ -14,6 +14,7 @@
 
 mod conn;
 mod copy;
+mod proxy;
 mod replay;
 
 use std::{
@@ -33,6 +34,7 @@ use crate::{
     balancer::Balancer,
     health::Ejector,
     metrics::{WorkerCounter, WorkerStats},
+    proxy_protocol::MAX_V2_LEN,
     shutdown::Shutdown,
     worker::{limit::ConnectionLimit, WorkerSettings},
 };
@@ -63,6 +65,8 @@ struct Shared {
     buffers: Buffers,
     /// `retry_on_early_close`: replay buffers of `replay_buffer` bytes, `None` when off.
     replay: Option<Buffers>,
+    /// `accept_proxy`: buffers for the clients' PROXY headers (and the bytes after them).
+    headers: Buffers,
 }
 
 impl EpollWorker {
@@ -89,6 +93,7 @@ impl EpollWorker {
                 limit,
                 ejector,
                 replay: settings.replay_buffer.map(Buffers::new),
+                headers: Buffers::new(MAX_V2_LEN),
                 settings,
                 stats,
                 buffers: Buffers::new(copy::BUFFER_SIZE),

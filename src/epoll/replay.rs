@@ -11,8 +11,7 @@ use std::{io, time::Duration};
 
 use tokio::net::TcpStream;
 
-use super::copy::{Buffer, Delivered};
-use crate::relay::UPSTREAM;
+use super::copy::{write_all, Buffer, Delivered};
 
 /// One client's replay state, kept across backends.
 pub(super) struct Replay<'a> {
@@ -52,7 +51,10 @@ impl<'a> Replay<'a> {
         idle: Duration,
         count: Delivered<'_>,
     ) -> io::Result<Phase> {
-        if send(server, &self.buf[..self.len], count).await.is_err() {
+        if write_all(server, &self.buf[..self.len], Some(count))
+            .await
+            .is_err()
+        {
             return Ok(Phase::EarlyClose);
         }
         let mut first = [0u8; 1];
@@ -73,7 +75,7 @@ impl<'a> Replay<'a> {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(e) => return Err(e),
                     }
-                    if send(server, &self.buf[start..self.len], count).await.is_err() {
+                    if write_all(server, &self.buf[start..self.len], Some(count)).await.is_err() {
                         return Ok(Phase::EarlyClose);
                     }
                 }
@@ -82,20 +84,4 @@ impl<'a> Replay<'a> {
         }
         Ok(Phase::Committed)
     }
-}
-
-/// Writes all of `bytes` to `server`, counting them as upstream bytes of its backend.
-async fn send(server: &TcpStream, mut bytes: &[u8], count: Delivered<'_>) -> io::Result<()> {
-    while !bytes.is_empty() {
-        server.writable().await?;
-        match server.try_write(bytes) {
-            Ok(n) => {
-                bytes = &bytes[n..];
-                count.add(UPSTREAM, n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
