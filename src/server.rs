@@ -56,12 +56,6 @@ pub enum StartError {
     /// A thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Spawn(#[source] io::Error),
-    /// The configuration asks for something the chosen (epoll) backend does not implement.
-    #[error(
-        "{0}: not implemented by the epoll backend yet; run on io_uring (io_backend = \"io_uring\") \
-         or leave these keys at their defaults"
-    )]
-    NeedsIoUring(String),
     /// The admin listener (`[admin] listen`) could not be bound.
     #[error("cannot listen on {addr} for the admin endpoints ([admin] listen): {source}")]
     Admin {
@@ -91,10 +85,6 @@ impl Server {
     /// Starts listeners, workers and the health checker; returns once traffic is accepted.
     pub fn start(config: &Config, shutdown: Shutdown) -> Result<Server, StartError> {
         let io_backend = choose_io_backend(config.io_backend)?;
-        let io_uring_only = config.io_uring_only_keys();
-        if io_backend == IoBackend::Epoll && !io_uring_only.is_empty() {
-            return Err(StartError::NeedsIoUring(io_uring_only.join(", ")));
-        }
         if let Err(e) = uring::sys::raise_nofile_limit() {
             tracing::warn!(error = %e, "cannot raise the open-files limit");
         }

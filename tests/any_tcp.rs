@@ -18,7 +18,7 @@ use common::{
     *,
 };
 use ringlb::{
-    config::{HealthCheckKind, IoBackend, OnNoBackend, RelayMode, Target, TargetAddress},
+    config::{HealthCheckKind, OnNoBackend, RelayMode, Target, TargetAddress},
     metrics::WorkerCounter,
     Config,
 };
@@ -237,30 +237,11 @@ async fn http_checks_are_unchanged() {
 // ---------------------------------------------------------------------------------------------
 // The answer when no target is healthy
 
-/// A proxy whose only target is dead, answering clients as `answer` says (on io_uring: the
-/// epoll backend does not implement `on_no_backend` yet).
+/// A proxy whose only target is dead, answering clients as `answer` says.
 fn without_backend(answer: OnNoBackend) -> Proxy {
     let mut cfg = l4_config(vec![target(dead_addr(), HealthCheckKind::Tcp)]);
     cfg.on_no_backend = answer;
-    cfg.io_backend = IoBackend::IoUring;
     Proxy::start(&cfg)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_epoll_backend_refuses_what_it_does_not_implement() {
-    let mut cfg = l4_config(vec![target(dead_addr(), HealthCheckKind::Tcp)]);
-    cfg.io_backend = IoBackend::Epoll;
-    cfg.on_no_backend = OnNoBackend::Reset;
-    cfg.accept_proxy = true;
-    cfg.targets[0].send_proxy = Some(ringlb::config::SendProxy::V1);
-    let error = match ringlb::Server::start(&cfg, ringlb::Shutdown::new()) {
-        Ok(_) => panic!("the epoll backend started with io_uring-only keys"),
-        Err(error) => error.to_string(),
-    };
-    assert!(
-        error.starts_with("on_no_backend, send_proxy, accept_proxy: not implemented by the epoll"),
-        "{error}"
-    );
 }
 
 /// What a client that sent `request` reads: every byte until EOF, or the error that ended it.

@@ -21,7 +21,7 @@ use common::{
     *,
 };
 use ringlb::{
-    config::{HealthCheckKind, IoBackend, RelayMode, SendProxy, Target, TargetAddress},
+    config::{HealthCheckKind, RelayMode, SendProxy, Target, TargetAddress},
     metrics::WorkerCounter,
     proxy_protocol::{Addresses, Command, Header, Version},
     Config,
@@ -45,12 +45,11 @@ fn target(addr: SocketAddr) -> Target {
     }
 }
 
-/// A configuration on io_uring (the epoll backend does not implement the PROXY protocol yet).
+/// A configuration on the tests' I/O backend with `send_proxy` as the default of `targets`.
 fn proxied_config(targets: Vec<Target>, send_proxy: SendProxy, relay: RelayMode) -> Config {
     Config {
         targets,
         send_proxy,
-        io_backend: IoBackend::IoUring,
         ..config(&[], relay)
     }
 }

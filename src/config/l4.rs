@@ -285,22 +285,3 @@ fn check_bytes(key: &str, value: &Value) -> Result<String, Invalid> {
         format!("{problem}; expected {CHECK_BYTES_EXPECTED}"),
     ))
 }
-
-impl super::Config {
-    /// The keys of this file set to something only the io_uring workers implement so far: the
-    /// epoll backend refuses to start with them rather than silently ignore them.
-    pub fn io_uring_only_keys(&self) -> Vec<&'static str> {
-        let sends_proxy = self
-            .targets
-            .iter()
-            .any(|t| self.send_proxy_of(t) != SendProxy::Off);
-        [
-            ("on_no_backend", self.on_no_backend != OnNoBackend::Http503),
-            ("send_proxy", sends_proxy),
-            ("accept_proxy", self.accept_proxy),
-        ]
-        .into_iter()
-        .filter_map(|(key, set)| set.then_some(key))
-        .collect()
-    }
-}

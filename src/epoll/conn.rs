@@ -1,6 +1,7 @@
 //! One client of the epoll backend, from accept to close: pick a backend, connect with a
 //! timeout, move on to another backend when the connect fails (reporting the failed one to the
-//! health checker), the exact 503 when none is left, then the relay.
+//! health checker) or, with `retry_on_early_close`, when it closes before answering; the exact
+//! 503 when none is left, then the relay.
 //!
 //! Counting is tied to ownership: a client's place under `max_connections` and a backend's
 //! active count are given back when their guards drop, so a task aborted at the drain deadline
@@ -13,8 +14,13 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
-use super::{copy, Shared};
-use crate::{backend::Backend, worker::RESPONSE_503};
+use super::{
+    copy,
+    proxy::Prelude,
+    replay::{Phase, Replay},
+    Shared,
+};
+use crate::{backend::Backend, config::OnNoBackend, metrics::WorkerCounter, worker::RESPONSE_503};
 
 /// How long a rejected client may keep sending after the answer before it is closed.
 const LINGER: Duration = Duration::from_secs(1);
@@ -64,37 +70,82 @@ impl Drop for Opened {
 
 /// Serves one accepted client until both sides are closed.
 pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAddr) {
-    let Some((mut server, _opened)) = connect(&shared, peer).await else {
-        return reject(&shared, client).await;
+    let prelude = if shared.settings.accept_proxy {
+        match Prelude::accept(&shared.headers, &client).await {
+            Ok(prelude) => prelude,
+            Err(why) => return refuse_header(&shared, why),
+        }
+    } else {
+        Prelude::none()
+    };
+    let peer = prelude.client().unwrap_or(peer);
+    let mut replay = shared.replay.as_ref().map(|pool| Replay::new(pool.take()));
+    let connected = connect(&shared, peer, &client, &prelude, replay.as_mut()).await;
+    // The header and replay buffers go back to their pools before the relay starts.
+    drop((prelude, replay));
+    let (mut server, opened) = match connected {
+        Ok(Some(pair)) => pair,
+        Ok(None) => return reject(&shared, client).await,
+        Err(e) => return ended(&shared, e),
     };
     let idle = shared.settings.idle_timeout;
-    match copy::relay(&shared.buffers, &mut client, &mut server, idle).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-            tracing::debug!(worker = shared.id, "idle timeout: closing connection");
-        }
-        Err(e) => tracing::debug!(worker = shared.id, error = %e, "connection failed"),
+    let count = copy::Delivered {
+        backend: &opened.0,
+        worker: shared.id,
+    };
+    if let Err(e) = copy::relay(&shared.buffers, &mut client, &mut server, idle, count).await {
+        ended(&shared, e);
     }
     // Dropping both streams closes them.
 }
 
-/// Connects to a backend not tried yet for this client, up to the configured attempts; `None`
-/// when no backend is left.
-async fn connect(shared: &Shared, peer: SocketAddr) -> Option<(TcpStream, Opened)> {
+/// Closes a client whose PROXY header was refused: nothing of it reaches a backend.
+fn refuse_header(shared: &Shared, why: super::proxy::Refused) {
+    shared.stats.add(WorkerCounter::ProxyHeaderRefused);
+    tracing::debug!(worker = shared.id, reason = %why, "PROXY header refused; closing the client");
+}
+
+/// Logs why a connection is being closed.
+fn ended(shared: &Shared, error: io::Error) {
+    if error.kind() == io::ErrorKind::TimedOut {
+        tracing::debug!(worker = shared.id, "idle timeout: closing connection");
+    } else {
+        tracing::debug!(worker = shared.id, %error, "connection failed");
+    }
+}
+
+/// Connects to a backend not tried yet for this client, up to the configured attempts, sends
+/// it the prelude (PROXY header, client bytes after the client's header) and runs the replay
+/// phase on it when `retry_on_early_close` is on. `None` when no backend is left (the client
+/// gets the no-backend answer); an error when the client failed or went idle meanwhile, or the
+/// prelude could not be sent (close both).
+async fn connect(
+    shared: &Shared,
+    peer: SocketAddr,
+    client: &TcpStream,
+    prelude: &Prelude<'_>,
+    mut replay: Option<&mut Replay<'_>>,
+) -> io::Result<Option<(TcpStream, Opened)>> {
     // Allocates only once a connect failed.
     let mut failed: Vec<Arc<Backend>> = Vec::new();
     for attempt in 1..=shared.settings.attempts() {
+        if attempt > 1 {
+            shared.stats.add(WorkerCounter::Retry);
+        }
         let backend = if failed.is_empty() {
             shared.balancer.pick(peer)
         } else {
             let excluded: Vec<&Backend> = failed.iter().map(|b| &**b).collect();
             shared.balancer.pick_excluding_all(peer, &excluded)
-        }?;
+        };
+        let Some(backend) = backend else {
+            return Ok(None);
+        };
         let socket = match backend_socket(backend.addr) {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::debug!(worker = shared.id, error = %e, "cannot create backend socket");
-                return None;
+                return Ok(None);
             }
         };
         let opened = Opened::new(backend);
@@ -102,7 +153,28 @@ async fn connect(shared: &Shared, peer: SocketAddr) -> Option<(TcpStream, Opened
         // A backend that never answers the SYN must not hold the client for the kernel's
         // two-minute SYN retry budget.
         let errno = match tokio::time::timeout(shared.settings.connect_timeout, connecting).await {
-            Ok(Ok(server)) => return Some((server, opened)),
+            Ok(Ok(server)) => {
+                let version = opened.0.send_proxy();
+                prelude.send(client, peer, &server, version).await?;
+                let Some(replay) = replay.as_deref_mut() else {
+                    return Ok(Some((server, opened)));
+                };
+                let count = copy::Delivered {
+                    backend: &opened.0,
+                    worker: shared.id,
+                };
+                let idle = shared.settings.idle_timeout;
+                match replay.run(client, &server, idle, count).await? {
+                    Phase::Committed => return Ok(Some((server, opened))),
+                    Phase::EarlyClose => {
+                        tracing::debug!(
+                            worker = shared.id,
+                            "backend closed before answering: replaying elsewhere"
+                        );
+                        libc::ECONNRESET
+                    }
+                }
+            }
             Ok(Err(e)) => e.raw_os_error().unwrap_or(libc::EIO),
             Err(_) => libc::ETIMEDOUT,
         };
@@ -114,7 +186,7 @@ async fn connect(shared: &Shared, peer: SocketAddr) -> Option<(TcpStream, Opened
             error = %io::Error::from_raw_os_error(errno), attempt, "connect failed");
         failed.push(backend);
     }
-    None
+    Ok(None)
 }
 
 /// A socket for `addr`'s family with Nagle off: a proxy forwards what it has at once.
@@ -128,11 +200,23 @@ fn backend_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
     Ok(socket)
 }
 
-/// Sends the exact 503, then a FIN, then reads and discards what the client still sends for at
-/// most [`LINGER`]: closing with unread input would send a reset that could destroy the answer.
+/// Answers as `on_no_backend` says. `http503` sends the exact 503 and `close` nothing, then
+/// both a FIN, then read and discard what the client still sends for at most [`LINGER`]:
+/// closing with unread input would send a reset that could destroy the answer. `reset` closes
+/// with `SO_LINGER` 0, which sends the reset at once.
 async fn reject(shared: &Shared, mut client: TcpStream) {
-    if client.write_all(RESPONSE_503).await.is_err() {
-        return;
+    shared.stats.add(WorkerCounter::Rejected);
+    match shared.settings.on_no_backend {
+        OnNoBackend::Http503 => {
+            if client.write_all(RESPONSE_503).await.is_err() {
+                return;
+            }
+        }
+        OnNoBackend::Close => {}
+        OnNoBackend::Reset => {
+            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+            return;
+        }
     }
     let _ = client.shutdown().await;
     let _ = tokio::time::timeout(LINGER, copy::discard(&shared.buffers, &client)).await;

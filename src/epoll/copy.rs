@@ -24,37 +24,46 @@ use tokio::{
     time::Instant,
 };
 
-/// Bytes one read moves at most: large enough that a bulk transfer costs few system calls.
-const BUFFER_SIZE: usize = 64 * 1024;
-/// Idle buffers kept for reuse (16 MiB); beyond this they are freed.
+use crate::{
+    backend::Backend,
+    relay::{DOWNSTREAM, UPSTREAM},
+};
+
+/// Bytes one relay read moves at most: large enough that a bulk transfer costs few system
+/// calls.
+pub(super) const BUFFER_SIZE: usize = 64 * 1024;
+/// Idle buffers a pool keeps for reuse (16 MiB of relay buffers); beyond this they are freed.
 const MAX_IDLE: usize = 256;
 
-/// One worker's pool of relay buffers. Not shared between threads.
+/// One worker's pool of equally sized buffers. Not shared between threads.
 pub(super) struct Buffers {
     idle: RefCell<Vec<Box<[u8]>>>,
+    size: usize,
 }
 
 impl Buffers {
-    pub(super) fn new() -> Buffers {
+    /// A pool of `size`-byte buffers.
+    pub(super) fn new(size: usize) -> Buffers {
         Buffers {
             idle: RefCell::new(Vec::new()),
+            size,
         }
     }
 
-    /// A buffer of [`BUFFER_SIZE`] bytes, reused when one is idle; it returns on drop.
-    fn take(&self) -> Buffer<'_> {
+    /// A buffer, reused when one is idle; it returns on drop.
+    pub(super) fn take(&self) -> Buffer<'_> {
         let bytes = self
             .idle
             .borrow_mut()
             .pop()
-            .unwrap_or_else(|| vec![0; BUFFER_SIZE].into_boxed_slice());
+            .unwrap_or_else(|| vec![0; self.size].into_boxed_slice());
         Buffer { bytes, pool: self }
     }
 }
 
 /// A borrowed buffer. Its old contents never matter: only what the last read put in it is
 /// written.
-struct Buffer<'a> {
+pub(super) struct Buffer<'a> {
     bytes: Box<[u8]>,
     pool: &'a Buffers,
 }
@@ -82,6 +91,24 @@ impl DerefMut for Buffer<'_> {
     }
 }
 
+/// Where the bytes a connection relays are counted: its backend's counters, on this worker's
+/// shard.
+#[derive(Clone, Copy)]
+pub(super) struct Delivered<'a> {
+    /// The connection's backend.
+    pub(super) backend: &'a Backend,
+    /// This worker's index.
+    pub(super) worker: usize,
+}
+
+impl Delivered<'_> {
+    pub(super) fn add(self, dir: usize, bytes: usize) {
+        let mut moved = [0; 2];
+        moved[dir] = bytes as u64;
+        self.backend.bytes_moved(self.worker, moved);
+    }
+}
+
 /// Relays both ways until each side has sent its EOF and it was passed on (`Ok`), a socket
 /// fails, or no byte moved either way for `idle` (`TimedOut`). The caller closes both sockets.
 pub(super) async fn relay(
@@ -89,14 +116,15 @@ pub(super) async fn relay(
     client: &mut TcpStream,
     server: &mut TcpStream,
     idle: Duration,
+    count: Delivered<'_>,
 ) -> io::Result<()> {
     let active = Cell::new(Instant::now());
     let (client_rd, client_wr) = client.split();
     let (server_rd, server_wr) = server.split();
     let both = async {
         tokio::try_join!(
-            pump(buffers, client_rd, server_wr, &active),
-            pump(buffers, server_rd, client_wr, &active),
+            pump(buffers, client_rd, server_wr, &active, (count, UPSTREAM)),
+            pump(buffers, server_rd, client_wr, &active, (count, DOWNSTREAM)),
         )
     };
     let mut both = std::pin::pin!(both);
@@ -115,12 +143,14 @@ pub(super) async fn relay(
 }
 
 /// One direction: everything `src` sends is written to `dst`; `src`'s EOF becomes a `SHUT_WR`
-/// on `dst` once every byte before it was written.
+/// on `dst` once every byte before it was written. Written bytes are counted as direction
+/// `dir`.
 async fn pump(
     buffers: &Buffers,
     mut src: ReadHalf<'_>,
     mut dst: WriteHalf<'_>,
     active: &Cell<Instant>,
+    (count, dir): (Delivered<'_>, usize),
 ) -> io::Result<()> {
     loop {
         // `readable` does not count against tokio's cooperative budget, while a read refused
@@ -138,7 +168,10 @@ async fn pump(
         while sent < n {
             match dst.write(&buf[sent..n]).await? {
                 0 => return Err(io::ErrorKind::WriteZero.into()),
-                written => sent += written,
+                written => {
+                    sent += written;
+                    count.add(dir, written);
+                }
             }
             active.set(Instant::now());
         }
@@ -158,6 +191,29 @@ async fn read_ready(src: &mut ReadHalf<'_>, buf: &mut [u8]) -> io::Result<Option
         Poll::Ready(done) => Poll::Ready(done.map(|()| Some(buf.filled().len()))),
     })
     .await
+}
+
+/// Writes all of `bytes` to `dst`, waiting for room as needed; with `count`, they are counted
+/// as upstream bytes of its backend (replayed client bytes; a PROXY header is not counted).
+pub(super) async fn write_all(
+    dst: &TcpStream,
+    mut bytes: &[u8],
+    count: Option<Delivered<'_>>,
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        dst.writable().await?;
+        match dst.try_write(bytes) {
+            Ok(n) => {
+                bytes = &bytes[n..];
+                if let Some(count) = count {
+                    count.add(UPSTREAM, n);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Reads and drops whatever `stream` sends until its EOF or an error.
@@ -185,9 +241,14 @@ mod tests {
 
     use super::*;
 
+    /// A backend to count the test's bytes on.
+    fn backend() -> Backend {
+        Backend::new(0, "test", "127.0.0.1:1".parse().unwrap())
+    }
+
     #[test]
     fn buffers_are_reused() {
-        let pool = Buffers::new();
+        let pool = Buffers::new(BUFFER_SIZE);
         drop(pool.take());
         assert_eq!(pool.idle.borrow().len(), 1);
         let held = pool.take();
@@ -207,9 +268,14 @@ mod tests {
     async fn each_eof_is_passed_on_after_the_bytes_before_it() {
         let (mut client, mut proxy_client) = pair().await;
         let (mut proxy_server, mut server) = pair().await;
-        let pool = Buffers::new();
+        let pool = Buffers::new(BUFFER_SIZE);
         let idle = Duration::from_secs(5);
-        let relay = relay(&pool, &mut proxy_client, &mut proxy_server, idle);
+        let backend = backend();
+        let count = Delivered {
+            backend: &backend,
+            worker: 0,
+        };
+        let relay = relay(&pool, &mut proxy_client, &mut proxy_server, idle, count);
         let ends = async {
             client.write_all(b"request").await.unwrap();
             client.shutdown().await.unwrap();
@@ -225,6 +291,11 @@ mod tests {
         };
         let (relayed, ()) = tokio::join!(relay, ends);
         relayed.unwrap();
+        assert_eq!(
+            backend.stats.bytes.total(),
+            [7, 8],
+            "bytes counted per direction"
+        );
         let idle = pool.idle.borrow().len();
         assert!((1..=2).contains(&idle), "{idle} buffers back in the pool");
     }
@@ -275,9 +346,14 @@ mod tests {
                 proxy_server.set_nonblocking(true).unwrap();
                 let mut proxy_client = TcpStream::from_std(proxy_client).unwrap();
                 let mut proxy_server = TcpStream::from_std(proxy_server).unwrap();
-                let pool = Buffers::new();
+                let pool = Buffers::new(BUFFER_SIZE);
                 let idle = Duration::from_secs(30);
-                relay(&pool, &mut proxy_client, &mut proxy_server, idle).await
+                let backend = backend();
+                let count = Delivered {
+                    backend: &backend,
+                    worker: 0,
+                };
+                relay(&pool, &mut proxy_client, &mut proxy_server, idle, count).await
             });
             let _ = done.send(relayed.is_ok());
         });
@@ -293,9 +369,14 @@ mod tests {
     async fn a_silent_connection_times_out() {
         let (_client, mut proxy_client) = pair().await;
         let (mut proxy_server, _server) = pair().await;
-        let pool = Buffers::new();
+        let pool = Buffers::new(BUFFER_SIZE);
         let idle = Duration::from_millis(50);
-        let err = relay(&pool, &mut proxy_client, &mut proxy_server, idle)
+        let backend = backend();
+        let count = Delivered {
+            backend: &backend,
+            worker: 0,
+        };
+        let err = relay(&pool, &mut proxy_client, &mut proxy_server, idle, count)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);

@@ -14,6 +14,8 @@
 
 mod conn;
 mod copy;
+mod proxy;
+mod replay;
 
 use std::{
     io,
@@ -31,6 +33,8 @@ use tokio::{
 use crate::{
     balancer::Balancer,
     health::Ejector,
+    metrics::{WorkerCounter, WorkerStats},
+    proxy_protocol::MAX_V2_LEN,
     shutdown::Shutdown,
     worker::{limit::ConnectionLimit, WorkerSettings},
 };
@@ -55,13 +59,21 @@ struct Shared {
     limit: Arc<ConnectionLimit>,
     ejector: Ejector,
     settings: WorkerSettings,
+    /// This worker's event counters (`Relaxed` increments on its own cache line).
+    stats: Arc<WorkerStats>,
     /// This worker's relay buffers, borrowed only while bytes are in flight.
     buffers: Buffers,
+    /// `retry_on_early_close`: replay buffers of `replay_buffer` bytes, `None` when off.
+    replay: Option<Buffers>,
+    /// `accept_proxy`: buffers for the clients' PROXY headers (and the bytes after them).
+    headers: Buffers,
 }
 
 impl EpollWorker {
     /// A worker serving `listener` (non-blocking, `SO_REUSEPORT`), picking from `balancer`,
-    /// counting under `limit`, reporting failed connects to `ejector`, until `shutdown` fires.
+    /// counting under `limit`, reporting failed connects to `ejector`, until `shutdown` fires;
+    /// `stats` receives the worker's event counts.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: usize,
         listener: StdListener,
@@ -70,6 +82,7 @@ impl EpollWorker {
         ejector: Ejector,
         settings: WorkerSettings,
         shutdown: Shutdown,
+        stats: Arc<WorkerStats>,
     ) -> EpollWorker {
         EpollWorker {
             listener,
@@ -79,8 +92,11 @@ impl EpollWorker {
                 balancer,
                 limit,
                 ejector,
+                replay: settings.replay_buffer.map(Buffers::new),
+                headers: Buffers::new(MAX_V2_LEN),
                 settings,
-                buffers: Buffers::new(),
+                stats,
+                buffers: Buffers::new(copy::BUFFER_SIZE),
             },
         }
     }
@@ -140,7 +156,9 @@ async fn accept_until_stopped(
             }
             accepted = listener.accept(), if paused_until.is_none() => match accepted {
                 Ok((client, peer)) => {
+                    shared.stats.add(WorkerCounter::Accepted);
                     if shared.limit.acquire() {
+                        shared.stats.add(WorkerCounter::LimitReached);
                         tracing::debug!(worker = shared.id, open = shared.limit.open(),
                             "max_connections reached: pausing accepts");
                     }
@@ -148,6 +166,7 @@ async fn accept_until_stopped(
                     open.spawn_local(conn::serve(counted, client, peer));
                 }
                 Err(e) => {
+                    shared.stats.add(WorkerCounter::AcceptError);
                     if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                         last_error = Some(Instant::now());
                         tracing::warn!(worker = shared.id, error = %e, open = shared.limit.open(),

@@ -137,6 +137,7 @@ impl Worker {
             self.ejector,
             self.settings,
             shutdown,
+            self.stats,
         )
         .run()
     }

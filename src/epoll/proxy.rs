@@ -1,0 +1,136 @@
+//! The PROXY protocol on the epoll backend, on both sides of a connection, with the io_uring
+//! worker's contract.
+//!
+//! - `accept_proxy`: before anything else a client must send a whole PROXY header (v1 or v2)
+//!   within 5 s; its addresses then stand for the client's (balancing included). A header that
+//!   is invalid, too long or late closes the client and never reaches a backend; the bytes
+//!   after a valid one do.
+//! - `send_proxy`: before relaying, each backend connection gets ringlb's own header for the
+//!   client, then the client bytes that followed the client's header; after a failed attempt
+//!   the next backend gets them again.
+//!
+//! Never blocks the thread and never allocates per connection: the header buffer comes from the
+//! worker's pool and goes back once the connection is committed to a backend.
+
+use std::{
+    io,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use tokio::net::TcpStream;
+
+use super::copy::{write_all, Buffer, Buffers};
+use crate::proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version};
+
+/// How long a client has to send its whole PROXY header.
+const HEADER_BUDGET: Duration = Duration::from_secs(5);
+
+/// Why a client's PROXY header was refused.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Refused {
+    /// Not a valid header (or longer than ringlb accepts).
+    #[error("{0}")]
+    Invalid(#[from] ParseError),
+    /// Not complete within [`HEADER_BUDGET`].
+    #[error("not complete within 5 s")]
+    Late,
+    /// The client closed or failed before its header was complete.
+    #[error("closed before the header was complete")]
+    Closed,
+}
+
+/// What comes before the relay: the client's header (when `accept_proxy`) and the bytes that
+/// followed it.
+pub(super) struct Prelude<'a> {
+    /// The bytes received from the client, header first; `None` without `accept_proxy`.
+    received: Option<(Buffer<'a>, usize)>,
+    /// Length of the client's header within `received`.
+    consumed: usize,
+    /// The client's address and the address it connected to, once known.
+    addrs: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl<'a> Prelude<'a> {
+    /// No client header: the connection's own endpoints stand.
+    pub(super) fn none() -> Prelude<'a> {
+        Prelude {
+            received: None,
+            consumed: 0,
+            addrs: None,
+        }
+    }
+
+    /// Reads and checks the client's header into a buffer of `pool` (of `MAX_V2_LEN` bytes).
+    pub(super) async fn accept(
+        pool: &'a Buffers,
+        client: &TcpStream,
+    ) -> Result<Prelude<'a>, Refused> {
+        let deadline = Instant::now() + HEADER_BUDGET;
+        let mut buf = pool.take();
+        let mut received = 0;
+        loop {
+            if received == buf.len() {
+                return Err(ParseError::TooLong.into());
+            }
+            let read = async {
+                client.readable().await?;
+                client.try_read(&mut buf[received..])
+            };
+            match tokio::time::timeout_at(deadline.into(), read).await {
+                Err(_) => return Err(Refused::Late),
+                Ok(Ok(0)) => return Err(Refused::Closed),
+                Ok(Ok(n)) => received += n,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Ok(Err(_)) => return Err(Refused::Closed),
+            }
+            let (addresses, consumed) = match proxy_protocol::parse(&buf[..received]) {
+                ParseOutcome::Complete { header, consumed } => (header.addresses, consumed),
+                ParseOutcome::Incomplete { .. } => continue,
+                ParseOutcome::Invalid(error) => return Err(error.into()),
+            };
+            // LOCAL and UNKNOWN headers carry no client: the real endpoints stand.
+            let addrs = match addresses {
+                Addresses::Tcp { src, dst } => Some((src, dst)),
+                _ => None,
+            };
+            return Ok(Prelude {
+                received: Some((buf, received)),
+                consumed,
+                addrs,
+            });
+        }
+    }
+
+    /// The client address its header gave, if any.
+    pub(super) fn client(&self) -> Option<SocketAddr> {
+        self.addrs.map(|(src, _)| src)
+    }
+
+    /// Sends what `server` must get before relaying: ringlb's header in `version` (if the
+    /// backend wants one), then the client bytes that followed the client's header.
+    pub(super) async fn send(
+        &self,
+        client: &TcpStream,
+        peer: SocketAddr,
+        server: &TcpStream,
+        version: Option<Version>,
+    ) -> io::Result<()> {
+        if let Some(version) = version {
+            let header = match self.addrs {
+                Some((src, dst)) => Header::new(version, src, dst),
+                None => match client.local_addr() {
+                    Ok(dst) => Header::new(version, peer, dst),
+                    // The client is gone already: say so rather than guess.
+                    Err(_) if version == Version::V1 => Header::v1_unknown(),
+                    Err(_) => Header::v2_local(),
+                },
+            };
+            write_all(server, header.as_bytes(), None).await?;
+        }
+        if let Some((buf, received)) = &self.received {
+            write_all(server, &buf[self.consumed..*received], None).await?;
+        }
+        Ok(())
+    }
+}
