@@ -154,25 +154,12 @@ async fn connect(
         // two-minute SYN retry budget.
         let errno = match tokio::time::timeout(shared.settings.connect_timeout, connecting).await {
             Ok(Ok(server)) => {
-                let version = opened.0.send_proxy();
-                prelude.send(client, peer, &server, version).await?;
-                let Some(replay) = replay.as_deref_mut() else {
-                    return Ok(Some((server, opened)));
-                };
-                let count = copy::Delivered {
-                    backend: &opened.0,
-                    worker: shared.id,
-                };
-                let idle = shared.settings.idle_timeout;
-                match replay.run(client, &server, idle, count).await? {
-                    Phase::Committed => return Ok(Some((server, opened))),
-                    Phase::EarlyClose => {
-                        tracing::debug!(
-                            worker = shared.id,
-                            "backend closed before answering: replaying elsewhere"
-                        );
-                        libc::ECONNRESET
-                    }
+                let replay = replay.as_deref_mut();
+                let (id, idle) = (shared.id, shared.settings.idle_timeout);
+                match handshake(id, idle, client, peer, prelude, replay, &server, &opened.0).await?
+                {
+                    Handshake::Committed => return Ok(Some((server, opened))),
+                    Handshake::Retry(errno) => errno,
                 }
             }
             Ok(Err(e)) => e.raw_os_error().unwrap_or(libc::EIO),
@@ -187,6 +174,54 @@ async fn connect(
         failed.push(backend);
     }
     Ok(None)
+}
+
+/// How the time between a backend's connect and the relay ended.
+#[derive(Debug)]
+enum Handshake {
+    /// Relay with this backend.
+    Committed,
+    /// The backend went away before it answered (`retry_on_early_close`): try another.
+    Retry(i32),
+}
+
+/// Sends a freshly connected `server` its prelude (PROXY header, client bytes after the
+/// client's header), then runs the replay phase when `retry_on_early_close` is on. Without
+/// replay a failed prelude closes both; with it, it is an early close like any other: nothing of
+/// the backend reached the client, and the next backend gets the prelude again.
+#[allow(clippy::too_many_arguments)]
+async fn handshake(
+    worker: usize,
+    idle: Duration,
+    client: &TcpStream,
+    peer: SocketAddr,
+    prelude: &Prelude<'_>,
+    replay: Option<&mut Replay<'_>>,
+    server: &TcpStream,
+    backend: &Backend,
+) -> io::Result<Handshake> {
+    let sent = prelude
+        .send(client, peer, server, backend.send_proxy())
+        .await;
+    let Some(replay) = replay else {
+        return sent.map(|()| Handshake::Committed);
+    };
+    if let Err(e) = sent {
+        return Ok(Handshake::Retry(
+            e.raw_os_error().unwrap_or(libc::ECONNRESET),
+        ));
+    }
+    let count = copy::Delivered { backend, worker };
+    Ok(match replay.run(client, server, idle, count).await? {
+        Phase::Committed => Handshake::Committed,
+        Phase::EarlyClose => {
+            tracing::debug!(
+                worker,
+                "backend closed before answering: replaying elsewhere"
+            );
+            Handshake::Retry(libc::ECONNRESET)
+        }
+    })
 }
 
 /// A socket for `addr`'s family with Nagle off: a proxy forwards what it has at once.
@@ -220,4 +255,59 @@ async fn reject(shared: &Shared, mut client: TcpStream) {
     }
     let _ = client.shutdown().await;
     let _ = tokio::time::timeout(LINGER, copy::discard(&shared.buffers, &client)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{super::copy::Buffers, super::testing::pair, *};
+    use crate::config::SendProxy;
+
+    /// A backend connection whose far end has reset it: every write to it fails. Also the
+    /// backend (wanting a v2 PROXY header) and a client connection.
+    async fn reset_backend() -> (TcpStream, Backend, TcpStream) {
+        let (server, far) = pair().await;
+        let far = socket2::Socket::from(far.into_std().unwrap());
+        far.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(far);
+        // The reset makes the socket readable; waiting for it consumes nothing.
+        server.readable().await.unwrap();
+        let backend = Backend::new(0, "test", "127.0.0.1:1".parse().unwrap());
+        backend.set_send_proxy(SendProxy::V2);
+        let (client, _) = pair().await;
+        (server, backend, client)
+    }
+
+    /// With `retry_on_early_close`, a backend gone while its PROXY header is sent is an early
+    /// close: the client moves on to another backend instead of being dropped.
+    #[tokio::test]
+    async fn a_failed_prelude_with_replay_retries_elsewhere() {
+        let (server, backend, client) = reset_backend().await;
+        let pool = Buffers::new(64);
+        let mut replay = Replay::new(pool.take());
+        let peer = client.peer_addr().unwrap();
+        let idle = Duration::from_secs(5);
+        let prelude = Prelude::none();
+        let done = handshake(
+            0,
+            idle,
+            &client,
+            peer,
+            &prelude,
+            Some(&mut replay),
+            &server,
+            &backend,
+        );
+        assert!(matches!(done.await, Ok(Handshake::Retry(_))));
+    }
+
+    /// Without it, the bytes are not kept for another backend: the client is closed.
+    #[tokio::test]
+    async fn a_failed_prelude_without_replay_closes_the_client() {
+        let (server, backend, client) = reset_backend().await;
+        let peer = client.peer_addr().unwrap();
+        let idle = Duration::from_secs(5);
+        let prelude = Prelude::none();
+        let done = handshake(0, idle, &client, peer, &prelude, None, &server, &backend);
+        assert!(done.await.is_err());
+    }
 }

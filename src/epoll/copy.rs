@@ -234,12 +234,9 @@ pub(super) async fn discard(buffers: &Buffers, stream: &TcpStream) {
 
 #[cfg(test)]
 mod tests {
-    use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
-        net::TcpListener,
-    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use super::*;
+    use super::{super::testing::pair, *};
 
     /// A backend to count the test's bytes on.
     fn backend() -> Backend {
@@ -254,14 +251,6 @@ mod tests {
         let held = pool.take();
         assert_eq!(held.len(), BUFFER_SIZE);
         assert!(pool.idle.borrow().is_empty());
-    }
-
-    /// A connected pair of loopback sockets.
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let near = TcpStream::connect(listener.local_addr().unwrap());
-        let (near, far) = tokio::join!(near, listener.accept());
-        (near.unwrap(), far.unwrap().0)
     }
 
     #[tokio::test]

@@ -16,6 +16,8 @@ mod conn;
 mod copy;
 mod proxy;
 mod replay;
+#[cfg(test)]
+mod testing;
 
 use std::{
     io,

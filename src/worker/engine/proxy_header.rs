@@ -269,6 +269,12 @@ impl<R: Relay> Engine<R> {
         }
         if sent <= 0 {
             let errno = if sent == 0 { libc::EPIPE } else { -sent };
+            if self.replay_size.is_some() {
+                // The backend went away before it answered: an early close like any other.
+                // Nothing of it reached the client, and the prelude is staged afresh for the
+                // next backend.
+                return self.retry_elsewhere(index, errno);
+            }
             let error = std::io::Error::from_raw_os_error(errno);
             tracing::debug!(worker = self.id, %error, "cannot send the PROXY header");
             return self.teardown(index, token.generation);
