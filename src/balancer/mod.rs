@@ -25,7 +25,7 @@ mod tests;
 
 use std::{
     net::SocketAddr,
-    sync::{atomic::AtomicUsize, Arc, Mutex, PoisonError},
+    sync::{atomic::AtomicUsize, Arc},
 };
 
 use arc_swap::ArcSwap;
@@ -42,9 +42,6 @@ pub struct Balancer {
     snapshot: ArcSwap<Snapshot>,
     /// Round-robin position and least-connections tie rotation, shared by all workers.
     next: CachePadded<AtomicUsize>,
-    /// The strategy of the next snapshot. Held while a snapshot is built, so two publishers
-    /// cannot interleave; only the control plane ever takes it, never a pick.
-    control: Mutex<Strategy>,
 }
 
 impl Default for Balancer {
@@ -65,27 +62,28 @@ impl Balancer {
         Self {
             snapshot: ArcSwap::from_pointee(Snapshot::empty(strategy)),
             next: CachePadded::new(AtomicUsize::new(0)),
-            control: Mutex::new(strategy),
         }
     }
 
     /// Replaces the healthy set, in a stable order, and rebuilds the strategy's table from the
     /// backends' current weights. Connections already relayed are not affected. Control plane
     /// only: allocates, and at 1,000 backends may take milliseconds.
+    ///
+    /// The strategy and the backends live in the one snapshot, and each writer replaces it with
+    /// a compare-and-swap (`rcu`) built from the snapshot it replaces: a publish racing a
+    /// [`Balancer::set_strategy`] can never bring back the old strategy, nor the strategy
+    /// change the old backends. No lock; a writer that loses a race builds again (the health
+    /// thread is the only writer in ringlb, so that never happens there).
     pub fn publish(&self, backends: Vec<Arc<Backend>>) {
-        let strategy = self.control.lock().unwrap_or_else(PoisonError::into_inner);
         self.snapshot
-            .store(Arc::new(Snapshot::build(*strategy, backends)));
+            .rcu(|current| Snapshot::build(current.strategy(), backends.clone()));
     }
 
     /// Switches to `strategy` (e.g. on a configuration reload), rebuilding the current snapshot
     /// for it. Control plane only.
     pub fn set_strategy(&self, strategy: Strategy) {
-        let mut current = self.control.lock().unwrap_or_else(PoisonError::into_inner);
-        *current = strategy;
-        let backends = self.snapshot.load().backends().to_vec();
         self.snapshot
-            .store(Arc::new(Snapshot::build(strategy, backends)));
+            .rcu(|current| Snapshot::build(strategy, current.backends().to_vec()));
     }
 
     /// The strategy picks currently use.

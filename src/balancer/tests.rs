@@ -342,3 +342,31 @@ fn picks_during_snapshot_swaps_only_see_published_backends() {
         assert!(pool.iter().all(|b| b.active() == 0));
     }
 }
+
+/// Publishes and strategy changes from two threads at once: whatever the interleaving, the
+/// final snapshot holds the last published backends *and* the last strategy set, neither
+/// undone by a writer that read the other's old value.
+#[test]
+fn concurrent_publish_and_set_strategy_lose_no_update() {
+    let all = backends(&[1, 1, 1, 1]);
+    for _ in 0..20 {
+        let balancer = Balancer::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..200 {
+                    balancer.publish(all[..1 + i % 4].to_vec());
+                }
+                balancer.publish(all[..2].to_vec());
+            });
+            s.spawn(|| {
+                for i in 0..200 {
+                    balancer.set_strategy(Strategy::ALL[i % 4]);
+                }
+                balancer.set_strategy(Strategy::PowerOfTwo);
+            });
+        });
+        let snapshot = balancer.snapshot();
+        assert_eq!(snapshot.strategy(), Strategy::PowerOfTwo);
+        assert_eq!(snapshot.backends().len(), 2);
+    }
+}
