@@ -11,7 +11,7 @@ use io_uring::{
     types::{CancelBuilder, Fd, Timespec},
 };
 
-use super::{errno, flow_of, Ends, Flow, Io, Relay};
+use super::{errno, flow_of, Ends, Flow, Io, Relay, Step};
 use crate::uring::{buf_ring::BufRing, sys};
 
 const RECV: u8 = 0;
@@ -101,12 +101,10 @@ impl Relay for Copy {
     }
 
     fn start(&mut self, io: &mut Io<'_>, conn: &mut Conn) -> Flow {
-        for dir in 0..2 {
-            if !self.receive(io, conn, dir) {
-                return Flow::Failed(libc::ENOMEM);
-            }
+        match (0..2).try_for_each(|dir| self.receive(io, conn, dir)) {
+            Ok(()) => Flow::Continue,
+            Err(errno) => Flow::Failed(errno),
         }
-        Flow::Continue
     }
 
     fn complete(
@@ -123,7 +121,7 @@ impl Relay for Copy {
             SEND => self.on_sent(io, conn, dir, result),
             _ => {
                 conn.half[dir].receiving = false;
-                Ok(self.receive(io, conn, dir)).and_then(ok)
+                self.receive(io, conn, dir)
             }
         };
         match step {
@@ -150,10 +148,8 @@ impl Relay for Copy {
     }
 }
 
-type Step = Result<(), i32>;
-
 impl Copy {
-    fn receive(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> bool {
+    fn receive(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
         let recv = opcode::RecvMulti::new(Fd(c.ends.src(dir)), self.ring.group()).build();
         c.recv_token[dir] = io
             .token
@@ -162,7 +158,7 @@ impl Copy {
         // SAFETY: the kernel writes only into ring buffers it picked; the socket is open until
         // teardown.
         let armed = unsafe { io.submit(recv, RECV, dir) };
-        c.half[dir].receiving = armed;
+        c.half[dir].receiving = armed.is_ok();
         armed
     }
 
@@ -193,13 +189,13 @@ impl Copy {
                 half.receiving = true;
                 let timeout = opcode::Timeout::new(&*self.retry_after as *const Timespec).build();
                 // SAFETY: the timespec is boxed in `self`, alive as long as the worker.
-                ok(unsafe { io.submit(timeout, RETRY, dir) })?;
+                unsafe { io.submit(timeout, RETRY, dir) }?;
             }
             e if e == -libc::ENOBUFS => {}
             e if e == -libc::ECANCELED => {}
             e if e < 0 => return Err(errno(e)),
             _ if !more && !half.paused && !half.eof => {
-                ok(self.receive(io, c, dir))?;
+                self.receive(io, c, dir)?;
             }
             _ => {}
         }
@@ -209,7 +205,7 @@ impl Copy {
             let cancel =
                 opcode::AsyncCancel2::new(CancelBuilder::user_data(c.recv_token[dir])).build();
             // SAFETY: a cancellation references nothing but a user_data value.
-            ok(unsafe { io.submit_untracked(cancel) })?;
+            unsafe { io.submit_untracked(cancel) }?;
         }
         self.resume(io, c, dir)?;
         self.send_next(io, c, dir)
@@ -252,7 +248,7 @@ impl Copy {
         half.sending = true;
         // SAFETY: buffer `bid` stays queued (not recycled) until this send completes; the socket
         // is open until teardown.
-        ok(unsafe { io.submit(send, SEND, dir) })
+        unsafe { io.submit(send, SEND, dir) }
     }
 
     fn on_sent(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize, res: i32) -> Step {
@@ -282,16 +278,8 @@ impl Copy {
         let half = &mut c.half[dir];
         if half.paused && half.count <= LOW_WATER && !half.receiving && !half.eof {
             half.paused = false;
-            ok(self.receive(io, c, dir))?;
+            self.receive(io, c, dir)?;
         }
         Ok(())
-    }
-}
-
-fn ok(submitted: bool) -> Step {
-    if submitted {
-        Ok(())
-    } else {
-        Err(libc::ENOMEM)
     }
 }

@@ -14,7 +14,7 @@ pub mod splice_inline;
 
 use std::os::fd::RawFd;
 
-use io_uring::squeue;
+use io_uring::{opcode, squeue, types::Fd};
 
 use crate::{
     uring::ring::Ring,
@@ -29,9 +29,9 @@ pub const UPSTREAM: usize = 0;
 pub const DOWNSTREAM: usize = 1;
 
 /// `poll(2)` mask for "there is something to read (data, EOF or an error)".
-pub(crate) const POLL_READABLE: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
+const POLL_READABLE: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
 /// `poll(2)` mask for "there is room to write".
-pub(crate) const POLL_WRITABLE: u32 = libc::POLLOUT as u32;
+const POLL_WRITABLE: u32 = libc::POLLOUT as u32;
 
 /// The two sockets of a proxied connection.
 #[derive(Clone, Copy, Debug)]
@@ -73,6 +73,9 @@ pub enum Flow {
     Failed(i32),
 }
 
+/// The outcome of one strategy step: `Err(errno)` closes the connection.
+pub(crate) type Step = Result<(), i32>;
+
 /// Submission context for one connection: tags every operation with the connection's token and
 /// counts it, so the worker knows when the last one has completed and descriptors may close.
 pub struct Io<'a> {
@@ -91,21 +94,19 @@ impl Io<'_> {
         self.moved[dir] += bytes as u64;
     }
 
-    /// Submits `entry` as operation `kind` of direction `dir`; `false` if the ring refused it.
+    /// Submits `entry` as operation `kind` of direction `dir`; `Err(ENOMEM)` if the ring
+    /// refused it.
     ///
     /// # Safety
     /// Everything `entry` points to must stay valid until its completion is delivered to
     /// [`Relay::complete`] (buffers live in the strategy, descriptors until the worker's teardown,
     /// which waits for every counted operation).
-    pub unsafe fn submit(&mut self, entry: squeue::Entry, kind: u8, dir: usize) -> bool {
+    pub unsafe fn submit(&mut self, entry: squeue::Entry, kind: u8, dir: usize) -> Step {
         let entry = entry.user_data(self.token.with_op(Op::relay(kind, dir)).into());
         // SAFETY: forwarded from the caller.
-        if unsafe { self.ring.push(&entry) }.is_ok() {
-            *self.inflight += 1;
-            true
-        } else {
-            false
-        }
+        unsafe { self.ring.push(&entry) }.map_err(|_| libc::ENOMEM)?;
+        *self.inflight += 1;
+        Ok(())
     }
 
     /// Submits `entry` with a token whose completion the worker ignores (cancellations).
@@ -113,10 +114,29 @@ impl Io<'_> {
     /// # Safety
     /// As for [`Io::submit`]; the completion is never seen, so `entry` must reference nothing
     /// that outlives the connection.
-    pub unsafe fn submit_untracked(&mut self, entry: squeue::Entry) -> bool {
+    pub unsafe fn submit_untracked(&mut self, entry: squeue::Entry) -> Step {
         let entry = entry.user_data(Token::IGNORE.into());
         // SAFETY: forwarded from the caller.
-        unsafe { self.ring.push(&entry) }.is_ok()
+        unsafe { self.ring.push(&entry) }.map_err(|_| libc::ENOMEM)
+    }
+
+    /// Arms a multishot poll, operation `kind`, that completes each time direction `dir`'s
+    /// source becomes readable (data, EOF or an error).
+    pub fn watch_readable(&mut self, ends: &Ends, dir: usize, kind: u8) -> Step {
+        let poll = opcode::PollAdd::new(Fd(ends.src(dir)), POLL_READABLE)
+            .multi(true)
+            .build();
+        // SAFETY: a poll carries no pointer, only the socket, which stays open until the
+        // worker's teardown has seen this poll complete.
+        unsafe { self.submit(poll, kind, dir) }
+    }
+
+    /// Arms a one-shot poll, operation `kind`, that completes once direction `dir`'s
+    /// destination has room to write.
+    pub fn wait_writable(&mut self, ends: &Ends, dir: usize, kind: u8) -> Step {
+        let poll = opcode::PollAdd::new(Fd(ends.dst(dir)), POLL_WRITABLE).build();
+        // SAFETY: as in `watch_readable`: no pointer, a socket open until teardown.
+        unsafe { self.submit(poll, kind, dir) }
     }
 }
 

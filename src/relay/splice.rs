@@ -9,7 +9,7 @@
 
 use io_uring::{opcode, types::Fd};
 
-use super::{errno, flow_of, Ends, Flow, Io, PipePool, Relay, POLL_READABLE, POLL_WRITABLE};
+use super::{errno, flow_of, Ends, Flow, Io, PipePool, Relay, Step};
 use crate::uring::sys::{self, Pipe};
 
 const POLL_IN: u8 = 0;
@@ -68,12 +68,10 @@ impl Relay for Splice {
     }
 
     fn start(&mut self, io: &mut Io<'_>, conn: &mut Conn) -> Flow {
-        for dir in 0..2 {
-            if !watch(io, conn, dir) {
-                return Flow::Failed(libc::ENOMEM);
-            }
+        match (0..2).try_for_each(|dir| watch(io, conn, dir)) {
+            Ok(()) => Flow::Continue,
+            Err(errno) => Flow::Failed(errno),
         }
-        Flow::Continue
     }
 
     fn complete(
@@ -116,8 +114,6 @@ impl Relay for Splice {
     }
 }
 
-type Step = Result<(), i32>;
-
 impl Splice {
     fn on_readable(
         &mut self,
@@ -151,7 +147,7 @@ impl Splice {
         let splice = opcode::Splice::new(
             Fd(c.ends.src(dir)),
             -1,
-            Fd(raw(&pipe.wr)),
+            Fd(pipe.write_fd()),
             -1,
             self.pipes.capacity() as u32,
         )
@@ -162,7 +158,7 @@ impl Splice {
         half.read_epoch = half.epoch;
         // SAFETY: the socket is open until teardown; the pipe stays in `half` (not returned to
         // the pool) until this splice completes.
-        ok(unsafe { io.submit(splice, SPLICE_IN, dir) })
+        unsafe { io.submit(splice, SPLICE_IN, dir) }
     }
 
     fn on_read(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize, res: i32) -> Step {
@@ -187,7 +183,7 @@ impl Splice {
                 } else if half.watching {
                     Ok(())
                 } else {
-                    ok(watch(io, c, dir))
+                    watch(io, c, dir)
                 }
             }
             e => Err(errno(e)),
@@ -199,7 +195,7 @@ impl Splice {
         let half = &mut c.half[dir];
         let pipe = half.pipe.as_ref().expect("queued bytes live in a pipe");
         let splice = opcode::Splice::new(
-            Fd(raw(&pipe.rd)),
+            Fd(pipe.read_fd()),
             -1,
             Fd(c.ends.dst(dir)),
             -1,
@@ -209,11 +205,10 @@ impl Splice {
         .build();
         half.busy = true;
         // SAFETY: the pipe stays in `half` and the socket open until this splice completes.
-        ok(unsafe { io.submit(splice, SPLICE_OUT, dir) })
+        unsafe { io.submit(splice, SPLICE_OUT, dir) }
     }
 
     fn on_written(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize, res: i32) -> Step {
-        let dst = c.ends.dst(dir);
         let half = &mut c.half[dir];
         half.busy = false;
         match res {
@@ -226,9 +221,7 @@ impl Splice {
         }
         if half.queued > 0 {
             half.busy = true;
-            let poll = opcode::PollAdd::new(Fd(dst), POLL_WRITABLE).build();
-            // SAFETY: the poll references only the destination socket, open until teardown.
-            return ok(unsafe { io.submit(poll, POLL_OUT, dir) });
+            return io.wait_writable(&c.ends, dir, POLL_OUT);
         }
         self.release(c, dir);
         // The source may hold more than one pipe's worth; only EAGAIN proves it empty.
@@ -252,24 +245,9 @@ impl Splice {
     }
 }
 
-fn watch(io: &mut Io<'_>, c: &mut Conn, dir: usize) -> bool {
-    let poll = opcode::PollAdd::new(Fd(c.ends.src(dir)), POLL_READABLE)
-        .multi(true)
-        .build();
-    // SAFETY: the poll references only the source socket, open until teardown.
-    let armed = unsafe { io.submit(poll, POLL_IN, dir) };
-    c.half[dir].watching = armed;
+/// Arms direction `dir`'s multishot readable poll.
+fn watch(io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
+    let armed = io.watch_readable(&c.ends, dir, POLL_IN);
+    c.half[dir].watching = armed.is_ok();
     armed
-}
-
-fn ok(submitted: bool) -> Step {
-    if submitted {
-        Ok(())
-    } else {
-        Err(libc::ENOMEM)
-    }
-}
-
-fn raw(fd: &std::os::fd::OwnedFd) -> std::os::fd::RawFd {
-    std::os::fd::AsRawFd::as_raw_fd(fd)
 }

@@ -7,9 +7,7 @@
 
 use std::io;
 
-use io_uring::{opcode, types::Fd};
-
-use super::{errno, flow_of, Ends, Flow, Io, PipePool, Relay, POLL_READABLE, POLL_WRITABLE};
+use super::{errno, flow_of, Ends, Flow, Io, PipePool, Relay, Step};
 use crate::uring::sys::{self, Pipe};
 
 const POLL_IN: u8 = 0;
@@ -63,12 +61,10 @@ impl Relay for SpliceInline {
     }
 
     fn start(&mut self, io: &mut Io<'_>, conn: &mut Conn) -> Flow {
-        for dir in 0..2 {
-            if !watch(io, conn, dir) {
-                return Flow::Failed(libc::ENOMEM);
-            }
+        match (0..2).try_for_each(|dir| watch(io, conn, dir)) {
+            Ok(()) => Flow::Continue,
+            Err(errno) => Flow::Failed(errno),
         }
-        Flow::Continue
     }
 
     fn complete(
@@ -95,10 +91,10 @@ impl Relay for SpliceInline {
         if result < 0 && result != -libc::ECANCELED {
             return Flow::Failed(errno(result));
         }
-        if let Err(e) = self.pump(io, conn, dir) {
-            return Flow::Failed(e.raw_os_error().unwrap_or(libc::EIO));
+        match self.pump(io, conn, dir) {
+            Ok(()) => flow_of(done(conn)),
+            Err(errno) => Flow::Failed(errno),
         }
-        flow_of(done(conn))
     }
 
     fn close(&mut self, conn: Conn) {
@@ -113,24 +109,22 @@ impl Relay for SpliceInline {
 
 impl SpliceInline {
     /// Moves bytes in direction `dir` until the source is empty or the destination full.
-    fn pump(&mut self, io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> io::Result<()> {
+    fn pump(&mut self, io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
         let (src, dst) = (conn.ends.src(dir), conn.ends.dst(dir));
         loop {
             let half = &mut conn.half[dir];
             if half.queued > 0 {
                 let pipe = half.pipe.as_ref().expect("queued bytes live in a pipe");
-                match sys::splice(raw(&pipe.rd), dst, half.queued) {
+                match sys::splice(pipe.read_fd(), dst, half.queued) {
                     Ok(n) => {
                         half.queued -= n;
                         io.delivered(dir, n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         half.blocked = true;
-                        let poll = opcode::PollAdd::new(Fd(dst), POLL_WRITABLE).build();
-                        // SAFETY: the poll references only `dst`, open until teardown.
-                        return submitted(unsafe { io.submit(poll, POLL_OUT, dir) });
+                        return io.wait_writable(&conn.ends, dir, POLL_OUT);
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(os_errno(&e)),
                 }
                 continue;
             }
@@ -144,8 +138,8 @@ impl SpliceInline {
                 }
                 return Ok(());
             }
-            let pipe = self.pipes.take()?;
-            match sys::splice(src, raw(&pipe.wr), self.pipes.capacity()) {
+            let pipe = self.pipes.take().map_err(|e| os_errno(&e))?;
+            match sys::splice(src, pipe.write_fd(), self.pipes.capacity()) {
                 Ok(0) => {
                     half.eof = true;
                     self.pipes.give(pipe);
@@ -156,37 +150,30 @@ impl SpliceInline {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.pipes.give(pipe);
-                    return submitted(half.watching || watch(io, conn, dir));
+                    return if half.watching {
+                        Ok(())
+                    } else {
+                        watch(io, conn, dir)
+                    };
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(os_errno(&e)),
             }
         }
     }
 }
 
-/// Arms the multishot readable poll of direction `dir`.
-fn watch(io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> bool {
-    let poll = opcode::PollAdd::new(Fd(conn.ends.src(dir)), POLL_READABLE)
-        .multi(true)
-        .build();
-    // SAFETY: the poll references only the source socket, open until teardown.
-    let ok = unsafe { io.submit(poll, POLL_IN, dir) };
-    conn.half[dir].watching = ok;
-    ok
+/// Arms direction `dir`'s multishot readable poll.
+fn watch(io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
+    let armed = io.watch_readable(&conn.ends, dir, POLL_IN);
+    conn.half[dir].watching = armed.is_ok();
+    armed
 }
 
 fn done(conn: &Conn) -> [bool; 2] {
     [conn.half[0].done, conn.half[1].done]
 }
 
-fn submitted(ok: bool) -> io::Result<()> {
-    if ok {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(libc::ENOMEM))
-    }
-}
-
-fn raw(fd: &std::os::fd::OwnedFd) -> std::os::fd::RawFd {
-    std::os::fd::AsRawFd::as_raw_fd(fd)
+/// The errno of a failed system call (`EIO` if it carries none).
+fn os_errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
 }

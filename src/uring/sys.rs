@@ -71,6 +71,16 @@ impl Pipe {
         }
         Ok(pipe)
     }
+
+    /// The read end's descriptor (for `splice(2)` and `IORING_OP_SPLICE`).
+    pub fn read_fd(&self) -> RawFd {
+        self.rd.as_raw_fd()
+    }
+
+    /// The write end's descriptor.
+    pub fn write_fd(&self) -> RawFd {
+        self.wr.as_raw_fd()
+    }
 }
 
 /// Non-blocking `splice(2)` of up to `len` bytes from `from` to `to`.
