@@ -44,13 +44,27 @@ fn main() -> ExitCode {
         return probe_admin(&config);
     }
     if args.check {
-        print!("{config}");
-        return ExitCode::SUCCESS;
+        return print_checked(&config);
     }
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringlb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints the effective configuration. A reader that stops early (`ringlb --check | head`) is
+/// not an error, and must not turn into a panic the way `print!` does on a closed pipe.
+fn print_checked(config: &Config) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match write!(out, "{config}").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringlb: cannot write the configuration: {e}");
             ExitCode::FAILURE
         }
     }

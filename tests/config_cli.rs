@@ -86,6 +86,26 @@ fn shipped_config_prints_the_effective_configuration() {
     }
 }
 
+/// `ringlb --check | head -1`: the reader goes away before ringlb writes. That is the reader's
+/// choice, not a failure, and must never be a panic (exit code 101).
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ringlb.toml");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // every write to `writer` now fails with EPIPE
+    let output = Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn printed_configuration_checks_again() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
