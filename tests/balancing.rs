@@ -49,12 +49,7 @@ async fn holding_backend(name: &'static str, addr: SocketAddr) -> tokio::task::J
             tokio::spawn(async move {
                 let mut buf = [0u8; 512];
                 let n = s.read(&mut buf).await.unwrap_or(0);
-                if buf[..n].starts_with(b"GET /healthz") {
-                    let _ = s
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        )
-                        .await;
+                if answered_health_probe(&mut s, &buf[..n]).await {
                     return;
                 }
                 let _ = s.write_all(name.as_bytes()).await;

@@ -136,10 +136,7 @@ async fn backend_closes_mid_stream(relay: RelayMode) {
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 let n = s.read(&mut buf).await.unwrap_or(0);
-                if buf[..n].starts_with(b"GET /healthz") {
-                    let _ = s
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                        .await;
+                if answered_health_probe(&mut s, &buf[..n]).await {
                     return;
                 }
                 let _ = s.write_all(b"partial").await;

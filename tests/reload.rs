@@ -21,12 +21,7 @@ async fn named_echo(name: u8) -> SocketAddr {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 let n = s.read(&mut buf).await.unwrap_or(0);
-                if buf[..n].starts_with(b"GET /healthz") {
-                    let _ = s
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        )
-                        .await;
+                if answered_health_probe(&mut s, &buf[..n]).await {
                     return;
                 }
                 if s.write_all(&[name]).await.is_err() || s.write_all(&buf[..n]).await.is_err() {

@@ -22,12 +22,7 @@ async fn early_closer() -> SocketAddr {
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 let n = s.read(&mut buf).await.unwrap_or(0);
-                if buf[..n].starts_with(b"GET /healthz") {
-                    let _ = s
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        )
-                        .await;
+                if answered_health_probe(&mut s, &buf[..n]).await {
                     return;
                 }
                 let s = s.into_std().unwrap();
@@ -129,11 +124,8 @@ async fn replay_keeps_bytes_intact_past_the_buffer_and_for_server_first_protocol
                 let mut buf = [0u8; 64];
                 let first = tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await;
                 if let Ok(Ok(n)) = first {
-                    if buf[..n].starts_with(b"GET /healthz") {
-                        let _ = s
-                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                            .await;
-                    }
+                    // A client that speaks first is a health probe (or nothing to serve).
+                    answered_health_probe(&mut s, &buf[..n]).await;
                     return;
                 }
                 let _ = s.write_all(b"220 hello\r\n").await;

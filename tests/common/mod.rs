@@ -141,6 +141,19 @@ async fn answer(stream: &mut TcpStream, status: &str, body: &str) {
     let _ = stream.shutdown().await;
 }
 
+/// Answers `request` with 200 if it is ringlb's health probe (`GET /healthz`); `true` when it
+/// was, and the connection is then done. Backends with a behaviour of their own call this on
+/// their first read so that they stay healthy.
+pub async fn answered_health_probe(stream: &mut TcpStream, request: &[u8]) -> bool {
+    if !request.starts_with(b"GET /healthz") {
+        return false;
+    }
+    let _ = stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await;
+    true
+}
+
 /// A backend answering every request (health probes included) with 200 and `name` as the body,
 /// one request per connection.
 pub struct NamedBackend {
