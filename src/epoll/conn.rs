@@ -20,7 +20,12 @@ use super::{
     replay::{Phase, Replay},
     Shared,
 };
-use crate::{backend::Backend, config::OnNoBackend, metrics::WorkerCounter, worker::RESPONSE_503};
+use crate::{
+    backend::Backend,
+    config::OnNoBackend,
+    metrics::WorkerCounter,
+    worker::{header_policy::HeaderRefused, RESPONSE_503},
+};
 
 /// How long a rejected client may keep sending after the answer before it is closed.
 const LINGER: Duration = Duration::from_secs(1);
@@ -100,7 +105,7 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
 }
 
 /// Closes a client whose PROXY header was refused: nothing of it reaches a backend.
-fn refuse_header(shared: &Shared, why: super::proxy::Refused) {
+fn refuse_header(shared: &Shared, why: HeaderRefused) {
     shared.stats.add(WorkerCounter::ProxyHeaderRefused);
     tracing::debug!(worker = shared.id, reason = %why, "PROXY header refused; closing the client");
 }

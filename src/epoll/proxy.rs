@@ -12,33 +12,15 @@
 //! Never blocks the thread and never allocates per connection: the header buffer comes from the
 //! worker's pool and goes back once the connection is committed to a backend.
 
-use std::{
-    io,
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::{io, net::SocketAddr, time::Instant};
 
 use tokio::net::TcpStream;
 
 use super::copy::{write_all, Buffer, Buffers};
-use crate::proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version};
-
-/// How long a client has to send its whole PROXY header.
-const HEADER_BUDGET: Duration = Duration::from_secs(5);
-
-/// Why a client's PROXY header was refused.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum Refused {
-    /// Not a valid header (or longer than ringlb accepts).
-    #[error("{0}")]
-    Invalid(#[from] ParseError),
-    /// Not complete within [`HEADER_BUDGET`].
-    #[error("not complete within 5 s")]
-    Late,
-    /// The client closed or failed before its header was complete.
-    #[error("closed before the header was complete")]
-    Closed,
-}
+use crate::{
+    proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version},
+    worker::header_policy::{HeaderRefused, HEADER_BUDGET},
+};
 
 /// What comes before the relay: the client's header (when `accept_proxy`) and the bytes that
 /// followed it.
@@ -65,7 +47,7 @@ impl<'a> Prelude<'a> {
     pub(super) async fn accept(
         pool: &'a Buffers,
         client: &TcpStream,
-    ) -> Result<Prelude<'a>, Refused> {
+    ) -> Result<Prelude<'a>, HeaderRefused> {
         let deadline = Instant::now() + HEADER_BUDGET;
         let mut buf = pool.take();
         let mut received = 0;
@@ -78,11 +60,11 @@ impl<'a> Prelude<'a> {
                 client.try_read(&mut buf[received..])
             };
             match tokio::time::timeout_at(deadline.into(), read).await {
-                Err(_) => return Err(Refused::Late),
-                Ok(Ok(0)) => return Err(Refused::Closed),
+                Err(_) => return Err(HeaderRefused::Late),
+                Ok(Ok(0)) => return Err(HeaderRefused::Closed),
                 Ok(Ok(n)) => received += n,
                 Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Ok(Err(_)) => return Err(Refused::Closed),
+                Ok(Err(e)) => return Err(HeaderRefused::Io(e.raw_os_error().unwrap_or(libc::EIO))),
             }
             let (addresses, consumed) = match proxy_protocol::parse(&buf[..received]) {
                 ParseOutcome::Complete { header, consumed } => (header.addresses, consumed),

@@ -6,6 +6,7 @@
 //! not shared with any other thread.
 
 mod engine;
+pub(crate) mod header_policy;
 pub mod limit;
 mod prelude;
 mod slots;

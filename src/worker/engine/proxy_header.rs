@@ -28,33 +28,11 @@ use crate::{
     relay::Relay,
     uring::sys,
     worker::{
+        header_policy::{HeaderRefused, HEADER_BUDGET},
         slots::UNKNOWN_PEER,
         token::{Op, Token},
     },
 };
-
-/// How long a client has to send its whole PROXY header.
-pub(super) const HEADER_BUDGET: Duration = Duration::from_secs(5);
-
-/// Why a client's PROXY header was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(super) enum HeaderRefused {
-    /// The bytes are not a valid header (or one longer than ringlb accepts).
-    #[error("{0}")]
-    Invalid(#[from] ParseError),
-    /// The header was not complete within [`HEADER_BUDGET`].
-    #[error("not complete within 5 s")]
-    Late,
-    /// The client closed before its header was complete.
-    #[error("closed before the header was complete")]
-    Closed,
-    /// The receive failed (errno).
-    #[error("receive failed (errno {0})")]
-    Io(i32),
-    /// The ring refused the receive.
-    #[error("cannot submit the receive")]
-    Submit,
-}
 
 impl<R: Relay> Engine<R> {
     /// `accept_proxy`: a new client must first send a PROXY header.
