@@ -15,22 +15,10 @@ DURATION=${2:-6s}
 CONNS=${CONNS:-32}
 WORKERS=${WORKERS:-1}
 
-cargo build --release -q -p ringlb -p loadtest
-BIN=target/release
-tmp=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-
 # shellcheck source=loadtest/lib.sh
 . loadtest/lib.sh
-
-replicas=()
-for _ in 1 2 3; do
-  p=$(free_port); replicas+=("$p")
-  "$BIN/loadtest" replica --listen "127.0.0.1:$p" >"$tmp/replica-$p.log" 2>&1 & pids+=($!)
-done
-for p in "${replicas[@]}"; do wait_port "$p"; done
+setup_run
+start_replicas 3
 
 targets=(--target "direct=127.0.0.1:${replicas[0]}")
 for backend in epoll io_uring; do
@@ -38,9 +26,7 @@ for backend in epoll io_uring; do
   {
     printf 'listen = "127.0.0.1:%s"\nworkers = %s\nio_backend = "%s"\n' "$port" "$WORKERS" "$backend"
     printf '[admin]\nenabled = false\n[health_check]\ninterval = "1s"\n'
-    for p in "${replicas[@]}"; do
-      printf '[[targets]]\naddress = "127.0.0.1:%s"\nhealth_check_endpoint = "/healthz"\n' "$p"
-    done
+    replica_targets
   } >"$tmp/ringlb-$backend.toml"
   RUST_LOG=warn "$BIN/ringlb" --config "$tmp/ringlb-$backend.toml" >"$tmp/ringlb-$backend.log" 2>&1 &
   pids+=($!)

@@ -25,3 +25,41 @@ wait_port() {
   done
   echo "nothing listens on 127.0.0.1:$1" >&2; return 1
 }
+
+# Builds ringlb and loadtest (release) and prepares a run: BIN (the binaries), tmp (a scratch
+# directory, removed on exit) and pids (every process started; all stopped on exit). With
+# KEEP_LOGS set, the last lines of every log in $tmp go to stderr on exit.
+setup_run() {
+  cargo build --release -q -p ringlb -p loadtest
+  BIN=target/release
+  tmp=$(mktemp -d)
+  pids=()
+  trap stop_run EXIT
+}
+
+stop_run() {
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ -n "${KEEP_LOGS:-}" ]; then tail -n 5 "$tmp"/*.log >&2; fi
+  rm -rf "$tmp"
+}
+
+# Starts $1 (default 3) `loadtest replica` backends and waits for them; their ports go to the
+# array `replicas`.
+start_replicas() {
+  replicas=()
+  local p
+  for _ in $(seq 1 "${1:-3}"); do
+    p=$(free_port); replicas+=("$p")
+    "$BIN/loadtest" replica --listen "127.0.0.1:$p" >"$tmp/replica-$p.log" 2>&1 & pids+=($!)
+  done
+  for p in "${replicas[@]}"; do wait_port "$p"; done
+}
+
+# The ringlb [[targets]] of every replica, probed at /healthz.
+replica_targets() {
+  local p
+  for p in "${replicas[@]}"; do
+    printf '[[targets]]\naddress = "127.0.0.1:%s"\nhealth_check_endpoint = "/healthz"\n' "$p"
+  done
+}

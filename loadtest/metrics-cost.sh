@@ -27,30 +27,16 @@ MODE=${MODE:-max}
 RATE=${RATE:-4000}
 command -v curl >/dev/null || { echo "curl not found: apt-get install curl" >&2; exit 1; }
 
-cargo build --release -q -p ringlb -p loadtest
-BIN=target/release
-tmp=$(mktemp -d)
+setup_run
 out=target/loadtest/metrics-cost-$(date +%Y%m%d-%H%M%S)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-
-replicas=()
-for _ in 1 2 3; do
-  p=$(free_port); replicas+=("$p")
-  "$BIN/loadtest" replica --listen "127.0.0.1:$p" >"$tmp/replica-$p.log" 2>&1 & pids+=($!)
-done
-for p in "${replicas[@]}"; do wait_port "$p"; done
+start_replicas 3
 
 # $1 = name, $2 = listen port, $3 = the [admin] table, $4 = the binary.
 start_ringlb() {
   {
     printf 'listen = "127.0.0.1:%s"\nworkers = %s\nrelay = "%s"\n' "$2" "$WORKERS" "$RELAY"
     printf '[health_check]\ninterval = "1s"\n%s\n' "$3"
-    for p in "${replicas[@]}"; do
-      printf '[[targets]]\naddress = "127.0.0.1:%s"\nhealth_check_endpoint = "/healthz"\n' "$p"
-    done
+    replica_targets
   } >"$tmp/$1.toml"
   RUST_LOG=warn "$4" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 & pids+=($!)
   wait_port "$2"

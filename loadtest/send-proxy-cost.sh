@@ -15,19 +15,9 @@ ROUNDS=${1:-10}
 DURATION=${2:-20s}
 CONNS=${CONNS:-32}
 
-cargo build --release -q -p ringlb -p loadtest
-BIN=target/release
-tmp=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-replicas=()
-for _ in 1 2 3; do
-  p=$(free_port); replicas+=("$p")
-  "$BIN/loadtest" replica --listen "127.0.0.1:$p" >"$tmp/replica-$p.log" 2>&1 & pids+=($!)
-  wait_port "$p"
-done
+setup_run
+out=target/loadtest/send-proxy-cost-$(date +%Y%m%d-%H%M%S)  # kept after the run
+start_replicas 3
 
 targets=()
 declare -A ringlb_pid
@@ -37,9 +27,7 @@ start_ringlb() { # name listen-ip send_proxy
     printf 'listen = "%s:%s"\nworkers = 1\nsend_proxy = "%s"\n' "$2" "$p" "$3"
     # Five instances at once: no admin listener (its default port would clash).
     printf '[health_check]\ninterval = "1s"\n[admin]\nenabled = false\n'
-    for r in "${replicas[@]}"; do
-      printf '[[targets]]\naddress = "127.0.0.1:%s"\nhealth_check_endpoint = "/healthz"\n' "$r"
-    done
+    replica_targets
   } >"$tmp/$1.toml"
   RUST_LOG=warn "$BIN/ringlb" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 & pids+=($!)
   ringlb_pid[$1]=$!
@@ -56,7 +44,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A before
 for name in "${!ringlb_pid[@]}"; do before[$name]=$(cpu_ticks "${ringlb_pid[$name]}"); done
 "$BIN/loadtest" --mode connect --connections "$CONNS" --rounds "$ROUNDS" --duration "$DURATION" \
-  --out "$tmp/out" "${targets[@]}" 2>&1 | tee "$tmp/run.txt"
+  --out "$out" "${targets[@]}" 2>&1 | tee "$tmp/run.txt"
 
 # Two figures less exposed to the noise of a shared machine than the means above: the median
 # over rounds of each configuration's conn/s relative to `off` in the same round, and ringlb's
@@ -66,7 +54,7 @@ echo
 for name in off off-again v1 v2 v2-any; do
   echo "$name $(( $(cpu_ticks "${ringlb_pid[$name]}") - before[$name] ))"
 done >"$tmp/cpu.txt"
-python3 - "$tmp/run.txt" "$tmp/cpu.txt" "$tmp/out/summary.json" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$tmp/run.txt" "$tmp/cpu.txt" "$out/summary.json" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys
 run, cpu, summary, hz = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 rounds = {}

@@ -16,20 +16,9 @@ WRK_THREADS=${WRK_THREADS:-1}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 command -v haproxy >/dev/null || { echo "haproxy not found: apt-get install haproxy" >&2; exit 1; }
 
-cargo build --release -q -p ringlb -p loadtest
-BIN=target/release
-tmp=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "$KEEP_LOGS" ] && tail -n 5 "$tmp"/*.log >&2; rm -rf "$tmp"; }
-trap cleanup EXIT
-KEEP_LOGS=${KEEP_LOGS:-}
-
-
-b1=$(free_port); b2=$(free_port)
-for p in "$b1" "$b2"; do
-  "$BIN/loadtest" replica --listen "127.0.0.1:$p" >"$tmp/replica-$p.log" 2>&1 & pids+=($!)
-done
-wait_port "$b1"; wait_port "$b2"
+setup_run
+start_replicas 2
+b1=${replicas[0]}; b2=${replicas[1]}
 
 declare -A port
 for relay in splice splice-inline copy; do
@@ -42,12 +31,7 @@ relay = "$relay"
 interval = "1s"
 [admin]
 listen = "127.0.0.1:0"
-[[targets]]
-address = "127.0.0.1:$b1"
-health_check_endpoint = "/healthz"
-[[targets]]
-address = "127.0.0.1:$b2"
-health_check_endpoint = "/healthz"
+$(replica_targets)
 TOML
   RUST_LOG=warn "$BIN/ringlb" --config "$tmp/ringlb-$relay.toml" >"$tmp/ringlb-$relay.log" 2>&1 & pids+=($!)
   wait_port "$p"
