@@ -73,17 +73,7 @@ mod tests {
 
     #[test]
     fn config_lists_every_replica_with_a_health_check() {
-        let setup = Setup {
-            backends: vec![
-                "127.0.0.1:9001".parse().unwrap(),
-                "127.0.0.1:9002".parse().unwrap(),
-            ],
-            workers: 2,
-            connections: 32,
-            dir: PathBuf::from("/tmp"),
-            relay: None,
-            ringlb_extra: None,
-        };
+        let setup = Setup::example(2);
         let haproxy = Haproxy {
             binary: "haproxy".into(),
         };

@@ -46,6 +46,25 @@ pub struct Setup {
     pub ringlb_extra: Option<String>,
 }
 
+#[cfg(test)]
+impl Setup {
+    /// The proxies' unit-test setup: replicas on 127.0.0.1:9001 and :9002, `workers` workers,
+    /// 32 connections, files under /tmp, no ringlb overrides.
+    pub(crate) fn example(workers: usize) -> Setup {
+        Setup {
+            backends: vec![
+                "127.0.0.1:9001".parse().unwrap(),
+                "127.0.0.1:9002".parse().unwrap(),
+            ],
+            workers,
+            connections: 32,
+            dir: PathBuf::from("/tmp"),
+            relay: None,
+            ringlb_extra: None,
+        }
+    }
+}
+
 /// A proxy we know how to configure and start.
 pub trait Proxy {
     /// The path name (`ringlb`, `haproxy`, `nginx`).

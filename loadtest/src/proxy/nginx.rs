@@ -179,15 +179,8 @@ mod tests {
     #[test]
     fn config_is_a_stream_proxy_over_every_replica() {
         let setup = Setup {
-            backends: vec![
-                "127.0.0.1:9001".parse().unwrap(),
-                "127.0.0.1:9002".parse().unwrap(),
-            ],
-            workers: 1,
-            connections: 32,
             dir: PathBuf::from("/tmp/run"),
-            relay: None,
-            ringlb_extra: None,
+            ..Setup::example(1)
         };
         let nginx = Nginx {
             binary: "nginx".into(),

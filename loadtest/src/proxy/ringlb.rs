@@ -158,15 +158,9 @@ mod tests {
     #[test]
     fn config_follows_the_contract() {
         let setup = Setup {
-            backends: vec![
-                "127.0.0.1:9001".parse().unwrap(),
-                "127.0.0.1:9002".parse().unwrap(),
-            ],
-            workers: 2,
-            connections: 32,
-            dir: PathBuf::from("/tmp"),
             relay: Some("splice".into()),
             ringlb_extra: Some("send_proxy = \"v2\"".into()),
+            ..Setup::example(2)
         };
         let ringlb = Ringlb {
             binary: "ringlb".into(),
@@ -188,11 +182,7 @@ mod tests {
     fn a_forced_io_backend_is_written() {
         let setup = Setup {
             backends: vec!["127.0.0.1:9001".parse().unwrap()],
-            workers: 1,
-            connections: 32,
-            dir: PathBuf::from("/tmp"),
-            relay: None,
-            ringlb_extra: None,
+            ..Setup::example(1)
         };
         let ringlb = Ringlb {
             binary: "ringlb".into(),
