@@ -386,7 +386,7 @@ async fn status_shows_the_real_health_states() {
         }
     };
 
-    let stopped = named.stop();
+    let stopped = named.stop().await;
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let status = loop {
         let answer = get_admin(admin, "/status").await;

@@ -177,7 +177,7 @@ async fn health_check_port_probes_the_other_port() {
     );
 
     // The traffic port still answers, but the health port is gone: the target leaves.
-    let health_addr = health.stop();
+    let health_addr = health.stop().await;
     proxy.wait_healthy(0).await;
     assert_eq!(
         last_reason(&proxy, 0, traffic.addr).as_deref(),

@@ -154,7 +154,7 @@ async fn source_hash_keeps_clients_on_their_backend() {
     );
 
     // Stop C: only its clients move; at least 90% of the others keep their backend.
-    let stopped = backends.remove(2).stop();
+    let stopped = backends.remove(2).stop().await;
     let _ = stopped;
     proxy.wait_healthy(4).await;
     let others: Vec<_> = clients.iter().filter(|c| first[c] != "C").collect();
@@ -189,7 +189,7 @@ async fn a_refused_connect_retries_elsewhere_and_ejects_at_once() {
         .unwrap()
         .unwrap();
     proxy.wait_healthy(2).await;
-    b.stop();
+    b.stop().await;
     for _ in 0..10 {
         assert_eq!(
             body(&get(proxy.addr).await),

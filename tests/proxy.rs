@@ -49,7 +49,7 @@ async fn stopped_backend_leaves_and_returns() {
     let proxy = Proxy::start(&config(&[a.addr, b.addr], RelayMode::SpliceInline));
     proxy.wait_healthy(2).await;
 
-    let b_addr = b.stop();
+    let b_addr = b.stop().await;
     proxy.wait_healthy(1).await;
     for _ in 0..6 {
         assert_eq!(body(&get(proxy.addr).await), "A");
@@ -60,8 +60,8 @@ async fn stopped_backend_leaves_and_returns() {
     let names: Vec<String> = futures_lite_collect(proxy.addr, 4).await;
     assert!(names.contains(&"B".to_string()), "{names:?}");
 
-    a.stop();
-    b.stop();
+    a.stop().await;
+    b.stop().await;
     proxy.wait_healthy(0).await;
     assert_eq!(get(proxy.addr).await, EXACT_503);
 }

@@ -109,9 +109,11 @@ impl LineBackend {
             .collect()
     }
 
-    /// Stops listening; new connects are refused.
-    pub fn stop(self) -> SocketAddr {
+    /// Stops listening: once this returns, new connects are refused (see
+    /// [`super::NamedBackend::stop`] for why it waits for the task).
+    pub async fn stop(self) -> SocketAddr {
         self.task.abort();
+        let _ = self.task.await;
         self.addr
     }
 }

@@ -184,9 +184,14 @@ impl NamedBackend {
         NamedBackend { addr, task }
     }
 
-    /// Stops listening (new connections are refused).
-    pub fn stop(self) -> SocketAddr {
+    /// Stops listening: once this returns, new connections are refused. (`abort` alone only
+    /// asks: until the task is dropped the listener still completes handshakes, and those
+    /// connections are reset when it closes, which looks like a backend dying mid-request.)
+    pub async fn stop(self) -> SocketAddr {
         self.task.abort();
+        // A cancelled task's future, the listener with it, is dropped before its JoinHandle
+        // reports the cancellation.
+        let _ = self.task.await;
         self.addr
     }
 }
