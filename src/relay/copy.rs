@@ -100,11 +100,8 @@ impl Relay for Copy {
         }
     }
 
-    fn start(&mut self, io: &mut Io<'_>, conn: &mut Conn) -> Flow {
-        match (0..2).try_for_each(|dir| self.receive(io, conn, dir)) {
-            Ok(()) => Flow::Continue,
-            Err(errno) => Flow::Failed(errno),
-        }
+    fn arm(&mut self, io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
+        self.receive(io, conn, dir)
     }
 
     fn complete(

@@ -62,6 +62,23 @@ impl Ends {
     }
 }
 
+/// A connection's two sockets and the progress of each direction (`H`, a strategy's own
+/// per-direction state), for the strategies that need nothing else per connection.
+pub struct Pair<H> {
+    ends: Ends,
+    half: [H; 2],
+}
+
+impl<H: Default> Pair<H> {
+    /// Fresh state for a connected pair of sockets.
+    pub fn new(ends: Ends) -> Self {
+        Self {
+            ends,
+            half: Default::default(),
+        }
+    }
+}
+
 /// What the worker should do with a connection after a relay step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -148,8 +165,16 @@ pub trait Relay {
     /// State for a freshly connected pair of sockets.
     fn open(&mut self, ends: Ends) -> Self::Conn;
 
-    /// Arms whatever the strategy needs to start relaying both directions.
-    fn start(&mut self, io: &mut Io<'_>, conn: &mut Self::Conn) -> Flow;
+    /// Arms what direction `dir` needs to start relaying (a receive, a readable poll).
+    fn arm(&mut self, io: &mut Io<'_>, conn: &mut Self::Conn, dir: usize) -> Step;
+
+    /// Arms both directions.
+    fn start(&mut self, io: &mut Io<'_>, conn: &mut Self::Conn) -> Flow {
+        match (0..2).try_for_each(|dir| self.arm(io, conn, dir)) {
+            Ok(()) => Flow::Continue,
+            Err(errno) => Flow::Failed(errno),
+        }
+    }
 
     /// Handles the completion of operation `kind` of direction `dir`.
     fn complete(

@@ -9,7 +9,7 @@
 
 use io_uring::{opcode, types::Fd};
 
-use super::{errno, flow_of, Ends, Flow, Io, PipePool, Relay, Step};
+use super::{errno, flow_of, Ends, Flow, Io, Pair, PipePool, Relay, Step};
 use crate::uring::sys::{self, Pipe};
 
 const POLL_IN: u8 = 0;
@@ -35,7 +35,7 @@ impl Splice {
 
 /// One direction's progress.
 #[derive(Default)]
-struct Half {
+pub struct Half {
     pipe: Option<Pipe>,
     /// Bytes in `pipe` not yet written out.
     queued: usize,
@@ -52,26 +52,17 @@ struct Half {
 }
 
 /// Per-connection state.
-pub struct Conn {
-    ends: Ends,
-    half: [Half; 2],
-}
+pub type Conn = Pair<Half>;
 
 impl Relay for Splice {
     type Conn = Conn;
 
     fn open(&mut self, ends: Ends) -> Conn {
-        Conn {
-            ends,
-            half: Default::default(),
-        }
+        Pair::new(ends)
     }
 
-    fn start(&mut self, io: &mut Io<'_>, conn: &mut Conn) -> Flow {
-        match (0..2).try_for_each(|dir| watch(io, conn, dir)) {
-            Ok(()) => Flow::Continue,
-            Err(errno) => Flow::Failed(errno),
-        }
+    fn arm(&mut self, io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
+        watch(io, conn, dir)
     }
 
     fn complete(

@@ -7,7 +7,7 @@
 
 use std::io;
 
-use super::{errno, flow_of, Ends, Flow, Io, PipePool, Relay, Step};
+use super::{errno, flow_of, Ends, Flow, Io, Pair, PipePool, Relay, Step};
 use crate::uring::sys::{self, Pipe};
 
 const POLL_IN: u8 = 0;
@@ -29,7 +29,7 @@ impl SpliceInline {
 
 /// One direction's progress.
 #[derive(Default)]
-struct Half {
+pub struct Half {
     /// Borrowed from the pool while bytes sit in it.
     pipe: Option<Pipe>,
     /// Bytes in `pipe` not yet written to the destination.
@@ -45,26 +45,17 @@ struct Half {
 }
 
 /// Per-connection state.
-pub struct Conn {
-    ends: Ends,
-    half: [Half; 2],
-}
+pub type Conn = Pair<Half>;
 
 impl Relay for SpliceInline {
     type Conn = Conn;
 
     fn open(&mut self, ends: Ends) -> Conn {
-        Conn {
-            ends,
-            half: Default::default(),
-        }
+        Pair::new(ends)
     }
 
-    fn start(&mut self, io: &mut Io<'_>, conn: &mut Conn) -> Flow {
-        match (0..2).try_for_each(|dir| watch(io, conn, dir)) {
-            Ok(()) => Flow::Continue,
-            Err(errno) => Flow::Failed(errno),
-        }
+    fn arm(&mut self, io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
+        watch(io, conn, dir)
     }
 
     fn complete(
