@@ -17,7 +17,7 @@ use crate::{
     admin::{self, AdminServer},
     balancer::Balancer,
     config::{Config, IoBackend},
-    health::{HealthChecker, HealthStatus, Reloader},
+    health::{HealthChecker, HealthStatus, Reloader, Resolver, SystemResolver},
     listener,
     metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
@@ -84,6 +84,17 @@ pub struct Server {
 impl Server {
     /// Starts listeners, workers and the health checker; returns once traffic is accepted.
     pub fn start(config: &Config, shutdown: Shutdown) -> Result<Server, StartError> {
+        Self::start_with_resolver(config, shutdown, Arc::new(SystemResolver))
+    }
+
+    /// [`Server::start`], with target names resolved by `resolver` instead of the system
+    /// resolver: for tests, and for embedders with a service discovery of their own. It is
+    /// asked again every health round, so its answers are followed without a restart.
+    pub fn start_with_resolver(
+        config: &Config,
+        shutdown: Shutdown,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<Server, StartError> {
         let io_backend = choose_io_backend(config.io_backend)?;
         if let Err(e) = uring::sys::raise_nofile_limit() {
             tracing::warn!(error = %e, "cannot raise the open-files limit");
@@ -115,7 +126,8 @@ impl Server {
             config.resolved_targets(),
             config.health_check.clone(),
             Arc::clone(&balancer),
-        );
+        )
+        .with_resolver(resolver);
         health.prime();
 
         let limit = Arc::new(ConnectionLimit::new(config.max_connections));

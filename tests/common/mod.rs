@@ -38,15 +38,7 @@ pub fn test_io_backend() -> IoBackend {
 pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
     let targets = targets
         .iter()
-        .map(|a| Target {
-            address: TargetAddress {
-                host: a.ip().to_string(),
-                port: a.port(),
-            },
-            health_check_endpoint: "/healthz".into(),
-            weight: 1,
-            ..Default::default()
-        })
+        .map(|a| target(&a.ip().to_string(), a.port()))
         .collect();
     Config {
         source: PathBuf::from("<test>"),
@@ -69,6 +61,19 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
     }
 }
 
+/// A target at `host:port` (a name or an IP literal), probed with `GET /healthz`.
+pub fn target(host: &str, port: u16) -> Target {
+    Target {
+        address: TargetAddress {
+            host: host.into(),
+            port,
+        },
+        health_check_endpoint: "/healthz".into(),
+        weight: 1,
+        ..Default::default()
+    }
+}
+
 /// A running proxy that stops when dropped.
 pub struct Proxy {
     pub server: Option<Server>,
@@ -77,7 +82,16 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(config: &Config) -> Proxy {
-        let server = Server::start(config, Shutdown::new()).expect("ringlb starts");
+        Self::start_with_resolver(config, Arc::new(ringlb::health::SystemResolver))
+    }
+
+    /// A proxy whose health checker resolves target names with `resolver`.
+    pub fn start_with_resolver(
+        config: &Config,
+        resolver: Arc<dyn ringlb::health::Resolver>,
+    ) -> Proxy {
+        let server =
+            Server::start_with_resolver(config, Shutdown::new(), resolver).expect("ringlb starts");
         if config.io_backend != IoBackend::Auto {
             assert_eq!(server.io_backend(), config.io_backend.as_str());
         }
