@@ -17,7 +17,7 @@ use std::{
 
 use ringlb::{
     balancer::Balancer,
-    config::{HealthCheck, Target, TargetAddress},
+    config::{HealthCheck, Target},
     health::{HealthChecker, HealthStatus, ProbeFailure, ResolveFuture, Resolver},
     Shutdown,
 };
@@ -237,15 +237,7 @@ impl Resolver for Scripted {
 // Helpers
 
 fn target(host: &str, port: u16) -> Target {
-    Target {
-        address: TargetAddress {
-            host: host.into(),
-            port,
-        },
-        health_check_endpoint: "/healthz".into(),
-        weight: 1,
-        ..Default::default()
-    }
+    Target::http(host, port, "/healthz")
 }
 
 fn literal(addr: SocketAddr) -> Target {

@@ -134,6 +134,21 @@ impl Default for Target {
     }
 }
 
+impl Target {
+    /// A target at `host:port` (a name or an IP literal) probed with `GET
+    /// <health_check_endpoint>`, everything else at its default.
+    pub fn http(host: &str, port: u16, health_check_endpoint: &str) -> Target {
+        Target {
+            address: TargetAddress {
+                host: host.into(),
+                port,
+            },
+            health_check_endpoint: health_check_endpoint.into(),
+            ..Target::default()
+        }
+    }
+}
+
 /// A `host:port` pair; the host may be a DNS name, resolved at health-check time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TargetAddress {

@@ -35,15 +35,7 @@ fn assert_rejected(text: &str, key: &str, needles: &[&str]) {
 }
 
 fn target(host: &str, port: u16) -> Target {
-    Target {
-        address: TargetAddress {
-            host: host.into(),
-            port,
-        },
-        health_check_endpoint: "/healthz".into(),
-        weight: 1,
-        ..Default::default()
-    }
+    Target::http(host, port, "/healthz")
 }
 
 #[test]

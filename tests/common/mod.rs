@@ -8,7 +8,7 @@ pub mod line;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use ringlb::{
-    config::{Admin, HealthCheck, IoBackend, RelayMode, Target, TargetAddress},
+    config::{Admin, HealthCheck, IoBackend, RelayMode, Target},
     Config, Server, Shutdown,
 };
 use tokio::{
@@ -63,15 +63,7 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
 
 /// A target at `host:port` (a name or an IP literal), probed with `GET /healthz`.
 pub fn target(host: &str, port: u16) -> Target {
-    Target {
-        address: TargetAddress {
-            host: host.into(),
-            port,
-        },
-        health_check_endpoint: "/healthz".into(),
-        weight: 1,
-        ..Default::default()
-    }
+    Target::http(host, port, "/healthz")
 }
 
 /// A running proxy that stops when dropped.
