@@ -24,7 +24,7 @@ use crate::{
     backend::Backend,
     config::OnNoBackend,
     metrics::WorkerCounter,
-    worker::{header_policy::HeaderRefused, RESPONSE_503},
+    worker::{header_policy::HeaderRefused, tried::Tried, RESPONSE_503},
 };
 
 /// How long a rejected client may keep sending after the answer before it is closed.
@@ -131,19 +131,12 @@ async fn connect(
     prelude: &Prelude<'_>,
     mut replay: Option<&mut Replay<'_>>,
 ) -> io::Result<Option<(TcpStream, Opened)>> {
-    // Allocates only once a connect failed.
-    let mut failed: Vec<Arc<Backend>> = Vec::new();
+    let mut failed = Tried::default();
     for attempt in 1..=shared.settings.attempts() {
         if attempt > 1 {
             shared.stats.add(WorkerCounter::Retry);
         }
-        let backend = if failed.is_empty() {
-            shared.balancer.pick(peer)
-        } else {
-            let excluded: Vec<&Backend> = failed.iter().map(|b| &**b).collect();
-            shared.balancer.pick_excluding_all(peer, &excluded)
-        };
-        let Some(backend) = backend else {
+        let Some(backend) = failed.pick(&shared.balancer, peer) else {
             return Ok(None);
         };
         let socket = match backend_socket(backend.addr) {

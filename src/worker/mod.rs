@@ -11,6 +11,7 @@ pub mod limit;
 mod prelude;
 mod slots;
 pub mod token;
+pub(crate) mod tried;
 
 use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::OwnedFd, sync::Arc, time::Duration};
 
@@ -62,11 +63,11 @@ pub struct WorkerSettings {
 
 impl WorkerSettings {
     /// Connect attempts per client: the first plus `retries`, at most
-    /// [`slots::MAX_ATTEMPTS`].
+    /// [`tried::MAX_ATTEMPTS`].
     pub fn attempts(&self) -> usize {
         (self.retries as usize)
             .saturating_add(1)
-            .min(slots::MAX_ATTEMPTS)
+            .min(tried::MAX_ATTEMPTS)
     }
 }
 

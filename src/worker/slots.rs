@@ -7,11 +7,8 @@ use std::{
     sync::Arc,
 };
 
-use super::{prelude::Prelude, token::GENERATION_MASK};
+use super::{prelude::Prelude, token::GENERATION_MASK, tried::Tried};
 use crate::backend::Backend;
-
-/// Most connect attempts one client gets (the first plus at most `MAX_ATTEMPTS - 1` retries).
-pub const MAX_ATTEMPTS: usize = 8;
 /// The client address when no strategy asked for it.
 pub const UNKNOWN_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
@@ -30,7 +27,7 @@ pub struct Slot<C> {
     /// Connect attempts made so far.
     pub attempts: u8,
     /// Backends whose connect failed for this client, not to be tried again.
-    pub failed: [Option<Arc<Backend>>; MAX_ATTEMPTS],
+    pub failed: Tried,
     /// The client's address, when the strategy needs it (`source_hash`).
     pub peer: SocketAddr,
     /// The backend counts this connection as active (from the pick on, so strategies that

@@ -16,10 +16,7 @@ use crate::{
     metrics::WorkerCounter,
     relay::Relay,
     uring::sys,
-    worker::{
-        slots::MAX_ATTEMPTS,
-        token::{Op, Token},
-    },
+    worker::token::{Op, Token},
 };
 
 impl<R: Relay> Engine<R> {
@@ -40,15 +37,7 @@ impl<R: Relay> Engine<R> {
     /// when none is left.
     fn connect(&mut self, index: u32) {
         let slot = self.slots.at(index);
-        let backend = match &slot.failed[0] {
-            None => self.balancer.pick(slot.peer),
-            Some(first) => {
-                let excluded: [&Backend; MAX_ATTEMPTS] =
-                    std::array::from_fn(|i| slot.failed[i].as_deref().unwrap_or(first));
-                self.balancer.pick_excluding_all(slot.peer, &excluded)
-            }
-        };
-        let Some(backend) = backend else {
+        let Some(backend) = slot.failed.pick(&self.balancer, slot.peer) else {
             return self.give_up(index);
         };
         let server = match sys::tcp_socket(&backend.addr) {
@@ -150,10 +139,7 @@ impl<R: Relay> Engine<R> {
         let slot = self.slots.at(index);
         tracing::debug!(worker = self.id, backend = %backend.name, addr = %backend.addr,
             %error, attempt = slot.attempts, "connect failed");
-        let attempt = slot.attempts as usize;
-        if attempt <= MAX_ATTEMPTS {
-            slot.failed[attempt - 1] = Some(backend);
-        }
+        slot.failed.push(backend);
         if slot.attempts < self.attempts {
             self.stats.add(WorkerCounter::Retry);
             self.connect(index);
