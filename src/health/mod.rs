@@ -170,8 +170,7 @@ impl HealthChecker {
             }
             plan.note_resolution(answer.err());
         }
-        self.publish_if_changed();
-        self.store_report();
+        self.commit();
     }
 
     /// Runs probe rounds on a new thread, `ringlb-health`, until `shutdown` fires (even in the
@@ -199,9 +198,8 @@ impl HealthChecker {
             self.pool.timed(key, took);
             self.pool.record(key, outcome);
         }
-        self.publish_if_changed();
         self.round += 1;
-        self.store_report();
+        self.commit();
         self.status.round_finished(self.round);
         let (round, endpoints, took) = (self.round, self.pool.len(), started.elapsed());
         debug!(round, endpoints, elapsed = ?took, "health round finished");
@@ -248,8 +246,7 @@ impl HealthChecker {
                 Some((key, failure)) = ejections.recv() => {
                     self.pool.eject(key, failure);
                     self.schedule_readmission(key);
-                    self.publish_if_changed();
-                    self.store_report();
+                    self.commit();
                 }
                 Some(Ok(key)) = self.readmissions.join_next(), if !self.readmissions.is_empty() => {
                     self.readmit(key);
@@ -273,8 +270,7 @@ impl HealthChecker {
     fn readmit(&mut self, key: Key) {
         let unprobed = self.plans.get(key.0).is_some_and(|p| !p.check.probes());
         if unprobed && self.pool.readmit(key) {
-            self.publish_if_changed();
-            self.store_report();
+            self.commit();
         }
     }
 
@@ -301,8 +297,7 @@ impl HealthChecker {
             self.balancer.set_strategy(update.balance);
         }
         info!(targets = self.plans.len(), "configuration reloaded");
-        self.publish_if_changed();
-        self.store_report();
+        self.commit();
     }
 
     fn names(&self) -> Vec<(String, u16)> {
@@ -348,6 +343,14 @@ impl HealthChecker {
             }
         }
         jobs
+    }
+
+    /// Makes what changed visible: the report first, then the balancer's healthy set, so that
+    /// whoever sees a backend leave or join (an operator comparing traffic with `/status`, a
+    /// test) finds the reason already reported.
+    fn commit(&mut self) {
+        self.store_report();
+        self.publish_if_changed();
     }
 
     fn publish_if_changed(&mut self) {
