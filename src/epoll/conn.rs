@@ -85,7 +85,13 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
     };
     let peer = prelude.client().unwrap_or(peer);
     let mut replay = shared.replay.as_ref().map(|pool| Replay::new(pool.take()));
-    let connected = connect(&shared, peer, &client, &prelude, replay.as_mut()).await;
+    let mut pending = Pending {
+        client: &client,
+        peer,
+        prelude: &prelude,
+        replay: replay.as_mut(),
+    };
+    let connected = connect(&shared, &mut pending).await;
     // The header and replay buffers go back to their pools before the relay starts.
     drop((prelude, replay));
     let (mut server, opened) = match connected {
@@ -126,17 +132,14 @@ fn ended(shared: &Shared, error: io::Error) {
 /// prelude could not be sent (close both).
 async fn connect(
     shared: &Shared,
-    peer: SocketAddr,
-    client: &TcpStream,
-    prelude: &Prelude<'_>,
-    mut replay: Option<&mut Replay<'_>>,
+    pending: &mut Pending<'_, '_>,
 ) -> io::Result<Option<(TcpStream, Opened)>> {
     let mut failed = Tried::default();
     for attempt in 1..=shared.settings.attempts() {
         if attempt > 1 {
             shared.stats.add(WorkerCounter::Retry);
         }
-        let Some(backend) = failed.pick(&shared.balancer, peer) else {
+        let Some(backend) = failed.pick(&shared.balancer, pending.peer) else {
             return Ok(None);
         };
         let socket = match backend_socket(backend.addr) {
@@ -152,9 +155,10 @@ async fn connect(
         // two-minute SYN retry budget.
         let errno = match tokio::time::timeout(shared.settings.connect_timeout, connecting).await {
             Ok(Ok(server)) => {
-                let replay = replay.as_deref_mut();
-                let (id, idle) = (shared.id, shared.settings.idle_timeout);
-                match handshake(id, idle, client, peer, prelude, replay, &server, &opened.0).await?
+                let idle = shared.settings.idle_timeout;
+                match pending
+                    .handshake(shared.id, idle, &server, &opened.0)
+                    .await?
                 {
                     Handshake::Committed => return Ok(Some((server, opened))),
                     Handshake::Retry(errno) => errno,
@@ -183,43 +187,53 @@ enum Handshake {
     Retry(i32),
 }
 
-/// Sends a freshly connected `server` its prelude (PROXY header, client bytes after the
-/// client's header), then runs the replay phase when `retry_on_early_close` is on. Without
-/// replay a failed prelude closes both; with it, it is an early close like any other: nothing of
-/// the backend reached the client, and the next backend gets the prelude again.
-#[allow(clippy::too_many_arguments)]
-async fn handshake(
-    worker: usize,
-    idle: Duration,
-    client: &TcpStream,
+/// What a client brings to each backend it is tried on, before the relay: its stream and
+/// address (the PROXY header's, with `accept_proxy`), the prelude every backend gets first and,
+/// with `retry_on_early_close`, the replay state kept across backends.
+struct Pending<'a, 'b> {
+    client: &'a TcpStream,
     peer: SocketAddr,
-    prelude: &Prelude<'_>,
-    replay: Option<&mut Replay<'_>>,
-    server: &TcpStream,
-    backend: &Backend,
-) -> io::Result<Handshake> {
-    let sent = prelude
-        .send(client, peer, server, backend.send_proxy())
-        .await;
-    let Some(replay) = replay else {
-        return sent.map(|()| Handshake::Committed);
-    };
-    if let Err(e) = sent {
-        return Ok(Handshake::Retry(
-            e.raw_os_error().unwrap_or(libc::ECONNRESET),
-        ));
-    }
-    let count = copy::Delivered { backend, worker };
-    Ok(match replay.run(client, server, idle, count).await? {
-        Phase::Committed => Handshake::Committed,
-        Phase::EarlyClose => {
-            tracing::debug!(
-                worker,
-                "backend closed before answering: replaying elsewhere"
-            );
-            Handshake::Retry(libc::ECONNRESET)
+    prelude: &'a Prelude<'b>,
+    replay: Option<&'a mut Replay<'b>>,
+}
+
+impl Pending<'_, '_> {
+    /// Sends a freshly connected `server` the prelude (PROXY header, client bytes after the
+    /// client's header), then runs the replay phase when `retry_on_early_close` is on. Without
+    /// replay a failed prelude closes both; with it, it is an early close like any other:
+    /// nothing of the backend reached the client, and the next backend gets the prelude again.
+    async fn handshake(
+        &mut self,
+        worker: usize,
+        idle: Duration,
+        server: &TcpStream,
+        backend: &Backend,
+    ) -> io::Result<Handshake> {
+        let (client, peer) = (self.client, self.peer);
+        let sent = self
+            .prelude
+            .send(client, peer, server, backend.send_proxy())
+            .await;
+        let Some(replay) = self.replay.as_deref_mut() else {
+            return sent.map(|()| Handshake::Committed);
+        };
+        if let Err(e) = sent {
+            return Ok(Handshake::Retry(
+                e.raw_os_error().unwrap_or(libc::ECONNRESET),
+            ));
         }
-    })
+        let count = copy::Delivered { backend, worker };
+        Ok(match replay.run(client, server, idle, count).await? {
+            Phase::Committed => Handshake::Committed,
+            Phase::EarlyClose => {
+                tracing::debug!(
+                    worker,
+                    "backend closed before answering: replaying elsewhere"
+                );
+                Handshake::Retry(libc::ECONNRESET)
+            }
+        })
+    }
 }
 
 /// A socket for `addr`'s family with Nagle off: a proxy forwards what it has at once.
@@ -282,19 +296,14 @@ mod tests {
         let (server, backend, client) = reset_backend().await;
         let pool = Buffers::new(64);
         let mut replay = Replay::new(pool.take());
-        let peer = client.peer_addr().unwrap();
-        let idle = Duration::from_secs(5);
         let prelude = Prelude::none();
-        let done = handshake(
-            0,
-            idle,
-            &client,
-            peer,
-            &prelude,
-            Some(&mut replay),
-            &server,
-            &backend,
-        );
+        let mut pending = Pending {
+            client: &client,
+            peer: client.peer_addr().unwrap(),
+            prelude: &prelude,
+            replay: Some(&mut replay),
+        };
+        let done = pending.handshake(0, Duration::from_secs(5), &server, &backend);
         assert!(matches!(done.await, Ok(Handshake::Retry(_))));
     }
 
@@ -302,10 +311,14 @@ mod tests {
     #[tokio::test]
     async fn a_failed_prelude_without_replay_closes_the_client() {
         let (server, backend, client) = reset_backend().await;
-        let peer = client.peer_addr().unwrap();
-        let idle = Duration::from_secs(5);
         let prelude = Prelude::none();
-        let done = handshake(0, idle, &client, peer, &prelude, None, &server, &backend);
+        let mut pending = Pending {
+            client: &client,
+            peer: client.peer_addr().unwrap(),
+            prelude: &prelude,
+            replay: None,
+        };
+        let done = pending.handshake(0, Duration::from_secs(5), &server, &backend);
         assert!(done.await.is_err());
     }
 }
