@@ -271,7 +271,11 @@ async fn reject(shared: &Shared, mut client: TcpStream) {
 
 #[cfg(test)]
 mod tests {
-    use super::{super::copy::Buffers, super::testing::pair, *};
+    use super::{
+        super::copy::Buffers,
+        super::testing::{backend, pair},
+        *,
+    };
     use crate::config::SendProxy;
 
     /// A backend connection whose far end has reset it: every write to it fails. Also the
@@ -283,7 +287,7 @@ mod tests {
         drop(far);
         // The reset makes the socket readable; waiting for it consumes nothing.
         server.readable().await.unwrap();
-        let backend = Backend::new(0, "test", "127.0.0.1:1".parse().unwrap());
+        let backend = backend();
         backend.set_send_proxy(SendProxy::V2);
         let (client, _) = pair().await;
         (server, backend, client)

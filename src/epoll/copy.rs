@@ -236,12 +236,10 @@ pub(super) async fn discard(buffers: &Buffers, stream: &TcpStream) {
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use super::{super::testing::pair, *};
-
-    /// A backend to count the test's bytes on.
-    fn backend() -> Backend {
-        Backend::new(0, "test", "127.0.0.1:1".parse().unwrap())
-    }
+    use super::{
+        super::testing::{backend, pair},
+        *,
+    };
 
     #[test]
     fn buffers_are_reused() {

@@ -2,6 +2,13 @@
 
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::backend::Backend;
+
+/// A backend for a test to count bytes on or to configure; nothing listens at its address.
+pub(super) fn backend() -> Backend {
+    Backend::new(0, "test", "127.0.0.1:1".parse().unwrap())
+}
+
 /// A connected pair of loopback sockets.
 pub(super) async fn pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
