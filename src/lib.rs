@@ -18,6 +18,7 @@ pub mod config;
 pub mod epoll;
 pub mod health;
 pub mod listener;
+pub mod local_error;
 pub mod metrics;
 pub mod proxy_protocol;
 pub mod relay;
