@@ -33,6 +33,10 @@ pub struct Backend {
     /// A worker saw a connect fail and asked the health checker to take this backend out;
     /// set until the checker brings it back, so a burst of failures sends one request.
     ejected: AtomicBool,
+    /// Consecutive early closes after the client's bytes were sent (`retry_on_early_close`);
+    /// cleared when the backend answers a client or is brought back (see
+    /// [`crate::conn::passive`]).
+    early_closes: AtomicU32,
     /// Which PROXY protocol header connections to this backend begin with (see
     /// [`Backend::send_proxy`]), as 0 (none), 1 or 2.
     send_proxy: AtomicU8,
@@ -72,6 +76,7 @@ impl Backend {
             stats: CachePadded::new(BackendStats::default()),
             weight: AtomicU32::new(weight),
             ejected: AtomicBool::new(false),
+            early_closes: AtomicU32::new(0),
             send_proxy: AtomicU8::new(0),
         }
     }
@@ -103,9 +108,30 @@ impl Backend {
         !self.ejected.swap(true, Relaxed)
     }
 
-    /// Clears the mark once the health checker has brought the backend back.
+    /// Clears the mark (and the early-close strikes) once the health checker has brought the
+    /// backend back.
     pub fn clear_ejected(&self) {
         self.ejected.store(false, Relaxed);
+        self.early_closes.store(0, Relaxed);
+    }
+
+    /// Whether a worker has reported this backend and the checker has not brought it back yet.
+    pub fn is_ejected(&self) -> bool {
+        self.ejected.load(Relaxed)
+    }
+
+    /// Counts one early close (the backend closed after the client's bytes were sent, before
+    /// answering); returns the strikes in a row, this one included.
+    pub fn early_closed(&self) -> u32 {
+        self.early_closes.fetch_add(1, Relaxed).saturating_add(1)
+    }
+
+    /// The backend answered a client: its early-close strikes start again from 0. Written only
+    /// when there were strikes, so answering backends never bounce this cache line.
+    pub fn answered(&self) {
+        if self.early_closes.load(Relaxed) != 0 {
+            self.early_closes.store(0, Relaxed);
+        }
     }
 
     /// Relative share of new connections this backend should get (default 1).

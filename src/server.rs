@@ -149,6 +149,7 @@ impl Server {
                 replay_buffer: config.retry_on_early_close.then_some(config.replay_buffer),
                 on_no_backend: config.on_no_backend,
                 accept_proxy: config.accept_proxy,
+                passive_fall: config.health_check.passive_fall,
             };
             let worker = Worker::new(
                 id,
@@ -316,7 +317,7 @@ impl ReloadHandle {
 }
 
 /// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 15] = [
+const RESTART_ONLY: [&str; 16] = [
     "listen",
     "workers",
     "pin_workers",
@@ -332,6 +333,7 @@ const RESTART_ONLY: [&str; 15] = [
     "io_backend",
     "on_no_backend",
     "accept_proxy",
+    "health_check.passive_fall",
 ];
 
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -363,6 +365,9 @@ fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
         "io_backend" => new.io_backend = old.io_backend,
         "on_no_backend" => new.on_no_backend = old.on_no_backend,
         "accept_proxy" => new.accept_proxy = old.accept_proxy,
+        "health_check.passive_fall" => {
+            new.health_check.passive_fall = old.health_check.passive_fall
+        }
         _ => {}
     }
 }

@@ -64,12 +64,19 @@ pub(super) fn default_fall() -> u32 {
     1
 }
 
+/// Three early closes in a row, as Envoy's outlier detection defaults to a handful of
+/// consecutive errors: one reset can be a restart's backlog, three in a row are the backend.
+pub(super) fn default_passive_fall() -> u32 {
+    3
+}
+
 pub(super) fn default_health_check() -> HealthCheck {
     HealthCheck {
         interval: default_interval(),
         timeout: default_timeout(),
         rise: default_rise(),
         fall: default_fall(),
+        passive_fall: default_passive_fall(),
     }
 }
 

@@ -47,6 +47,7 @@ struct FileHealthCheck {
     timeout: Option<Value>,
     rise: Option<Value>,
     fall: Option<Value>,
+    passive_fall: Option<Value>,
 }
 
 /// The `[admin]` table.
@@ -250,6 +251,17 @@ pub(super) fn health_check(value: Value) -> Result<HealthCheck, Invalid> {
         )?,
         rise: count("health_check.rise", file.rise, default_rise)?,
         fall: count("health_check.fall", file.fall, default_fall)?,
+        passive_fall: file.passive_fall.map_or_else(
+            || Ok(default_passive_fall()),
+            |v| {
+                integer(
+                    "health_check.passive_fall",
+                    &v,
+                    1,
+                    "a number of consecutive early closes, at least 1",
+                )
+            },
+        )?,
     })
 }
 

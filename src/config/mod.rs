@@ -83,6 +83,9 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Consecutive failures for a healthy target to leave.
     pub fall: u32,
+    /// With `retry_on_early_close`: consecutive early closes (after the client's bytes were
+    /// sent, before any answer) that take a target out of rotation.
+    pub passive_fall: u32,
 }
 
 /// The admin HTTP listener's settings.
@@ -314,6 +317,7 @@ impl fmt::Display for Config {
         writeln!(f, "timeout = {}", human(hc.timeout))?;
         writeln!(f, "rise = {}", hc.rise)?;
         writeln!(f, "fall = {}", hc.fall)?;
+        writeln!(f, "passive_fall = {}", hc.passive_fall)?;
         writeln!(f, "\n[admin]")?;
         writeln!(f, "enabled = {}", self.admin.enabled)?;
         writeln!(f, "listen = {}", quoted(&self.admin.listen.to_string()))?;

@@ -66,6 +66,7 @@ fn seed_loads_with_all_defaults() {
                 timeout: Duration::from_secs(1),
                 rise: 1,
                 fall: 1,
+                passive_fall: 3,
             },
             admin: Admin {
                 enabled: true,

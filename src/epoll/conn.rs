@@ -23,6 +23,7 @@ use super::{
 use crate::{
     backend::Backend,
     config::OnNoBackend,
+    conn::passive::{EarlyClose, Passive},
     metrics::WorkerCounter,
     worker::{header_policy::HeaderRefused, tried::Tried, RESPONSE_503},
 };
@@ -153,26 +154,28 @@ async fn connect(
         let connecting = socket.connect(opened.0.addr);
         // A backend that never answers the SYN must not hold the client for the kernel's
         // two-minute SYN retry budget.
-        let errno = match tokio::time::timeout(shared.settings.connect_timeout, connecting).await {
+        let failure = match tokio::time::timeout(shared.settings.connect_timeout, connecting).await
+        {
             Ok(Ok(server)) => {
                 let idle = shared.settings.idle_timeout;
                 match pending
-                    .handshake(shared.id, idle, &server, &opened.0)
+                    .handshake(&shared.passive, idle, &server, &opened.0)
                     .await?
                 {
                     Handshake::Committed => return Ok(Some((server, opened))),
-                    Handshake::Retry(errno) => errno,
+                    Handshake::Retry => None,
                 }
             }
-            Ok(Err(e)) => e.raw_os_error().unwrap_or(libc::EIO),
-            Err(_) => libc::ETIMEDOUT,
+            Ok(Err(e)) => Some(e.raw_os_error().unwrap_or(libc::EIO)),
+            Err(_) => Some(libc::ETIMEDOUT),
         };
         let backend = Arc::clone(&opened.0);
         drop(opened);
-        backend.connect_failed();
-        shared.ejector.eject(&backend, errno);
-        tracing::debug!(worker = shared.id, backend = %backend.name, addr = %backend.addr,
-            error = %io::Error::from_raw_os_error(errno), attempt, "connect failed");
+        if let Some(errno) = failure {
+            shared
+                .passive
+                .connect_failed(&backend, errno, attempt as u8);
+        }
         failed.push(backend);
     }
     Ok(None)
@@ -183,8 +186,9 @@ async fn connect(
 enum Handshake {
     /// Relay with this backend.
     Committed,
-    /// The backend went away before it answered (`retry_on_early_close`): try another.
-    Retry(i32),
+    /// The backend went away before it answered (`retry_on_early_close`; the passive-health
+    /// verdict is taken): try another.
+    Retry,
 }
 
 /// What a client brings to each backend it is tried on, before the relay: its stream and
@@ -204,7 +208,7 @@ impl Pending<'_, '_> {
     /// nothing of the backend reached the client, and the next backend gets the prelude again.
     async fn handshake(
         &mut self,
-        worker: usize,
+        passive: &Passive,
         idle: Duration,
         server: &TcpStream,
         backend: &Backend,
@@ -217,20 +221,28 @@ impl Pending<'_, '_> {
         let Some(replay) = self.replay.as_deref_mut() else {
             return sent.map(|()| Handshake::Committed);
         };
-        if let Err(e) = sent {
-            return Ok(Handshake::Retry(
-                e.raw_os_error().unwrap_or(libc::ECONNRESET),
-            ));
+        if sent.is_err() {
+            passive.prelude_failed(backend, self.prelude.carries_client_bytes());
+            return Ok(Handshake::Retry);
         }
-        let count = copy::Delivered { backend, worker };
+        let count = copy::Delivered {
+            backend,
+            worker: passive.worker(),
+        };
         Ok(match replay.run(client, server, idle, count).await? {
-            Phase::Committed => Handshake::Committed,
-            Phase::EarlyClose => {
-                tracing::debug!(
-                    worker,
-                    "backend closed before answering: replaying elsewhere"
-                );
-                Handshake::Retry(libc::ECONNRESET)
+            Phase::Answered => {
+                passive.answered(backend);
+                Handshake::Committed
+            }
+            Phase::Full => Handshake::Committed,
+            Phase::EarlyClose { client_sent } => {
+                // The client's bytes went out in the replay phase, or with the PROXY header.
+                let client_sent = client_sent || self.prelude.carries_client_bytes();
+                match passive.early_close(backend, client_sent) {
+                    EarlyClose::Replay => Handshake::Retry,
+                    // The relay reads the backend's close and passes it on to the client.
+                    EarlyClose::PassThrough => Handshake::Committed,
+                }
             }
         })
     }
@@ -278,6 +290,10 @@ mod tests {
     };
     use crate::config::SendProxy;
 
+    fn passive() -> Passive {
+        Passive::new(crate::health::test_ejector().0, 3, 0)
+    }
+
     /// A backend connection whose far end has reset it: every write to it fails. Also the
     /// backend (wanting a v2 PROXY header) and a client connection.
     async fn reset_backend() -> (TcpStream, Backend, TcpStream) {
@@ -307,8 +323,9 @@ mod tests {
             prelude: &prelude,
             replay: Some(&mut replay),
         };
-        let done = pending.handshake(0, Duration::from_secs(5), &server, &backend);
-        assert!(matches!(done.await, Ok(Handshake::Retry(_))));
+        let passive = passive();
+        let done = pending.handshake(&passive, Duration::from_secs(5), &server, &backend);
+        assert!(matches!(done.await, Ok(Handshake::Retry)));
     }
 
     /// Without it, the bytes are not kept for another backend: the client is closed.
@@ -322,7 +339,8 @@ mod tests {
             prelude: &prelude,
             replay: None,
         };
-        let done = pending.handshake(0, Duration::from_secs(5), &server, &backend);
+        let passive = passive();
+        let done = pending.handshake(&passive, Duration::from_secs(5), &server, &backend);
         assert!(done.await.is_err());
     }
 }

@@ -34,6 +34,7 @@ use tokio::{
 
 use crate::{
     balancer::Balancer,
+    conn::passive::Passive,
     health::Ejector,
     metrics::{WorkerCounter, WorkerStats},
     proxy_protocol::MAX_V2_LEN,
@@ -59,7 +60,8 @@ struct Shared {
     id: usize,
     balancer: Arc<Balancer>,
     limit: Arc<ConnectionLimit>,
-    ejector: Ejector,
+    /// Which failures in traffic count against a backend, and the reports to the checker.
+    passive: Passive,
     settings: WorkerSettings,
     /// This worker's event counters (`Relaxed` increments on its own cache line).
     stats: Arc<WorkerStats>,
@@ -93,7 +95,7 @@ impl EpollWorker {
                 id,
                 balancer,
                 limit,
-                ejector,
+                passive: Passive::new(ejector, settings.passive_fall, id),
                 replay: settings.replay_buffer.map(Buffers::new),
                 headers: Buffers::new(MAX_V2_LEN),
                 settings,

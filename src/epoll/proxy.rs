@@ -89,6 +89,13 @@ impl<'a> Prelude<'a> {
         self.addrs.map(|(src, _)| src)
     }
 
+    /// Whether bytes the client sent after its own header go to the backend before the relay.
+    pub(super) fn carries_client_bytes(&self) -> bool {
+        self.received
+            .as_ref()
+            .is_some_and(|(_, received)| *received > self.consumed)
+    }
+
     /// Sends what `server` must get before relaying: ringlb's header in `version` (if the
     /// backend wants one), then the client bytes that followed the client's header.
     pub(super) async fn send(

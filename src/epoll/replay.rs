@@ -25,10 +25,13 @@ pub(super) struct Replay<'a> {
 
 /// How a replay phase ended.
 pub(super) enum Phase {
-    /// The backend answered, or the buffer is full: relay from here on.
-    Committed,
-    /// The backend closed or failed before answering: try another one.
-    EarlyClose,
+    /// The backend answered: relay from here on.
+    Answered,
+    /// The buffer is full: relay from here on, without a replay.
+    Full,
+    /// The backend closed or failed before answering; `client_sent` says whether any of the
+    /// client's bytes had been sent to it.
+    EarlyClose { client_sent: bool },
 }
 
 impl<'a> Replay<'a> {
@@ -55,15 +58,15 @@ impl<'a> Replay<'a> {
             .await
             .is_err()
         {
-            return Ok(Phase::EarlyClose);
+            return Ok(self.early_close());
         }
         let mut first = [0u8; 1];
         while self.len < self.buf.len() {
             tokio::select! {
                 peeked = server.peek(&mut first) => {
                     return Ok(match peeked {
-                        Ok(n) if n > 0 => Phase::Committed,
-                        _ => Phase::EarlyClose,
+                        Ok(n) if n > 0 => Phase::Answered,
+                        _ => self.early_close(),
                     });
                 }
                 readable = client.readable(), if !self.client_eof => {
@@ -76,12 +79,18 @@ impl<'a> Replay<'a> {
                         Err(e) => return Err(e),
                     }
                     if write_all(server, &self.buf[start..self.len], Some(count)).await.is_err() {
-                        return Ok(Phase::EarlyClose);
+                        return Ok(self.early_close());
                     }
                 }
                 () = tokio::time::sleep(idle) => return Err(io::ErrorKind::TimedOut.into()),
             }
         }
-        Ok(Phase::Committed)
+        Ok(Phase::Full)
+    }
+
+    fn early_close(&self) -> Phase {
+        Phase::EarlyClose {
+            client_sent: self.len > 0,
+        }
     }
 }

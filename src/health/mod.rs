@@ -45,6 +45,16 @@ use crate::{
 use pool::{Key, Pool};
 use resolver::Answer;
 
+/// An ejector whose reports go nowhere but the returned receiver (for unit tests of the data
+/// path's policy).
+#[cfg(test)]
+pub(crate) fn test_ejector() -> (
+    Ejector,
+    tokio::sync::mpsc::UnboundedReceiver<(Key, ProbeFailure)>,
+) {
+    eject::channel()
+}
+
 /// Shortest time between two rounds, whatever the configuration says.
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -464,6 +474,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             rise: 1,
             fall: 1,
+            passive_fall: 3,
         }
     }
 

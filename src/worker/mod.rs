@@ -59,6 +59,9 @@ pub struct WorkerSettings {
     pub on_no_backend: OnNoBackend,
     /// Every client connection begins with a PROXY header whose addresses stand for the client's.
     pub accept_proxy: bool,
+    /// Consecutive early closes after which a backend is reported (`[health_check]
+    /// passive_fall`).
+    pub passive_fall: u32,
 }
 
 impl WorkerSettings {

@@ -60,6 +60,12 @@ impl Prelude {
         };
     }
 
+    /// Whether bytes the client sent after its own header are part of what goes to the
+    /// backend before the relay.
+    pub fn carries_client_bytes(&self) -> bool {
+        self.received > self.consumed
+    }
+
     /// Makes sure the buffer exists with room for `HEADROOM + receive` bytes.
     pub fn reserve(&mut self, receive: usize) {
         let len = HEADROOM + receive;

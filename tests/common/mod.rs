@@ -51,6 +51,7 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
             timeout: Duration::from_millis(500),
             rise: 1,
             fall: 1,
+            passive_fall: 3,
         },
         // Many instances run at once: an ephemeral admin port each.
         admin: Admin {

@@ -122,24 +122,31 @@ impl<R: Relay> Engine<R> {
         self.on_connected(token.slot, token.generation);
     }
 
-    /// The backend failed this client before answering (replay phase): try another one.
-    pub(super) fn retry_elsewhere(&mut self, index: u32, errno: i32) {
-        self.on_connect_failed(index, errno);
-    }
-
-    /// Reports the backend to the health checker (it leaves rotation at once) and tries
-    /// another one, until the attempts run out.
-    fn on_connect_failed(&mut self, index: u32, errno: i32) {
+    /// The backend failed this client before answering (replay phase; the passive-health
+    /// verdict is already taken): try another one.
+    pub(super) fn retry_elsewhere(&mut self, index: u32) {
         let Some(backend) = self.abandon_backend(index) else {
             return self.give_up(index);
         };
-        backend.connect_failed();
-        self.ejector.eject(&backend, errno);
-        let error = std::io::Error::from_raw_os_error(errno);
+        self.try_next(index, backend);
+    }
+
+    /// Lets the passive-health rules judge the failed connect (a refused or timed-out one
+    /// reports the backend; a local failure blames nobody) and tries another backend.
+    pub(super) fn on_connect_failed(&mut self, index: u32, errno: i32) {
+        let Some(backend) = self.abandon_backend(index) else {
+            return self.give_up(index);
+        };
+        let attempt = self.slots.at(index).attempts;
+        self.passive.connect_failed(&backend, errno, attempt);
+        self.try_next(index, backend);
+    }
+
+    /// Excludes `failed` for this client and connects another backend, until the attempts
+    /// run out.
+    fn try_next(&mut self, index: u32, failed: Arc<Backend>) {
         let slot = self.slots.at(index);
-        tracing::debug!(worker = self.id, backend = %backend.name, addr = %backend.addr,
-            %error, attempt = slot.attempts, "connect failed");
-        slot.failed.push(backend);
+        slot.failed.push(failed);
         if slot.attempts < self.attempts {
             self.stats.add(WorkerCounter::Retry);
             self.connect(index);

@@ -35,7 +35,7 @@ use crate::{
     backend::Backend,
     balancer::Balancer,
     config::OnNoBackend,
-    health::Ejector,
+    conn::passive::Passive,
     metrics::WorkerStats,
     relay::{Flow, Io, Relay},
     uring::{
@@ -65,7 +65,8 @@ pub(super) struct Engine<R: Relay> {
     listener: Option<TcpListener>,
     balancer: Arc<Balancer>,
     limit: Arc<ConnectionLimit>,
-    ejector: Ejector,
+    /// Which failures in traffic count against a backend, and the reports to the checker.
+    passive: Passive,
     wake: Arc<OwnedFd>,
     /// This worker's event counters (Relaxed increments on its own cache line).
     stats: Arc<WorkerStats>,
@@ -114,7 +115,7 @@ impl<R: Relay> Engine<R> {
             listener: Some(worker.listener),
             balancer: worker.balancer,
             limit: worker.limit,
-            ejector: worker.ejector,
+            passive: Passive::new(worker.ejector, settings.passive_fall, worker.id),
             wake: worker.wake,
             stats: worker.stats,
             wake_buf: Box::new(0),

@@ -243,7 +243,7 @@ impl<R: Relay> Engine<R> {
         }
         let (connected, sent) = (prelude.connect_result, prelude.send_result);
         if connected < 0 {
-            return self.retry_elsewhere(index, -connected);
+            return self.on_connect_failed(index, -connected);
         }
         if sent <= 0 {
             let errno = if sent == 0 { libc::EPIPE } else { -sent };
@@ -251,7 +251,11 @@ impl<R: Relay> Engine<R> {
                 // The backend went away before it answered: an early close like any other.
                 // Nothing of it reached the client, and the prelude is staged afresh for the
                 // next backend.
-                return self.retry_elsewhere(index, errno);
+                if let Some(backend) = slot.backend.as_deref() {
+                    let client_sent = slot.prelude.carries_client_bytes();
+                    self.passive.prelude_failed(backend, client_sent);
+                }
+                return self.retry_elsewhere(index);
             }
             let error = std::io::Error::from_raw_os_error(errno);
             tracing::debug!(worker = self.id, %error, "cannot send the PROXY header");

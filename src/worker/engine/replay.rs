@@ -17,6 +17,7 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
+    conn::passive::EarlyClose,
     relay::{Ends, Io, Relay},
     worker::{
         slots::Replay,
@@ -106,14 +107,20 @@ impl<R: Relay> Engine<R> {
                     if let Some(backend) = slot.backend.as_deref() {
                         backend.bytes_moved(self.id, [result as u64, 0]);
                     }
-                } else {
+                } else if !replay.committing {
+                    // Once committing, the relay finds the failure and passes it on.
                     replay.retrying = true;
                 }
             }
             _ => {
                 replay.peeking = false;
                 match result {
-                    n if n > 0 => self.commit(token.slot, token.generation),
+                    n if n > 0 => {
+                        if let Some(backend) = slot.backend.as_deref() {
+                            self.passive.answered(backend);
+                        }
+                        self.commit(token.slot, token.generation)
+                    }
                     e if e == -libc::ECANCELED && replay.committing => {}
                     _ => replay.retrying = true,
                 }
@@ -158,11 +165,20 @@ impl<R: Relay> Engine<R> {
                 return; // the old backend's operations must end before its socket closes
             }
             replay.retrying = false;
-            tracing::debug!(
-                worker = self.id,
-                "backend closed before answering: replaying elsewhere"
-            );
-            return self.retry_elsewhere(index, libc::ECONNRESET);
+            // The client's bytes went out in the replay phase, or with the PROXY header.
+            let client_sent = replay.len > 0 || slot.prelude.carries_client_bytes();
+            let verdict = match slot.backend.as_deref() {
+                Some(backend) => self.passive.early_close(backend, client_sent),
+                None => EarlyClose::Replay,
+            };
+            return match verdict {
+                EarlyClose::Replay => self.retry_elsewhere(index),
+                // The relay reads the backend's close and passes it on to the client.
+                EarlyClose::PassThrough => {
+                    self.commit(index, generation);
+                    self.replay_step(index, generation)
+                }
+            };
         }
         let (client, server) = (slot.client, slot.server);
         let mut ops = Vec::new();
