@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod fault_relay;
 pub mod line;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
