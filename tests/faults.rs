@@ -245,7 +245,7 @@ const READ_BEFORE_ANSWER: usize = 16 * 1024;
 const TOO_LARGE: &[u8] =
     b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 /// Uploads per relay, each also made straight to the backend.
-const UPLOAD_ROUNDS: usize = 5;
+const UPLOAD_ROUNDS: usize = 50;
 
 /// What an uploading client saw.
 struct Upload {
@@ -351,7 +351,7 @@ async fn backend_answers_early_and_closes(relay: RelayMode) {
          it must too, but in {} of {UPLOAD_ROUNDS} rounds:\n  {}",
         on(relay),
         failures.len(),
-        failures.join("\n  ")
+        failures[..failures.len().min(10)].join("\n  ")
     );
 }
 
