@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod fault_relay;
 pub mod hostile;
 pub mod line;
 
