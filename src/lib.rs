@@ -15,7 +15,7 @@ pub mod admin;
 pub mod backend;
 pub mod balancer;
 pub mod config;
-pub(crate) mod conn;
+pub mod conn;
 pub mod epoll;
 pub mod health;
 pub mod listener;

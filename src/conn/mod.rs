@@ -5,4 +5,5 @@
 //! Owns the rules, their constants and their log events. Never does I/O on a connection's
 //! sockets and never blocks: a driver asks, then acts.
 
+pub mod ending;
 pub(crate) mod passive;

@@ -1,102 +1,116 @@
-//! `relay = "copy"`: a multishot receive per direction fills buffers the kernel picks from the
-//! worker's provided-buffer ring; each filled buffer is sent to the other side, in order, and
-//! given back to the ring once fully sent.
+//! `relay = "copy"`: each direction receives into a buffer the kernel picks from the worker's
+//! provided-buffer ring, sends it on, and receives again once it is all sent.
 //!
-//! Idle connections hold no buffer. A direction whose destination is slow stops receiving past a
-//! high-water mark (its multishot receive is cancelled and re-armed once drained), so one
-//! connection cannot take the whole ring. Never blocks, never allocates per byte.
+//! Fairness is the point of the design: no connection, and no group of connections, can take
+//! the buffers the others need.
+//! - A direction holds at most one ring buffer, and only between a receive and the send that
+//!   follows it: sends are non-blocking (`MSG_DONTWAIT`), so one that cannot finish returns at
+//!   once. Its unsent rest is then copied into a buffer of the direction's own (from a
+//!   per-worker pool of spares) and the ring buffer goes back: a destination that does not read
+//!   holds one own buffer, never a ring buffer.
+//! - A direction whose destination is full does not receive (TCP backpressure does the rest),
+//!   and waits for a writable poll, not a timer: nothing spins.
+//! - When the ring is empty (`ENOBUFS`: many directions mid-send at once), the direction
+//!   receives into an own buffer instead: slower, never stalled.
+//!
+//! So each direction holds at most [`BUFFER_SIZE`](crate::worker) bytes of its own while blocked,
+//! and an idle connection holds no buffer at all. Never blocks, never allocates per byte (spares
+//! are pooled), never loses or reorders a byte; endings follow [`crate::conn::ending`].
 
-use io_uring::{
-    cqueue, opcode,
-    types::{CancelBuilder, Fd, Timespec},
+use io_uring::{cqueue, opcode, squeue, types::Fd};
+
+use super::{errno, Ends, Flow, Io, Relay, Step};
+use crate::{
+    conn::ending::{Ending, Side},
+    uring::{buf_ring::BufRing, sys},
 };
-
-use super::{errno, flow_of, Ends, Flow, Io, Relay, Step};
-use crate::uring::{buf_ring::BufRing, sys};
 
 const RECV: u8 = 0;
 const SEND: u8 = 1;
-const RETRY: u8 = 2;
+const POLL_OUT: u8 = 2;
 
-/// End-of-list marker for the per-direction buffer queue.
-const NIL: u16 = u16::MAX;
-/// Buffers a direction may hold before it stops receiving.
-const HIGH_WATER: u32 = 16;
-/// Buffers below which a stopped direction receives again.
-const LOW_WATER: u32 = 4;
+/// Spare buffers kept for reuse once returned; beyond this they are freed.
+const MAX_SPARES: usize = 1024;
 
-/// The strategy, holding the worker's buffer ring.
-pub struct Copy {
+/// The strategy, holding the worker's buffer ring and its spare buffers.
+pub struct CopyRelay {
     ring: BufRing,
-    /// Queue links, indexed by buffer id: the next buffer of the same direction.
-    next: Vec<u16>,
-    /// Filled length, indexed by buffer id.
-    len: Vec<u32>,
-    /// How long a direction waits when the ring has no free buffer.
-    retry_after: Box<Timespec>,
+    /// Size of every buffer, ring or spare.
+    size: usize,
+    /// Own buffers ready to lend to a blocked direction.
+    spares: Vec<Box<[u8]>>,
 }
 
-impl Copy {
-    /// A strategy over a registered buffer ring.
-    pub fn new(ring: BufRing, buffers: u16) -> Self {
+impl CopyRelay {
+    /// A strategy over a registered buffer ring of `size`-byte buffers.
+    pub fn new(ring: BufRing, size: usize) -> Self {
         Self {
             ring,
-            next: vec![NIL; buffers as usize],
-            len: vec![0; buffers as usize],
-            retry_after: Box::new(Timespec::new().nsec(1_000_000)),
+            size,
+            spares: Vec::new(),
         }
     }
+
+    fn spare(&mut self) -> Box<[u8]> {
+        self.spares
+            .pop()
+            .unwrap_or_else(|| vec![0; self.size].into_boxed_slice())
+    }
+
+    fn give_back(&mut self, buf: Box<[u8]>) {
+        if self.spares.len() < MAX_SPARES {
+            self.spares.push(buf);
+        }
+    }
+}
+
+/// Where a direction's bytes sit.
+#[derive(Default)]
+enum Held {
+    /// Nothing: the next receive picks a ring buffer.
+    #[default]
+    Nothing,
+    /// Ring buffer `bid`, `len` bytes filled.
+    Ring { bid: u16, len: u32 },
+    /// An own buffer, `len` bytes filled.
+    Own { buf: Box<[u8]>, len: u32 },
+}
+
+/// The one operation a direction may have in flight.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Busy {
+    #[default]
+    No,
+    Receiving,
+    Sending,
+    /// Waiting for room at the destination.
+    Polling,
 }
 
 /// One direction's progress.
+#[derive(Default)]
 struct Half {
-    head: u16,
-    tail: u16,
-    /// Buffers queued.
-    count: u32,
-    /// Bytes of the head buffer already sent.
+    held: Held,
+    /// Bytes of `held` already sent.
     sent: u32,
-    sending: bool,
-    /// The multishot receive is armed (or a retry timer is).
-    receiving: bool,
-    /// Receiving was stopped at the high-water mark.
-    paused: bool,
-    eof: bool,
-    done: bool,
-}
-
-impl Default for Half {
-    fn default() -> Self {
-        Self {
-            head: NIL,
-            tail: NIL,
-            count: 0,
-            sent: 0,
-            sending: false,
-            receiving: false,
-            paused: false,
-            eof: false,
-            done: false,
-        }
-    }
+    busy: Busy,
 }
 
 /// Per-connection state.
 pub struct Conn {
     ends: Ends,
     half: [Half; 2],
-    /// Identifies this connection's receives for cancellation.
-    recv_token: [u64; 2],
+    ending: Ending,
 }
 
-impl Relay for Copy {
+impl Relay for CopyRelay {
     type Conn = Conn;
 
     fn open(&mut self, ends: Ends) -> Conn {
         Conn {
             ends,
             half: Default::default(),
-            recv_token: [0; 2],
+            ending: Ending::default(),
         }
     }
 
@@ -113,16 +127,14 @@ impl Relay for Copy {
         result: i32,
         flags: u32,
     ) -> Flow {
+        conn.half[dir].busy = Busy::No;
         let step = match kind {
             RECV => self.on_received(io, conn, dir, result, flags),
             SEND => self.on_sent(io, conn, dir, result),
-            _ => {
-                conn.half[dir].receiving = false;
-                self.receive(io, conn, dir)
-            }
+            _ => self.send(io, conn, dir),
         };
         match step {
-            Ok(()) => flow_of([conn.half[0].done, conn.half[1].done]),
+            Ok(()) => super::flow(&conn.ending),
             Err(errno) => Flow::Failed(errno),
         }
     }
@@ -134,29 +146,41 @@ impl Relay for Copy {
     }
 
     fn close(&mut self, conn: Conn) {
-        for half in &conn.half {
-            let mut bid = half.head;
-            while bid != NIL {
-                let next = self.next[bid as usize];
-                self.ring.recycle(bid);
-                bid = next;
-            }
+        for half in conn.half {
+            self.release(half.held);
         }
     }
 }
 
-impl Copy {
+impl CopyRelay {
+    /// Receives into a ring buffer the kernel picks when bytes arrive (an idle direction holds
+    /// none), unless the direction is over or still holds bytes.
     fn receive(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
-        let recv = opcode::RecvMulti::new(Fd(c.ends.src(dir)), self.ring.group()).build();
-        c.recv_token[dir] = io
-            .token
-            .with_op(crate::worker::token::Op::relay(RECV, dir))
-            .into();
-        // SAFETY: the kernel writes only into ring buffers it picked; the socket is open until
-        // teardown.
-        let armed = unsafe { io.submit(recv, RECV, dir) };
-        c.half[dir].receiving = armed.is_ok();
-        armed
+        if c.ending.over(dir) || c.ending.src_failed(dir) {
+            return Ok(());
+        }
+        let recv = opcode::Recv::new(Fd(c.ends.src(dir)), std::ptr::null_mut(), self.size as u32)
+            .buf_group(self.ring.group())
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT);
+        // SAFETY: the kernel writes only into a ring buffer it picked and hands it back in the
+        // completion; the socket is open until teardown.
+        unsafe { io.submit(recv, RECV, dir) }?;
+        c.half[dir].busy = Busy::Receiving;
+        Ok(())
+    }
+
+    /// The ring was empty: receives into an own buffer instead.
+    fn receive_own(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
+        let mut buf = self.spare();
+        let recv = opcode::Recv::new(Fd(c.ends.src(dir)), buf.as_mut_ptr(), buf.len() as u32)
+            .build();
+        c.half[dir].held = Held::Own { buf, len: 0 };
+        // SAFETY: the buffer sits in the direction's `held`, which is neither freed nor replaced
+        // while this receive is in flight (teardown waits for it); the socket is open until then.
+        unsafe { io.submit(recv, RECV, dir) }?;
+        c.half[dir].busy = Busy::Receiving;
+        Ok(())
     }
 
     fn on_received(
@@ -167,116 +191,136 @@ impl Copy {
         res: i32,
         flags: u32,
     ) -> Step {
-        if let Some(bid) = cqueue::buffer_select(flags) {
-            if res > 0 {
-                self.enqueue(c, dir, bid, res as u32);
-            } else {
+        let picked = cqueue::buffer_select(flags);
+        if c.ending.over(dir) {
+            // The destination failed meanwhile: these bytes have nowhere to go.
+            if let Some(bid) = picked {
                 self.ring.recycle(bid);
             }
-        }
-        let more = cqueue::more(flags);
-        let half = &mut c.half[dir];
-        if !more {
-            half.receiving = false;
-        }
-        match res {
-            0 => half.eof = true,
-            e if e == -libc::ENOBUFS && !half.receiving => {
-                // The ring is empty: other connections hold every buffer. Try again shortly.
-                half.receiving = true;
-                let timeout = opcode::Timeout::new(&*self.retry_after as *const Timespec).build();
-                // SAFETY: the timespec is boxed in `self`, alive as long as the worker.
-                unsafe { io.submit(timeout, RETRY, dir) }?;
-            }
-            e if e == -libc::ENOBUFS => {}
-            e if e == -libc::ECANCELED => {}
-            e if e < 0 => return Err(errno(e)),
-            _ if !more && !half.paused && !half.eof => {
-                self.receive(io, c, dir)?;
-            }
-            _ => {}
-        }
-        let half = &mut c.half[dir];
-        if half.count >= HIGH_WATER && half.receiving && !half.paused {
-            half.paused = true;
-            let cancel =
-                opcode::AsyncCancel2::new(CancelBuilder::user_data(c.recv_token[dir])).build();
-            // SAFETY: a cancellation references nothing but a user_data value.
-            unsafe { io.submit_untracked(cancel) }?;
-        }
-        self.resume(io, c, dir)?;
-        self.send_next(io, c, dir)
-    }
-
-    fn enqueue(&mut self, c: &mut Conn, dir: usize, bid: u16, len: u32) {
-        self.len[bid as usize] = len;
-        self.next[bid as usize] = NIL;
-        let half = &mut c.half[dir];
-        if half.tail == NIL {
-            half.head = bid;
-        } else {
-            self.next[half.tail as usize] = bid;
-        }
-        half.tail = bid;
-        half.count += 1;
-    }
-
-    /// Sends the rest of the head buffer, or relays EOF once the queue is empty.
-    fn send_next(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
-        let dst = c.ends.dst(dir);
-        let half = &mut c.half[dir];
-        if half.sending {
             return Ok(());
         }
-        if half.head == NIL {
-            if half.eof && !half.done {
-                half.done = true;
-                let _ = sys::shutdown_write(dst);
+        match (res, picked) {
+            (n, Some(bid)) if n > 0 => {
+                c.half[dir].held = Held::Ring { bid, len: n as u32 };
             }
+            (n, None) if n > 0 => {
+                if let Held::Own { len, .. } = &mut c.half[dir].held {
+                    *len = n as u32;
+                }
+            }
+            (e, None) if e == -libc::ENOBUFS => return self.receive_own(io, c, dir),
+            (r, picked) => {
+                if let Some(bid) = picked {
+                    self.ring.recycle(bid);
+                }
+                self.release_held(c, dir);
+                if r < 0 && r != -libc::ECANCELED {
+                    c.ending.fail(Side::src(dir), errno(r));
+                }
+                // EOF, or the source failed: nothing is held, so the direction ends here.
+                return self.finish(c, dir);
+            }
+        }
+        c.half[dir].sent = 0;
+        self.send(io, c, dir)
+    }
+
+    /// Sends the unsent rest of what the direction holds, without waiting for room.
+    fn send(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
+        if c.ending.over(dir) {
+            self.release_held(c, dir);
             return Ok(());
         }
-        let bid = half.head;
-        let len = self.len[bid as usize] - half.sent;
-        // SAFETY: `sent` < the filled length, so the pointer stays inside buffer `bid`.
-        let ptr = unsafe { self.ring.ptr(bid).add(half.sent as usize) };
-        let send = opcode::Send::new(Fd(dst), ptr, len)
-            .flags(libc::MSG_NOSIGNAL)
+        let half = &mut c.half[dir];
+        let (ptr, len) = match &half.held {
+            Held::Nothing => return Ok(()),
+            Held::Ring { bid, len } => (self.ring.ptr(*bid), *len),
+            Held::Own { buf, len } => (buf.as_ptr(), *len),
+        };
+        // SAFETY: `sent` < `len` ≤ the buffer's size, so the pointer stays inside it.
+        let ptr = unsafe { ptr.add(half.sent as usize) };
+        let send = opcode::Send::new(Fd(c.ends.dst(dir)), ptr, len - half.sent)
+            .flags(libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
             .build();
-        half.sending = true;
-        // SAFETY: buffer `bid` stays queued (not recycled) until this send completes; the socket
-        // is open until teardown.
-        unsafe { io.submit(send, SEND, dir) }
+        // SAFETY: the buffer stays in `held` (neither recycled nor given back) until this send
+        // completes; the socket is open until teardown.
+        unsafe { io.submit(send, SEND, dir) }?;
+        half.busy = Busy::Sending;
+        Ok(())
     }
 
     fn on_sent(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize, res: i32) -> Step {
-        let half = &mut c.half[dir];
-        half.sending = false;
-        if res < 0 {
-            return Err(errno(res));
-        }
-        half.sent += res as u32;
-        io.delivered(dir, res as usize);
-        let bid = half.head;
-        if half.sent == self.len[bid as usize] {
-            half.head = self.next[bid as usize];
-            if half.head == NIL {
-                half.tail = NIL;
+        if res < 0 && res != -libc::EAGAIN {
+            if res != -libc::ECANCELED {
+                c.ending.fail(Side::dst(dir), errno(res));
             }
-            half.count -= 1;
-            half.sent = 0;
-            self.ring.recycle(bid);
+            self.release_held(c, dir);
+            return Ok(());
         }
-        self.resume(io, c, dir)?;
-        self.send_next(io, c, dir)
+        let sent = res.max(0) as u32;
+        io.delivered(dir, sent as usize);
+        let half = &mut c.half[dir];
+        half.sent += sent;
+        let len = match &half.held {
+            Held::Ring { len, .. } | Held::Own { len, .. } => *len,
+            Held::Nothing => 0,
+        };
+        if half.sent < len {
+            // The destination is full: keep the rest in an own buffer, free the ring's, and
+            // wait for room.
+            self.own_the_rest(c, dir);
+            io.wait_writable(&c.ends, dir, POLL_OUT)?;
+            c.half[dir].busy = Busy::Polling;
+            return Ok(());
+        }
+        self.release_held(c, dir);
+        if c.ending.src_failed(dir) {
+            // Everything received before the source failed is delivered.
+            return self.finish(c, dir);
+        }
+        self.receive(io, c, dir)
     }
 
-    /// Receives again once a paused direction has drained below the low-water mark.
-    fn resume(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
+    /// Moves the unsent bytes of a ring buffer to the start of an own buffer.
+    fn own_the_rest(&mut self, c: &mut Conn, dir: usize) {
         let half = &mut c.half[dir];
-        if half.paused && half.count <= LOW_WATER && !half.receiving && !half.eof {
-            half.paused = false;
-            self.receive(io, c, dir)?;
+        let Held::Ring { bid, len } = half.held else {
+            return;
+        };
+        let mut buf = self.spare();
+        let rest = (len - half.sent) as usize;
+        // SAFETY: buffer `bid` is filled up to `len` and no operation uses it now.
+        let src = unsafe { std::slice::from_raw_parts(self.ring.ptr(bid).add(half.sent as usize), rest) };
+        buf[..rest].copy_from_slice(src);
+        self.ring.recycle(bid);
+        half.held = Held::Own {
+            buf,
+            len: rest as u32,
+        };
+        half.sent = 0;
+    }
+
+    /// The direction's source sent EOF (passed on as a FIN once nothing is held) or failed
+    /// (no FIN: the destination is reset when the connection ends).
+    fn finish(&mut self, c: &mut Conn, dir: usize) -> Step {
+        if !c.ending.src_failed(dir) && !c.ending.stopped(dir) {
+            let _ = sys::shutdown_write(c.ends.dst(dir));
         }
+        c.ending.end(dir);
         Ok(())
+    }
+
+    fn release_held(&mut self, c: &mut Conn, dir: usize) {
+        let held = std::mem::take(&mut c.half[dir].held);
+        self.release(held);
+        c.half[dir].sent = 0;
+    }
+
+    fn release(&mut self, held: Held) {
+        match held {
+            Held::Nothing => {}
+            Held::Ring { bid, .. } => self.ring.recycle(bid),
+            Held::Own { buf, .. } => self.give_back(buf),
+        }
     }
 }

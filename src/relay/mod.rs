@@ -4,10 +4,12 @@
 //! owns the connection slot, its descriptors and teardown, the strategy owns only the byte
 //! movement and its buffers. Rules shared by all of them: never block (every descriptor is
 //! non-blocking), never lose or reorder a byte, half-close (a side's EOF becomes a `SHUT_WR` on
-//! the other side once everything before it was written), and report an error so the worker
-//! closes both sides.
+//! the other side once everything before it was written), and end as [`crate::conn::ending`]
+//! says when a socket fails: what the failed side sent is still delivered, then the other side
+//! is reset once it has it.
 
 pub mod copy;
+
 mod pipes;
 pub mod splice;
 pub mod splice_inline;
@@ -17,6 +19,7 @@ use std::os::fd::RawFd;
 use io_uring::{opcode, squeue, types::Fd};
 
 use crate::{
+    conn::ending::{Close, Ending},
     uring::ring::Ring,
     worker::token::{Op, Token},
 };
@@ -62,11 +65,13 @@ impl Ends {
     }
 }
 
-/// A connection's two sockets and the progress of each direction (`H`, a strategy's own
-/// per-direction state), for the strategies that need nothing else per connection.
+/// A connection's two sockets, the progress of each direction (`H`, a strategy's own
+/// per-direction state) and how far the connection is from its end, for the strategies that
+/// need nothing else per connection.
 pub struct Pair<H> {
     ends: Ends,
     half: [H; 2],
+    ending: Ending,
 }
 
 impl<H: Default> Pair<H> {
@@ -75,6 +80,7 @@ impl<H: Default> Pair<H> {
         Self {
             ends,
             half: Default::default(),
+            ending: Ending::default(),
         }
     }
 }
@@ -84,10 +90,16 @@ impl<H: Default> Pair<H> {
 pub enum Flow {
     /// Keep going: operations are armed.
     Continue,
-    /// Both directions finished cleanly (EOF relayed both ways).
-    Done,
-    /// A socket failed (errno); close both sides.
+    /// Both directions are over: close as this says.
+    Ended(Close),
+    /// The worker itself could not go on (the ring refused an operation, no pipe could be
+    /// made): close both sides now.
     Failed(i32),
+}
+
+/// [`Flow::Ended`] once both directions of `ending` are over, else [`Flow::Continue`].
+pub(crate) fn flow(ending: &Ending) -> Flow {
+    ending.close().map_or(Flow::Continue, Flow::Ended)
 }
 
 /// The outcome of one strategy step: `Err(errno)` closes the connection.
@@ -193,15 +205,6 @@ pub trait Relay {
 
     /// Returns the connection's buffers; called once no operation of it is in flight.
     fn close(&mut self, conn: Self::Conn);
-}
-
-/// Both directions finished, one failed, or neither yet.
-pub(crate) fn flow_of(done: [bool; 2]) -> Flow {
-    if done[0] && done[1] {
-        Flow::Done
-    } else {
-        Flow::Continue
-    }
 }
 
 /// The errno of a negative io_uring result.

@@ -9,8 +9,11 @@
 
 use io_uring::{opcode, types::Fd};
 
-use super::{errno, flow_of, Ends, Flow, Io, Pair, PipePool, Relay, Step};
-use crate::uring::sys::{self, Pipe};
+use super::{errno, Ends, Flow, Io, Pair, PipePool, Relay, Step};
+use crate::{
+    conn::ending::Side,
+    uring::sys::{self, Pipe},
+};
 
 const POLL_IN: u8 = 0;
 const POLL_OUT: u8 = 1;
@@ -40,7 +43,6 @@ pub struct Half {
     /// Bytes in `pipe` not yet written out.
     queued: usize,
     eof: bool,
-    done: bool,
     /// The multishot readable poll is armed.
     watching: bool,
     /// A splice or a writable poll of this direction is in flight.
@@ -88,7 +90,7 @@ impl Relay for Splice {
             _ => self.on_written(io, conn, dir, result),
         };
         match step {
-            Ok(()) => flow_of([conn.half[0].done, conn.half[1].done]),
+            Ok(()) => super::flow(&conn.ending),
             Err(errno) => Flow::Failed(errno),
         }
     }
@@ -122,7 +124,7 @@ impl Splice {
         if res < 0 && res != -libc::ECANCELED {
             return Err(errno(res));
         }
-        if half.busy || half.done || half.eof || half.queued > 0 {
+        if half.busy || half.eof || half.queued > 0 || c.ending.over(dir) {
             return Ok(());
         }
         self.read(io, c, dir)
@@ -155,6 +157,12 @@ impl Splice {
     fn on_read(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize, res: i32) -> Step {
         let half = &mut c.half[dir];
         half.busy = false;
+        if c.ending.over(dir) {
+            // The destination failed meanwhile: these bytes have nowhere to go.
+            half.queued = res.max(0) as usize;
+            self.release(c, dir);
+            return Ok(());
+        }
         match res {
             n if n > 0 => {
                 half.queued = n as usize;
@@ -177,12 +185,21 @@ impl Splice {
                     watch(io, c, dir)
                 }
             }
-            e => Err(errno(e)),
+            e => {
+                // What the source held before its error was read: the direction ends.
+                c.ending.fail(Side::src(dir), errno(e));
+                self.release(c, dir);
+                self.finish(c, dir)
+            }
         }
     }
 
     /// Splices the queued bytes from the pipe to the destination.
     fn write(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
+        if c.ending.over(dir) {
+            self.release(c, dir);
+            return Ok(());
+        }
         let half = &mut c.half[dir];
         let pipe = half.pipe.as_ref().expect("queued bytes live in a pipe");
         let splice = opcode::Splice::new(
@@ -208,7 +225,15 @@ impl Splice {
                 io.delivered(dir, n as usize);
             }
             e if e == -libc::EAGAIN => {}
-            e => return Err(errno(e)),
+            e => {
+                c.ending.fail(Side::dst(dir), errno(e));
+                self.release(c, dir);
+                return Ok(());
+            }
+        }
+        if c.ending.over(dir) {
+            self.release(c, dir);
+            return Ok(());
         }
         if half.queued > 0 {
             half.busy = true;
@@ -219,19 +244,25 @@ impl Splice {
         self.read(io, c, dir)
     }
 
+    /// Gives the direction's pipe back when empty; one still holding bytes (its destination
+    /// failed) is closed instead.
     fn release(&mut self, c: &mut Conn, dir: usize) {
-        if let Some(pipe) = c.half[dir].pipe.take() {
-            self.pipes.give(pipe);
+        let half = &mut c.half[dir];
+        if let Some(pipe) = half.pipe.take() {
+            if half.queued == 0 {
+                self.pipes.give(pipe);
+            }
+            half.queued = 0;
         }
     }
 
-    /// Relays EOF: shuts the destination for writing.
+    /// The source sent EOF (passed on as a FIN) or failed (no FIN: the destination is reset
+    /// when the connection ends).
     fn finish(&mut self, c: &mut Conn, dir: usize) -> Step {
-        let half = &mut c.half[dir];
-        if !half.done {
-            half.done = true;
+        if !c.ending.src_failed(dir) && !c.ending.stopped(dir) {
             let _ = sys::shutdown_write(c.ends.dst(dir));
         }
+        c.ending.end(dir);
         Ok(())
     }
 }

@@ -3,15 +3,28 @@
 //!
 //! One multishot poll per direction watches the source; a one-shot poll waits for room on the
 //! destination only when it is full. Bytes never enter user space. Never blocks: every splice is
-//! `SPLICE_F_NONBLOCK` on non-blocking sockets, and `EAGAIN` means "wait for the poll".
+//! `SPLICE_F_NONBLOCK` on non-blocking sockets, and `EAGAIN` means "wait for the poll". A
+//! direction moves at most [`BUDGET`] bytes per wakeup, then yields to the other connections.
+//! Endings follow [`crate::conn::ending`].
 
 use std::io;
 
-use super::{errno, flow_of, Ends, Flow, Io, Pair, PipePool, Relay, Step};
-use crate::uring::sys::{self, Pipe};
+use io_uring::opcode;
+
+use super::{Ends, Flow, Io, Pair, PipePool, Relay, Step};
+use crate::{
+    conn::ending::Side,
+    uring::sys::{self, Pipe},
+};
 
 const POLL_IN: u8 = 0;
 const POLL_OUT: u8 = 1;
+const RESUME: u8 = 2;
+
+/// Bytes one direction moves per wakeup before it lets the worker's other connections run:
+/// four pipes' worth, enough that a bulk transfer costs few wakeups, small enough that one
+/// fast pair cannot starve the others (it resumes after the completions already queued).
+const BUDGET: usize = 256 * 1024;
 
 /// The strategy, holding the worker's pipe pool.
 pub struct SpliceInline {
@@ -36,12 +49,12 @@ pub struct Half {
     queued: usize,
     /// The source reached EOF.
     eof: bool,
-    /// EOF was relayed (destination shut for writing).
-    done: bool,
     /// The multishot readable poll is armed.
     watching: bool,
     /// A one-shot writable poll is armed: the destination is full.
     blocked: bool,
+    /// The budget ran out: a no-op is queued to carry on after the other connections.
+    resuming: bool,
 }
 
 /// Per-connection state.
@@ -73,17 +86,18 @@ impl Relay for SpliceInline {
                 if !io_uring::cqueue::more(flags) {
                     half.watching = false;
                 }
-                if half.blocked || half.done {
-                    return flow_of(done(conn));
+                if half.blocked || half.resuming {
+                    return super::flow(&conn.ending);
                 }
             }
-            _ => half.blocked = false,
+            POLL_OUT => half.blocked = false,
+            _ => half.resuming = false,
         }
         if result < 0 && result != -libc::ECANCELED {
-            return Flow::Failed(errno(result));
+            return Flow::Failed(-result);
         }
         match self.pump(io, conn, dir) {
-            Ok(()) => flow_of(done(conn)),
+            Ok(()) => super::flow(&conn.ending),
             Err(errno) => Flow::Failed(errno),
         }
     }
@@ -99,34 +113,46 @@ impl Relay for SpliceInline {
 }
 
 impl SpliceInline {
-    /// Moves bytes in direction `dir` until the source is empty or the destination full.
+    /// Moves bytes in direction `dir` until the source is empty, the destination full, a
+    /// socket failed or the budget is spent.
     fn pump(&mut self, io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
         let (src, dst) = (conn.ends.src(dir), conn.ends.dst(dir));
+        let mut moved = 0;
         loop {
+            if conn.ending.over(dir) {
+                self.release(conn, dir);
+                return Ok(());
+            }
             let half = &mut conn.half[dir];
             if half.queued > 0 {
                 let pipe = half.pipe.as_ref().expect("queued bytes live in a pipe");
                 match sys::splice(pipe.read_fd(), dst, half.queued) {
                     Ok(n) => {
                         half.queued -= n;
+                        moved += n;
                         io.delivered(dir, n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         half.blocked = true;
                         return io.wait_writable(&conn.ends, dir, POLL_OUT);
                     }
-                    Err(e) => return Err(os_errno(&e)),
+                    Err(e) => conn.ending.fail(Side::dst(dir), os_errno(&e)),
                 }
                 continue;
             }
-            if let Some(pipe) = half.pipe.take() {
-                self.pipes.give(pipe);
-            }
+            self.release(conn, dir);
+            let half = &mut conn.half[dir];
             if half.eof {
-                if !half.done {
-                    half.done = true;
+                if !conn.ending.src_failed(dir) {
                     let _ = sys::shutdown_write(dst);
                 }
+                conn.ending.end(dir);
+                return Ok(());
+            }
+            if moved >= BUDGET {
+                // SAFETY: a no-op references nothing.
+                unsafe { io.submit(opcode::Nop::new().build(), RESUME, dir) }?;
+                half.resuming = true;
                 return Ok(());
             }
             let pipe = self.pipes.take().map_err(|e| os_errno(&e))?;
@@ -147,8 +173,25 @@ impl SpliceInline {
                         watch(io, conn, dir)
                     };
                 }
-                Err(e) => return Err(os_errno(&e)),
+                Err(e) => {
+                    // What the source held before its error was read: the direction ends.
+                    self.pipes.give(pipe);
+                    conn.ending.fail(Side::src(dir), os_errno(&e));
+                    half.eof = true;
+                }
             }
+        }
+    }
+
+    /// Gives the direction's pipe back when empty; one still holding bytes (its destination
+    /// failed) is closed instead.
+    fn release(&mut self, conn: &mut Conn, dir: usize) {
+        let half = &mut conn.half[dir];
+        if let Some(pipe) = half.pipe.take() {
+            if half.queued == 0 {
+                self.pipes.give(pipe);
+            }
+            half.queued = 0;
         }
     }
 }
@@ -158,10 +201,6 @@ fn watch(io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
     let armed = io.watch_readable(&conn.ends, dir, POLL_IN);
     conn.half[dir].watching = armed.is_ok();
     armed
-}
-
-fn done(conn: &Conn) -> [bool; 2] {
-    [conn.half[0].done, conn.half[1].done]
 }
 
 /// The errno of a failed system call (`EIO` if it carries none).

@@ -114,6 +114,15 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// Bytes in a socket's send queue that its peer has not acknowledged yet (`SIOCOUTQ`); `None`
+/// if the kernel would not say.
+pub fn unacked_bytes(fd: RawFd) -> Option<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int through the pointer, which points at a live local.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) };
+    (rc == 0).then_some(queued.max(0) as usize)
+}
+
 /// Pins the calling thread to one CPU core; logs and carries on when the kernel refuses.
 pub fn pin_to_core(core: usize) {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set, CPU_SET writes within it.

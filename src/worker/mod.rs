@@ -20,7 +20,7 @@ use crate::{
     config::{OnNoBackend, RelayMode},
     health::Ejector,
     metrics::WorkerStats,
-    relay::{copy::Copy, splice::Splice, splice_inline::SpliceInline},
+    relay::{copy::CopyRelay, splice::Splice, splice_inline::SpliceInline},
     shutdown::Shutdown,
     uring::{buf_ring::BufRing, ring::Ring, sys},
 };
@@ -126,7 +126,7 @@ impl Worker {
             RelayMode::Splice => Engine::new(self, ring, Splice::new(PIPE_CAPACITY)).run(),
             RelayMode::Copy => {
                 let buffers = BufRing::register(&ring, 0, COPY_BUFFERS, COPY_BUFFER_SIZE)?;
-                Engine::new(self, ring, Copy::new(buffers, COPY_BUFFERS)).run()
+                Engine::new(self, ring, CopyRelay::new(buffers, COPY_BUFFER_SIZE)).run()
             }
         }
     }

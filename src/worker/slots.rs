@@ -8,7 +8,10 @@ use std::{
 };
 
 use super::{prelude::Prelude, token::GENERATION_MASK, tried::Tried};
-use crate::backend::Backend;
+use crate::{
+    backend::Backend,
+    conn::ending::{Linger, Side},
+};
 /// The client address when no strategy asked for it.
 pub const UNKNOWN_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
@@ -43,6 +46,8 @@ pub struct Slot<C> {
     pub replay: Option<Replay>,
     /// PROXY protocol state: the client's header, what goes to the backend first.
     pub prelude: Prelude,
+    /// After a fault: the side to reset once its send queue has drained, and the wait for it.
+    pub reset: Option<(Side, Linger)>,
 }
 
 /// The replay phase of one connection: the client's bytes so far and how far the current
@@ -88,6 +93,7 @@ impl<C> Slot<C> {
             conn: None,
             replay: None,
             prelude: Prelude::default(),
+            reset: None,
         }
     }
 }

@@ -36,6 +36,9 @@ pub enum Op {
     /// The send of what goes to the backend before relaying finished (PROXY header, client
     /// bytes that followed the client's header).
     ProxySend,
+    /// A look at the send queue of a socket waiting to be reset after a fault (see
+    /// [`crate::conn::ending::Linger`]).
+    Linger,
     /// A relay strategy's operation: its own `kind` and the direction.
     Relay {
         /// Strategy-defined operation kind, 0..=63.
@@ -73,6 +76,7 @@ impl Op {
             Op::ReplayPeek => 11,
             Op::ProxyRead => 12,
             Op::ProxySend => 13,
+            Op::Linger => 14,
             Op::Relay { kind, dir } => RELAY_BASE + kind * 2 + dir,
         }
     }
@@ -92,6 +96,7 @@ impl Op {
             11 => Op::ReplayPeek,
             12 => Op::ProxyRead,
             13 => Op::ProxySend,
+            14 => Op::Linger,
             c if c >= RELAY_BASE => Op::Relay {
                 kind: (c - RELAY_BASE) / 2,
                 dir: (c - RELAY_BASE) % 2,
@@ -185,6 +190,7 @@ mod tests {
             Op::ReplayPeek,
             Op::ProxyRead,
             Op::ProxySend,
+            Op::Linger,
             Op::relay(0, 0),
             Op::relay(3, 1),
             Op::relay(63, 1),

@@ -27,7 +27,7 @@ use io_uring::{
 
 use super::{
     limit::ConnectionLimit,
-    slots::Slots,
+    slots::{Slot, Slots},
     token::{Op, Token},
     Worker,
 };
@@ -35,7 +35,10 @@ use crate::{
     backend::Backend,
     balancer::Balancer,
     config::OnNoBackend,
-    conn::passive::Passive,
+    conn::{
+        ending::{Close, Linger, LingerStep, Side, LINGER_POLL},
+        passive::Passive,
+    },
     metrics::WorkerStats,
     relay::{Flow, Io, Relay},
     uring::{
@@ -53,6 +56,8 @@ struct Timers {
     linger: Timespec,
     accept_pause: Timespec,
     tick: Timespec,
+    /// How often a socket waiting to be reset after a fault has its send queue looked at.
+    linger_poll: Timespec,
 }
 
 /// One worker's event loop, relaying with strategy `R`.
@@ -94,6 +99,8 @@ pub(super) struct Engine<R: Relay> {
     /// Accepting is paused until the connection cap has room again.
     at_capacity: bool,
     stopping: bool,
+    /// The drain deadline has passed: sockets waiting to be reset are reset at once.
+    drain_expired: bool,
     last_accept_error: Option<Instant>,
 }
 
@@ -125,6 +132,7 @@ impl<R: Relay> Engine<R> {
                 linger: Timespec::new().sec(1),
                 accept_pause: Timespec::new().nsec(100_000_000),
                 tick: Timespec::from(tick),
+                linger_poll: Timespec::from(LINGER_POLL),
             }),
             attempts: settings.attempts() as u8,
             replay_size: settings.replay_buffer,
@@ -139,6 +147,7 @@ impl<R: Relay> Engine<R> {
             accept_armed: false,
             at_capacity: false,
             stopping: false,
+            drain_expired: false,
             last_accept_error: None,
         }
     }
@@ -187,6 +196,7 @@ impl<R: Relay> Engine<R> {
             Op::ReplayRecv | Op::ReplaySend | Op::ReplayPeek => self.on_replay(token, c.result),
             Op::ProxyRead => self.on_proxy_read(token, c.result),
             Op::ProxySend => self.on_proxy_sent(token, c.result),
+            Op::Linger => self.on_linger(token),
             Op::Relay { kind, dir } => self.on_relay(token, kind, dir as usize, c),
         }
     }
@@ -237,13 +247,22 @@ impl<R: Relay> Engine<R> {
 
     fn after(&mut self, token: Token, flow: Flow) {
         match flow {
-            Flow::Continue => {}
-            Flow::Done => self.teardown(token.slot, token.generation),
+            Flow::Continue => return,
+            Flow::Ended(Close::Clean) => {}
+            Flow::Ended(Close::BothFailed(fault)) => {
+                tracing::debug!(worker = self.id, %fault, "connection failed on both sides");
+            }
+            Flow::Ended(Close::Reset { reset, fault }) => {
+                tracing::debug!(worker = self.id, %fault, %reset, "connection failed: resetting the other side once it has every byte");
+                if let Some(slot) = self.slots.get(token.slot, token.generation) {
+                    slot.reset = Some((reset, Linger::new(Instant::now())));
+                }
+            }
             Flow::Failed(errno) => {
                 tracing::debug!(worker = self.id, error = %std::io::Error::from_raw_os_error(errno), "connection failed");
-                self.teardown(token.slot, token.generation);
             }
         }
+        self.teardown(token.slot, token.generation);
     }
 
     /// Closes relayed connections that moved no byte for `idle_timeout`.
@@ -305,6 +324,13 @@ impl<R: Relay> Engine<R> {
         if let Some(replay) = slot.replay.take() {
             self.replay_pool.push(replay.buf);
         }
+        if let Some((side, _)) = slot.reset {
+            if !self.drain_expired {
+                // Both sockets stay open until the side to reset has every byte.
+                return self.arm_linger(index, generation);
+            }
+            sys::set_linger_zero(side_fd(slot, side));
+        }
         let (client, server) = (slot.client, slot.server);
         if let (Some(backend), true) = (slot.backend.take(), slot.opened) {
             backend.connection_closed();
@@ -324,8 +350,51 @@ impl<R: Relay> Engine<R> {
         }
     }
 
+    /// Looks again, after [`LINGER_POLL`], at the send queue of a socket waiting to be reset.
+    fn arm_linger(&mut self, index: u32, generation: u32) {
+        let timeout = opcode::Timeout::new(&self.timers.linger_poll as *const Timespec)
+            .build()
+            .user_data(Token::conn(index, generation, Op::Linger).into());
+        // SAFETY: the timespec is boxed in `self`, which outlives the ring.
+        if unsafe { self.ring.push(&timeout) }.is_ok() {
+            self.slots.at(index).inflight += 1;
+        } else {
+            self.reset_now(index, generation);
+        }
+    }
+
+    /// A lingering socket's send queue: reset it once drained (or stalled), else look again.
+    fn on_linger(&mut self, token: Token) {
+        let expired = self.drain_expired;
+        let Some(slot) = self.slots.get(token.slot, token.generation) else {
+            return;
+        };
+        slot.inflight -= 1;
+        let Some((side, _)) = slot.reset else {
+            return;
+        };
+        let queued = sys::unacked_bytes(side_fd(slot, side));
+        let Some((_, linger)) = slot.reset.as_mut() else {
+            return;
+        };
+        match linger.step(queued, Instant::now()) {
+            LingerStep::Wait if !expired => self.arm_linger(token.slot, token.generation),
+            _ => self.reset_now(token.slot, token.generation),
+        }
+    }
+
+    /// Resets the lingering side and closes the connection.
+    fn reset_now(&mut self, index: u32, generation: u32) {
+        let slot = self.slots.at(index);
+        if let Some((side, _)) = slot.reset.take() {
+            sys::set_linger_zero(side_fd(slot, side));
+        }
+        self.finish_teardown(index, generation);
+    }
+
     /// The drain deadline passed: close whatever is still open.
     fn close_all(&mut self) {
+        self.drain_expired = true;
         let open: Vec<(u32, u32)> = self.slots.live_tokens().collect();
         if !open.is_empty() {
             tracing::info!(
@@ -337,6 +406,14 @@ impl<R: Relay> Engine<R> {
         for (index, generation) in open {
             self.teardown(index, generation);
         }
+    }
+}
+
+/// The descriptor of `side` of a connection.
+fn side_fd<C>(slot: &Slot<C>, side: Side) -> RawFd {
+    match side {
+        Side::Client => slot.client,
+        Side::Backend => slot.server,
     }
 }
 
