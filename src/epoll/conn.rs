@@ -23,7 +23,10 @@ use super::{
 use crate::{
     backend::Backend,
     config::OnNoBackend,
-    conn::passive::{EarlyClose, Passive},
+    conn::{
+        ending::{Close, Side},
+        passive::{EarlyClose, Passive},
+    },
     metrics::WorkerCounter,
     worker::{header_policy::HeaderRefused, tried::Tried, RESPONSE_503},
 };
@@ -105,8 +108,20 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
         backend: &opened.0,
         worker: shared.id,
     };
-    if let Err(e) = copy::relay(&shared.buffers, &mut client, &mut server, idle, count).await {
-        ended(&shared, e);
+    match copy::relay(&shared.buffers, &mut client, &mut server, idle, count).await {
+        Ok(Close::Clean) => {}
+        Ok(Close::BothFailed(fault)) => {
+            tracing::debug!(worker = shared.id, %fault, "connection failed on both sides");
+        }
+        Ok(Close::Reset { reset, fault }) => {
+            tracing::debug!(worker = shared.id, %fault, %reset, "connection failed: resetting the other side once it has every byte");
+            let (survivor, _failed) = match reset {
+                Side::Client => (client, server),
+                Side::Backend => (server, client),
+            };
+            copy::reset_when_drained(survivor).await;
+        }
+        Err(e) => ended(&shared, e),
     }
     // Dropping both streams closes them.
 }

@@ -26,7 +26,9 @@ use tokio::{
 
 use crate::{
     backend::Backend,
+    conn::ending::{Close, Ending, Linger, LingerStep, Side, LINGER_POLL},
     relay::{DOWNSTREAM, UPSTREAM},
+    uring::sys,
 };
 
 /// Bytes one relay read moves at most: large enough that a bulk transfer costs few system
@@ -109,30 +111,39 @@ impl Delivered<'_> {
     }
 }
 
-/// Relays both ways until each side has sent its EOF and it was passed on (`Ok`), a socket
-/// fails, or no byte moved either way for `idle` (`TimedOut`). The caller closes both sockets.
+/// Relays both ways until both directions are over ([`crate::conn::ending`]): each side's EOF
+/// passed on, or a socket failed and what the other direction held was delivered. Returns how
+/// to close; `TimedOut` when no byte moved either way for `idle`. The caller closes both
+/// sockets.
 pub(super) async fn relay(
     buffers: &Buffers,
     client: &mut TcpStream,
     server: &mut TcpStream,
     idle: Duration,
     count: Delivered<'_>,
-) -> io::Result<()> {
+) -> io::Result<Close> {
     let active = Cell::new(Instant::now());
+    let ending = Cell::new(Ending::default());
     let (client_rd, client_wr) = client.split();
     let (server_rd, server_wr) = server.split();
-    let both = async {
-        tokio::try_join!(
-            pump(buffers, client_rd, server_wr, &active, (count, UPSTREAM)),
-            pump(buffers, server_rd, client_wr, &active, (count, DOWNSTREAM)),
-        )
-    };
-    let mut both = std::pin::pin!(both);
+    let shared = (&active, &ending);
+    let up = pump(buffers, client_rd, server_wr, shared, (count, UPSTREAM));
+    let down = pump(buffers, server_rd, client_wr, shared, (count, DOWNSTREAM));
+    let (mut up, mut down) = (std::pin::pin!(up), std::pin::pin!(down));
+    let mut running = [true; 2];
     loop {
+        if let Some(close) = ending.get().close() {
+            // A stopped direction's pump is dropped here, with the bytes it held.
+            return Ok(close);
+        }
         // Wakes at most once per `idle` while bytes flow: the deadline moves with the activity.
         let deadline = active.get() + idle;
+        let now = ending.get();
         tokio::select! {
-            done = &mut both => return done.map(|_| ()),
+            () = &mut up, if running[UPSTREAM] && !now.over(UPSTREAM) => running[UPSTREAM] = false,
+            () = &mut down, if running[DOWNSTREAM] && !now.over(DOWNSTREAM) => {
+                running[DOWNSTREAM] = false;
+            }
             () = tokio::time::sleep_until(deadline) => {
                 if active.get() + idle <= Instant::now() {
                     return Err(io::ErrorKind::TimedOut.into());
@@ -143,40 +154,73 @@ pub(super) async fn relay(
 }
 
 /// One direction: everything `src` sends is written to `dst`; `src`'s EOF becomes a `SHUT_WR`
-/// on `dst` once every byte before it was written. Written bytes are counted as direction
-/// `dir`.
+/// on `dst` once every byte before it was written (unless `src` failed: then the other side is
+/// reset later). Written bytes are counted as direction `dir`; how the direction ended goes
+/// into `ending`.
 async fn pump(
     buffers: &Buffers,
     mut src: ReadHalf<'_>,
     mut dst: WriteHalf<'_>,
-    active: &Cell<Instant>,
+    (active, ending): (&Cell<Instant>, &Cell<Ending>),
     (count, dir): (Delivered<'_>, usize),
-) -> io::Result<()> {
+) {
+    let fail = |side: Side, e: io::Error| {
+        let mut now = ending.get();
+        now.fail(side, e.raw_os_error().unwrap_or(libc::EIO));
+        ending.set(now);
+    };
     loop {
         // `readable` does not count against tokio's cooperative budget, while a read refused
         // for want of budget looks like "nothing there": without this the loop would spin.
         tokio::task::consume_budget().await;
-        src.readable().await?;
+        if let Err(e) = src.readable().await {
+            fail(Side::src(dir), e);
+            break;
+        }
         let mut buf = buffers.take();
-        let n = match read_ready(&mut src, &mut buf).await? {
-            Some(0) => break,
-            Some(n) => n,
-            None => continue,
+        let n = match read_ready(&mut src, &mut buf).await {
+            Ok(Some(0)) => break,
+            Ok(Some(n)) => n,
+            Ok(None) => continue,
+            Err(e) => {
+                // Everything read before the error was written: the direction ends.
+                fail(Side::src(dir), e);
+                break;
+            }
         };
         active.set(Instant::now());
         let mut sent = 0;
         while sent < n {
-            match dst.write(&buf[sent..n]).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                written => {
+            match dst.write(&buf[sent..n]).await {
+                Ok(0) => return fail(Side::dst(dir), io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
                     sent += written;
                     count.add(dir, written);
                 }
+                Err(e) => return fail(Side::dst(dir), e),
             }
             active.set(Instant::now());
         }
     }
-    dst.shutdown().await
+    if !ending.get().src_failed(dir) {
+        if let Err(e) = dst.shutdown().await {
+            return fail(Side::dst(dir), e);
+        }
+    }
+    let mut now = ending.get();
+    now.end(dir);
+    ending.set(now);
+}
+
+/// Resets `stream` once its send queue has drained or stopped draining (the peer has every
+/// byte relayed to it, then learns that the other side failed); `stream` closes on drop.
+pub(super) async fn reset_when_drained(stream: TcpStream) {
+    let mut linger = Linger::new(std::time::Instant::now());
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    while linger.step(sys::unacked_bytes(fd), std::time::Instant::now()) == LingerStep::Wait {
+        tokio::time::sleep(LINGER_POLL).await;
+    }
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
 }
 
 /// Reads what `src` holds now, without waiting: `None` when it holds nothing after all (the
@@ -277,7 +321,7 @@ mod tests {
             assert_eq!(got, b"response");
         };
         let (relayed, ()) = tokio::join!(relay, ends);
-        relayed.unwrap();
+        assert_eq!(relayed.unwrap(), Close::Clean);
         assert_eq!(
             backend.stats.bytes.total(),
             [7, 8],
@@ -342,7 +386,7 @@ mod tests {
                 };
                 relay(&pool, &mut proxy_client, &mut proxy_server, idle, count).await
             });
-            let _ = done.send(relayed.is_ok());
+            let _ = done.send(matches!(relayed, Ok(Close::Clean)));
         });
         let relayed = finished
             .recv_timeout(Duration::from_secs(60))
