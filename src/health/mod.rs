@@ -10,12 +10,18 @@
 //! connect with optional send/expect, or nothing for `none`; see `check`), each under the
 //! configured timeout, and publishes the healthy set only when its membership changed.
 //!
+//! A probe or resolution that could not run because this host ran short (no descriptor, memory
+//! or local port: `ProbeFailure::Local`) is inconclusive: the endpoint's state and counters stay
+//! as they were, and one warning a second names the cause (see `inconclusive`). A balancer out
+//! of descriptors must not also declare every healthy backend dead.
+//!
 //! A target that is never probed (`health_check = "none"`) enters as soon as it resolves; a
 //! worker's failed connect still ejects it at once, and it comes back, without a probe, one
 //! `interval` after the ejection.
 
 mod check;
 mod eject;
+mod inconclusive;
 mod pool;
 mod probe;
 mod reload;
@@ -69,6 +75,8 @@ pub struct HealthChecker {
     readmissions: JoinSet<Key>,
     status: Arc<HealthStatus>,
     round: u64,
+    /// Probes and resolutions of recent rounds that could not run for local reasons.
+    inconclusive: inconclusive::Inconclusive,
     ejector: Ejector,
     ejections: Option<eject::Ejections>,
     reloader: Reloader,
@@ -135,6 +143,7 @@ impl HealthChecker {
             readmissions: JoinSet::new(),
             status: Arc::new(HealthStatus::new()),
             round: 0,
+            inconclusive: inconclusive::Inconclusive::default(),
         }
     }
 
@@ -205,9 +214,14 @@ impl HealthChecker {
         let keys: Vec<Key> = jobs.iter().map(|(key, _)| *key).collect();
         let outcomes = probe_all(jobs, timeout).await;
         for (key, (outcome, took)) in keys.into_iter().zip(outcomes) {
-            self.pool.timed(key, took);
+            // A probe that could not run took no time worth showing.
+            let local = outcome.as_ref().is_err_and(|f| self.inconclusive.note(f));
+            if !local {
+                self.pool.timed(key, took);
+            }
             self.pool.record(key, outcome);
         }
+        self.inconclusive.warn_if_due(std::time::Instant::now());
         self.round += 1;
         self.commit();
         self.status.round_finished(self.round);
@@ -346,6 +360,8 @@ impl HealthChecker {
                         self.pool.admit_new(index);
                     }
                 }
+                // This host could not even ask: the endpoints known stay as they are, unprobed.
+                Err(failure) if self.inconclusive.note(&failure) => {}
                 Err(failure) => {
                     plan.note_resolution(Some(failure.clone()));
                     self.pool.fail_target(index, &failure);
@@ -527,6 +543,85 @@ mod tests {
         assert!(down.contains("WARN"), "{logs}");
         assert!(down.contains("reason=status 500"), "{logs}");
         assert!(down.contains("target=127.0.0.1:"), "{logs}");
+    }
+
+    /// Resolves every name to `addr` until told to fail with `EMFILE`, as `getaddrinfo` does
+    /// when it cannot open its own socket.
+    struct ShortOfDescriptors {
+        addr: SocketAddr,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl Resolver for ShortOfDescriptors {
+        fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> ResolveFuture<'a> {
+            Box::pin(async move {
+                if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(io::Error::from_raw_os_error(libc::EMFILE));
+                }
+                Ok(vec![self.addr])
+            })
+        }
+    }
+
+    #[test]
+    fn rounds_that_cannot_run_here_change_nothing_and_warn_once_a_second() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let runtime = Builder::new_current_thread().enable_all().build().unwrap();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let resolver = Arc::new(ShortOfDescriptors {
+            addr,
+            failing: false.into(),
+        });
+        tracing::subscriber::with_default(subscriber, || {
+            let target = Target {
+                address: TargetAddress {
+                    host: "app.internal".into(),
+                    port: 9,
+                },
+                weight: 1,
+                ..Default::default()
+            };
+            let balancer = Arc::new(Balancer::new());
+            let mut checker = HealthChecker::new(vec![target], settings(), balancer.clone())
+                .with_resolver(resolver.clone());
+            checker.prime();
+            let status = checker.status_handle();
+            let published = status.publications();
+            resolver
+                .failing
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            for _ in 0..3 {
+                runtime.block_on(checker.run_round());
+            }
+            assert_eq!(balancer.healthy_count(), 1, "still in rotation");
+            assert_eq!(status.publications(), published, "nothing published");
+            let report = status.report();
+            let endpoint = report.endpoint(0, addr).expect("still known");
+            assert!(endpoint.healthy);
+            assert_eq!(endpoint.consecutive_failures, 0);
+            assert_eq!(report.targets[0].resolve_error, None);
+        });
+        let logs = capture.text();
+        let warnings: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("health probe could not run"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "three quick rounds, one warning: {logs}");
+        assert!(warnings[0].contains("WARN"), "{logs}");
+        assert!(
+            warnings[0].contains(
+                "health probe could not run: Too many open files (os error 24); \
+                 target states unchanged"
+            ),
+            "{logs}"
+        );
+        assert!(!logs.contains("Healthy targets: 0"), "{logs}");
+        assert!(!logs.contains("resolution failed"), "{logs}");
     }
 
     #[tokio::test]

@@ -198,11 +198,20 @@ impl Pool {
     }
 
     /// Counts `outcome` for the endpoint `key`, flipping (and logging) its state on a threshold.
+    /// A local failure ([`ProbeFailure::is_local`]) counts for nothing: the endpoint keeps its
+    /// state and counters, and the failure is only shown as its last outcome (except on a new
+    /// endpoint, which stays "never probed" rather than look judged).
     pub(crate) fn record(&mut self, key: Key, outcome: Outcome) {
         let (rise, fall) = (self.rise, self.fall);
         let Some(endpoint) = self.targets.get_mut(key.0).and_then(|t| t.get_mut(&key.1)) else {
             return;
         };
+        if is_local(&outcome) {
+            if endpoint.state != State::New {
+                endpoint.last = Some(outcome);
+            }
+            return;
+        }
         let next = endpoint.count(outcome.is_ok(), rise, fall);
         if next != endpoint.state {
             log_flip(&endpoint.backend, &outcome);
@@ -222,8 +231,12 @@ impl Pool {
     }
 
     /// Takes endpoint `key` out at once, whatever `fall` says: a worker could not connect to
-    /// it. It comes back like any unhealthy endpoint, after `rise` passed probes.
+    /// it. It comes back like any unhealthy endpoint, after `rise` passed probes. A local
+    /// failure ejects nothing (the ejector filters those already; this is the second guard).
     pub(crate) fn eject(&mut self, key: Key, failure: ProbeFailure) {
+        if failure.is_local() {
+            return;
+        }
         let fall = self.fall;
         let Some(endpoint) = self.targets.get_mut(key.0).and_then(|t| t.get_mut(&key.1)) else {
             return;
@@ -345,6 +358,11 @@ impl Pool {
             .map(|known| known.values().map(Endpoint::status).collect())
             .unwrap_or_default()
     }
+}
+
+/// Whether `outcome` is inconclusive: this host, not the endpoint, failed.
+fn is_local(outcome: &Outcome) -> bool {
+    outcome.as_ref().is_err_and(ProbeFailure::is_local)
 }
 
 /// Logs an endpoint's state flip caused by `outcome`: up on a success, down (with why) on a
@@ -483,5 +501,51 @@ mod tests {
         assert_eq!(healthy(&pool, 0), [false, false]);
         assert_eq!(pool.status(0)[0].last, Some(Err(failure)));
         assert_eq!(pool.len(), 2, "kept while the name does not resolve");
+    }
+
+    fn local() -> ProbeFailure {
+        ProbeFailure::Local("Too many open files (os error 24)".into())
+    }
+
+    #[test]
+    fn a_local_failure_changes_no_state_and_publishes_nothing() {
+        let mut pool = Pool::new(2, 1, 1);
+        pool.admit(0, "a:80", &[addr(1)]);
+        pool.follow(1, "b:80", &[addr(2), addr(3)]);
+        pool.record((1, addr(2)), Ok(()));
+        pool.record((1, addr(3)), FAIL);
+        assert!(pool.take_change().is_some());
+        let before: Vec<EndpointStatus> = (0..2).flat_map(|t| pool.status(t)).collect();
+        for _ in 0..3 {
+            for key in [(0, addr(1)), (1, addr(2)), (1, addr(3))] {
+                pool.record(key, Err(local()));
+            }
+            pool.fail_target(0, &local());
+            pool.eject((1, addr(2)), local());
+        }
+        assert!(pool.take_change().is_none(), "nothing to publish");
+        let after: Vec<EndpointStatus> = (0..2).flat_map(|t| pool.status(t)).collect();
+        for (was, is) in before.iter().zip(&after) {
+            assert_eq!(was.healthy, is.healthy, "{}", is.addr);
+            assert_eq!(was.consecutive_successes, is.consecutive_successes);
+            assert_eq!(was.consecutive_failures, is.consecutive_failures);
+            assert_eq!(is.last, Some(Err(local())), "shown as the last outcome");
+        }
+        assert_eq!(healthy(&pool, 0), [true]);
+        assert_eq!(healthy(&pool, 1), [true, false]);
+        // Hysteresis picks up where it was: one real failure is still one.
+        pool.record((1, addr(2)), FAIL);
+        assert_eq!(healthy(&pool, 1), [false, false]);
+        assert_eq!(pool.status(1)[0].consecutive_failures, 1);
+    }
+
+    #[test]
+    fn a_new_endpoint_stays_unjudged_after_a_local_failure() {
+        let mut pool = Pool::new(1, 1, 1);
+        pool.follow(0, "a:80", &[addr(1)]);
+        pool.record((0, addr(1)), Err(local()));
+        assert_eq!(pool.status(0)[0].last, None, "still never probed");
+        pool.record((0, addr(1)), Ok(()));
+        assert_eq!(healthy(&pool, 0), [true], "enters on its first real pass");
     }
 }

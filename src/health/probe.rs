@@ -11,6 +11,8 @@ use tokio::{
     net::TcpStream,
 };
 
+use crate::local_error;
+
 /// Most bytes read while looking for the end of the status line.
 pub const MAX_STATUS_LINE: usize = 4096;
 
@@ -59,6 +61,19 @@ pub enum ProbeFailure {
     /// (quoted, escaped, truncated).
     #[error("expect mismatch: got {0}")]
     ExpectMismatch(String),
+    /// The probe could not run for a reason of this host, not of the endpoint: no descriptor,
+    /// memory, buffer or local port (see [`crate::local_error`]); the OS's description. Says
+    /// nothing about the endpoint, so it counts neither as a failure nor as a success.
+    #[error("local error: {0}")]
+    Local(String),
+}
+
+impl ProbeFailure {
+    /// Whether this outcome is inconclusive because this host, not the endpoint, failed
+    /// ([`ProbeFailure::Local`]).
+    pub fn is_local(&self) -> bool {
+        matches!(self, ProbeFailure::Local(_))
+    }
 }
 
 /// The request bytes for `path` on `host` (as configured, `host:port`), sent as is to every
@@ -166,8 +181,13 @@ pub(crate) fn quote(bytes: &[u8]) -> String {
     format!("\"{}\"{more}", shown.escape_ascii())
 }
 
-/// The short reason for a socket error.
+/// The short reason for a socket error; a shortage of this host (a `socket()` that gets
+/// `EMFILE`, a connect without a free local port) is [`ProbeFailure::Local`], whatever step of
+/// the probe it hit.
 pub(super) fn classify(error: io::Error) -> ProbeFailure {
+    if local_error::is_local_io(&error) {
+        return ProbeFailure::Local(error.to_string());
+    }
     match error.kind() {
         io::ErrorKind::ConnectionRefused => ProbeFailure::Refused,
         io::ErrorKind::ConnectionReset
@@ -270,5 +290,20 @@ mod tests {
         assert_eq!(kind(io::ErrorKind::ConnectionReset), "reset");
         assert_eq!(kind(io::ErrorKind::BrokenPipe), "reset");
         assert_eq!(kind(io::ErrorKind::TimedOut), "timeout");
+    }
+
+    #[test]
+    fn shortages_of_this_host_are_local_with_their_real_cause() {
+        let errno = |e| classify(io::Error::from_raw_os_error(e));
+        let emfile = errno(libc::EMFILE);
+        assert!(emfile.is_local(), "{emfile:?}");
+        assert_eq!(
+            emfile.to_string(),
+            "local error: Too many open files (os error 24)"
+        );
+        assert!(errno(libc::EADDRNOTAVAIL).is_local());
+        assert!(errno(libc::ENOBUFS).is_local());
+        assert_eq!(errno(libc::ECONNREFUSED), ProbeFailure::Refused);
+        assert!(!errno(libc::EHOSTUNREACH).is_local());
     }
 }

@@ -14,6 +14,7 @@ use std::{
 };
 
 use super::{join_indexed, probe::ProbeFailure};
+use crate::local_error;
 
 /// The future returned by [`Resolver::resolve`].
 pub type ResolveFuture<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>>;
@@ -54,7 +55,8 @@ fn ip_literal(host: &str) -> Option<IpAddr> {
 /// there are none this round.
 pub(crate) type Answer = Result<Vec<SocketAddr>, ProbeFailure>;
 
-/// Resolves `host` under `timeout`.
+/// Resolves `host` under `timeout`. An error of this host (no descriptor or memory for the
+/// lookup) is [`ProbeFailure::Local`]: inconclusive, the target's endpoints stay as they are.
 pub(crate) async fn resolve_bounded(
     resolver: &dyn Resolver,
     host: &str,
@@ -63,6 +65,12 @@ pub(crate) async fn resolve_bounded(
 ) -> Answer {
     let mut addrs = match tokio::time::timeout(timeout, resolver.resolve(host, port)).await {
         Err(_elapsed) => return Err(ProbeFailure::ResolveFailed("timeout".into())),
+        // `getaddrinfo` fails with `EAI_SYSTEM` and the errno when its own socket or memory
+        // runs out: this host's fault, not the name's. (A resolver that maps that to
+        // `EAI_AGAIN` instead cannot be told apart from a DNS outage.)
+        Ok(Err(error)) if local_error::is_local_io(&error) => {
+            return Err(ProbeFailure::Local(error.to_string()))
+        }
         Ok(Err(error)) => return Err(ProbeFailure::ResolveFailed(error.to_string())),
         Ok(Ok(addrs)) => addrs,
     };
@@ -136,6 +144,32 @@ mod tests {
         assert_eq!(answer, Ok(vec![a, b]));
         let empty = resolve_bounded(&Fixed(vec![]), "x", 80, timeout).await;
         assert_eq!(empty, Err(ProbeFailure::NoAddresses));
+    }
+
+    struct Fails(i32);
+
+    impl Resolver for Fails {
+        fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> ResolveFuture<'a> {
+            let errno = self.0;
+            Box::pin(async move { Err(io::Error::from_raw_os_error(errno)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lookup_without_descriptors_is_local_and_a_refused_one_is_not() {
+        let timeout = Duration::from_secs(1);
+        let emfile = resolve_bounded(&Fails(libc::EMFILE), "x", 80, timeout).await;
+        let failure = emfile.unwrap_err();
+        assert!(failure.is_local(), "{failure:?}");
+        assert!(
+            failure.to_string().contains("Too many open files"),
+            "{failure}"
+        );
+        let refused = resolve_bounded(&Fails(libc::ECONNREFUSED), "x", 80, timeout).await;
+        assert!(
+            matches!(refused, Err(ProbeFailure::ResolveFailed(_))),
+            "{refused:?}"
+        );
     }
 
     #[tokio::test]
