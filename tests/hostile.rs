@@ -25,8 +25,10 @@ const QUIET: Duration = Duration::from_millis(300);
 const SETTLE: Duration = Duration::from_secs(5);
 /// The window over which ringlb's CPU is measured while the slow readers stay connected.
 const CPU_WINDOW: Duration = Duration::from_secs(2);
-/// The share of one core ringlb may use over that window.
-const MAX_CORE_SHARE: f64 = 0.5;
+/// The share of one core ringlb may use over that window. The issue asks for below half a
+/// core; a worker spinning on an exhausted buffer ring used 0.13–0.20 and a fair one uses
+/// under 0.01, so the bound sits between them to catch that spin too.
+const MAX_CORE_SHARE: f64 = 0.1;
 
 /// The slow-reader tests measure CPU and latency on a 2-core machine: one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
