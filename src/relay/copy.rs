@@ -154,9 +154,11 @@ impl Relay for CopyRelay {
 
 impl CopyRelay {
     /// Receives into a ring buffer the kernel picks when bytes arrive (an idle direction holds
-    /// none), unless the direction is over or still holds bytes.
+    /// none), unless the direction is over. A source that failed on the other direction's send
+    /// is still read: the kernel hands out what it queued before the error, then EOF or the
+    /// error itself.
     fn receive(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
-        if c.ending.over(dir) || c.ending.src_failed(dir) {
+        if c.ending.over(dir) {
             return Ok(());
         }
         let recv = opcode::Recv::new(Fd(c.ends.src(dir)), std::ptr::null_mut(), self.size as u32)
@@ -274,10 +276,6 @@ impl CopyRelay {
             return Ok(());
         }
         self.release_held(c, dir);
-        if c.ending.src_failed(dir) {
-            // Everything received before the source failed is delivered.
-            return self.finish(c, dir);
-        }
         self.receive(io, c, dir)
     }
 
