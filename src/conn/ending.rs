@@ -16,7 +16,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::relay::UPSTREAM;
+/// Direction index: bytes from the client to the backend.
+pub const UPSTREAM: usize = 0;
+/// Direction index: bytes from the backend to the client.
+pub const DOWNSTREAM: usize = 1;
 
 /// One of the two sockets of a proxied connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,7 +213,6 @@ impl Linger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::DOWNSTREAM;
 
     #[test]
     fn without_a_fault_both_eofs_end_cleanly() {

@@ -26,10 +26,7 @@ use crate::{
 
 pub use pipes::PipePool;
 
-/// Direction index: bytes from the client to the backend.
-pub const UPSTREAM: usize = 0;
-/// Direction index: bytes from the backend to the client.
-pub const DOWNSTREAM: usize = 1;
+pub use crate::conn::ending::{DOWNSTREAM, UPSTREAM};
 
 /// `poll(2)` mask for "there is something to read (data, EOF or an error)".
 const POLL_READABLE: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
