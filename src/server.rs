@@ -194,7 +194,7 @@ impl Server {
             let stop = shutdown.clone();
             let watched = Arc::clone(&metrics);
             #[cfg(debug_assertions)]
-            let limit = Arc::clone(&limit);
+            let counted = Arc::clone(&metrics);
             let handle = std::thread::Builder::new()
                 .name(format!("ringlb-w{id}"))
                 .spawn(move || {
@@ -203,7 +203,7 @@ impl Server {
                             uring::sys::pin_to_core(core);
                         }
                         #[cfg(debug_assertions)]
-                        fault::maybe_panic(id, &limit, &stop);
+                        fault::maybe_panic(id, &counted, &stop);
                         match io_backend {
                             IoBackend::Epoll => worker.run_epoll(stop),
                             _ => worker.run(),

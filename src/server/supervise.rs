@@ -73,11 +73,12 @@ impl Drop for Watch {
         let Some(cause) = failure(self.ended.take(), stopping) else {
             return;
         };
-        tracing::error!(worker = self.id, cause = %cause, "worker failed");
+        // Recorded before it is logged: whoever reads the log line finds /healthz saying it.
         self.metrics.record_worker_failure(WorkerFailure {
             worker: self.id,
-            cause,
+            cause: cause.clone(),
         });
+        tracing::error!(worker = self.id, cause = %cause, "worker failed");
         if !stopping {
             tracing::error!(
                 worker = self.id,
