@@ -2,7 +2,9 @@
 //! backends on ephemeral ports.
 #![allow(dead_code)]
 
+pub mod admin_http;
 pub mod binary;
+pub mod flood;
 pub mod line;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
