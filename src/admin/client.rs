@@ -97,12 +97,6 @@ impl Clients {
     pub async fn freed(&self) {
         self.freed.notified().await;
     }
-
-    /// Connections holding a slot now.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.slots().len()
-    }
 }
 
 impl Ticket {
