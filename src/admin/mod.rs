@@ -32,7 +32,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, warn};
 
 use crate::{metrics::Metrics, shutdown::Shutdown};
-use client::{Admitted, Clients};
+use client::{Admitted, Clients, Ticket};
 use http::{Request, Response};
 
 /// Admin connections served at once. Far more than an idle attacker cheaply holds once each
@@ -40,9 +40,10 @@ use http::{Request, Response};
 /// still bounded: each costs a descriptor, a small task and, once bytes arrive, an 8 KiB buffer.
 pub const MAX_CLIENTS: usize = 1024;
 /// The longest a connection may take, from accept, to send its whole request head. Health
-/// probes and scrapers send theirs with the connect; a client silent for this long is an
-/// attacker or broken, and holding its slot for the whole [`CLIENT_DEADLINE`] is what let 64
-/// idle connections lock every probe out.
+/// probes and scrapers send theirs right after the handshake, which is over by the accept, so
+/// even a slow network barely eats into this; a client silent for this long is an attacker or
+/// broken, and holding its slot for the whole [`CLIENT_DEADLINE`] is what let 64 idle
+/// connections lock every probe out.
 pub const HEAD_DEADLINE: Duration = Duration::from_millis(500);
 /// The longest one admin exchange (request and response) may take, from accept: also bounds a
 /// client that sends a request and then never reads the answer.
@@ -158,25 +159,8 @@ where
             }
         };
         let accepted = tokio::time::Instant::now();
-        let ticket = loop {
-            match clients.admit() {
-                Admitted::Slot { ticket, made_room } => {
-                    if made_room {
-                        if let Some(more) = evictions.note() {
-                            warn!(cap = limits.cap, also_closed = more,
-                                "admin connections at the cap: closed the oldest one that sent no request");
-                        }
-                    }
-                    break ticket;
-                }
-                // Every slot answers a request, each done within the exchange deadline: this
-                // one waits for the first to finish (newer clients wait in the backlog).
-                Admitted::Full => tokio::select! {
-                    biased;
-                    () = stop.wait() => return,
-                    () = clients.freed() => {}
-                },
-            }
+        let Some(ticket) = slot(&clients, &stop, &mut evictions, limits.cap).await else {
+            return;
         };
         let route = Arc::clone(&route);
         tokio::spawn(client::serve(
@@ -186,6 +170,36 @@ where
             limits,
             move |request| route(request),
         ));
+    }
+}
+
+/// A slot for the connection accepted just now, closing the oldest connection without a
+/// request if need be; `None` if `stop` fires while every slot is answering a request.
+async fn slot(
+    clients: &Arc<Clients>,
+    stop: &Shutdown,
+    evictions: &mut Sparse,
+    cap: usize,
+) -> Option<Ticket> {
+    loop {
+        match clients.admit() {
+            Admitted::Slot { ticket, made_room } => {
+                if made_room {
+                    if let Some(more) = evictions.note() {
+                        warn!(cap, also_closed = more,
+                            "admin connections at the cap: closed the oldest one that sent no request");
+                    }
+                }
+                return Some(ticket);
+            }
+            // Every slot answers a request, each done within the exchange deadline: this
+            // connection waits for the first to finish (newer clients wait in the backlog).
+            Admitted::Full => tokio::select! {
+                biased;
+                () = stop.wait() => return None,
+                () = clients.freed() => {}
+            },
+        }
     }
 }
 
