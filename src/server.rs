@@ -1,10 +1,16 @@
 //! Starting and stopping a whole ringlb instance: listeners, workers, the health checker and
 //! the admin listener.
 //!
-//! Owns the order of start-up (probe io_uring, bind, prime the balancer, start threads) so that
-//! every failure is reported before traffic is accepted, and the order of stopping: workers
-//! drain, the health checker stops, and only then the admin listener, so `/healthz` answers 503
-//! for the whole drain. Never on the hot path.
+//! Owns the order of start-up (probe io_uring, check the descriptor limit, bind, prime the
+//! balancer, start threads) so that every failure is reported before traffic is accepted, the
+//! watch over worker threads (a worker that dies stops the whole process, [`supervise`]), and
+//! the order of stopping: workers drain, the health checker stops, and only then the admin
+//! listener, so `/healthz` answers 503 for the whole drain. Never on the hot path.
+
+mod descriptors;
+#[cfg(debug_assertions)]
+mod fault;
+mod supervise;
 
 use std::{
     io,
@@ -96,8 +102,17 @@ impl Server {
         resolver: Arc<dyn Resolver>,
     ) -> Result<Server, StartError> {
         let io_backend = choose_io_backend(config.io_backend)?;
-        if let Err(e) = uring::sys::raise_nofile_limit() {
-            tracing::warn!(error = %e, "cannot raise the open-files limit");
+        match uring::sys::raise_nofile_limit() {
+            Ok(limit) => {
+                let admin_clients = if config.admin.enabled {
+                    admin::MAX_CLIENTS
+                } else {
+                    0
+                };
+                let demand = descriptors::Demand::of(config, io_backend, admin_clients);
+                descriptors::check(limit, demand);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
         }
         let count = config.worker_count();
         let listeners =
@@ -178,16 +193,23 @@ impl Server {
         for (id, worker) in built.into_iter().enumerate() {
             let pin = config.pin_workers.then_some(id % cores);
             let stop = shutdown.clone();
+            let watched = Arc::clone(&metrics);
+            #[cfg(debug_assertions)]
+            let counted = Arc::clone(&metrics);
             let handle = std::thread::Builder::new()
                 .name(format!("ringlb-w{id}"))
                 .spawn(move || {
-                    if let Some(core) = pin {
-                        uring::sys::pin_to_core(core);
-                    }
-                    match io_backend {
-                        IoBackend::Epoll => worker.run_epoll(stop),
-                        _ => worker.run(),
-                    }
+                    supervise::run_watched(id, stop.clone(), watched, move || {
+                        if let Some(core) = pin {
+                            uring::sys::pin_to_core(core);
+                        }
+                        #[cfg(debug_assertions)]
+                        fault::maybe_panic(id, &counted, &stop);
+                        match io_backend {
+                            IoBackend::Epoll => worker.run_epoll(stop),
+                            _ => worker.run(),
+                        }
+                    })
                 })
                 .map_err(StartError::Spawn)?;
             workers.push(handle);
@@ -262,18 +284,20 @@ impl Server {
     }
 
     /// Waits until every worker and the health checker have stopped, then stops the admin
-    /// listener (it answers `/healthz` with 503 for the whole drain); the first worker error
-    /// wins.
+    /// listener (it answers `/healthz` with 503 for the whole drain). A worker that panicked or
+    /// failed (each is logged when it happens) makes this an error, the first failure's, so
+    /// the process exits non-zero.
     pub fn wait(self) -> io::Result<()> {
         let mut result = Ok(());
-        for handle in self.workers {
+        for (id, handle) in self.workers.into_iter().enumerate() {
+            // A worker's panic is caught and returned by its watch; a join error would be a
+            // panic in the watch itself.
             let outcome = handle
                 .join()
-                .unwrap_or_else(|_| Err(io::Error::other("worker panicked")));
+                .unwrap_or_else(|_| Err(io::Error::other("panicked")));
             if let Err(e) = outcome {
-                tracing::error!(error = %e, "worker failed");
                 if result.is_ok() {
-                    result = Err(e);
+                    result = Err(io::Error::new(e.kind(), format!("worker {id} failed: {e}")));
                 }
             }
         }
@@ -281,7 +305,10 @@ impl Server {
         if let Some(admin) = self.admin {
             admin.stop();
         }
-        result
+        match self.metrics.worker_failure() {
+            Some(first) => Err(io::Error::other(first.to_string())),
+            None => result,
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Owns reading a request head (parsed by `httparse`, at most [`MAX_HEAD`] bytes) and writing a
 //! response. Never reads a request body, never keeps a connection alive, never panics on what a
-//! client sends; the caller bounds the whole exchange with a deadline.
+//! client sends, never holds a buffer for a client that has sent nothing; the caller bounds the
+//! head and the whole exchange with deadlines.
 
 use std::io;
 
@@ -52,6 +53,9 @@ pub(super) enum ReadError {
 
 /// Reads one request head from `stream`.
 pub(super) async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
+    // The buffer is allocated once the first bytes are there: a connection that sends nothing
+    // (an idle attacker's) holds none.
+    stream.readable().await?;
     let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
     loop {

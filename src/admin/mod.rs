@@ -1,16 +1,24 @@
 //! The admin HTTP listener: `GET /metrics` (Prometheus text), `GET /status` (JSON) and
-//! `GET /healthz` (200 while ringlb accepts traffic, 503 while it drains).
+//! `GET /healthz` (200 while ringlb accepts traffic, 503 while it drains or after a worker
+//! failed).
 //!
 //! Owns the admin socket and its thread, `ringlb-admin`, with its own current-thread tokio
 //! runtime: pure control plane. It keeps serving through the drain (so an orchestrator sees
 //! `/healthz` turn 503) and stops only when the server has finished ([`AdminServer::stop`],
-//! called by [`crate::Server::wait`]). Never touches a worker, never holds a lock a worker could
-//! take, never lets a slow or hostile client hold more than [`MAX_CLIENTS`] sockets for longer
-//! than [`CLIENT_DEADLINE`].
+//! called by [`crate::Server::wait`]). Built to answer while attacked: at most [`MAX_CLIENTS`]
+//! connections at once, each with [`HEAD_DEADLINE`] to send its request and
+//! [`CLIENT_DEADLINE`] for the whole exchange, and at the cap the oldest connection that has
+//! sent no request is closed to make room ([`client`], [`slots`]), so a flood of idle
+//! connections cannot lock a health probe out. Never touches a worker, never holds a lock a
+//! worker could take.
 
+mod client;
 mod http;
 pub mod probe;
+mod slots;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use std::{
     io,
@@ -20,18 +28,51 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{net::TcpStream, sync::Semaphore};
+use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, warn};
 
 use crate::{metrics::Metrics, shutdown::Shutdown};
-use http::{ReadError, Request, Response};
+use client::{Admitted, Clients, Ticket};
+use http::{Request, Response};
 
-/// Admin connections served at once; more are closed at once.
-pub const MAX_CLIENTS: usize = 64;
-/// The longest one admin exchange (request and response) may take.
+/// Admin connections served at once. Far more than an idle attacker cheaply holds once each
+/// must send its request within [`HEAD_DEADLINE`] (over 2,000 new connections a second), and
+/// still bounded: each costs a descriptor, a small task and, once bytes arrive, an 8 KiB buffer.
+pub const MAX_CLIENTS: usize = 1024;
+/// The longest a connection may take, from accept, to send its whole request head. Health
+/// probes and scrapers send theirs right after the handshake, which is over by the accept, so
+/// even a slow network barely eats into this; a client silent for this long is an attacker or
+/// broken, and holding its slot for the whole [`CLIENT_DEADLINE`] is what let 64 idle
+/// connections lock every probe out.
+pub const HEAD_DEADLINE: Duration = Duration::from_millis(500);
+/// The longest one admin exchange (request and response) may take, from accept: also bounds a
+/// client that sends a request and then never reads the answer.
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (descriptors exhausted), so the loop does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// The admin listener's accept backlog: a burst of connections waits in the kernel for the
+/// accept loop (which never waits for a client) instead of having its SYNs dropped.
+const BACKLOG: i32 = 1024;
+
+/// The bounds one admin listener keeps; [`Limits::DEFAULT`] in production, smaller in tests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Connections at once ([`MAX_CLIENTS`]).
+    pub cap: usize,
+    /// Time from accept to a complete request head ([`HEAD_DEADLINE`]).
+    pub head: Duration,
+    /// Time from accept to the end of the exchange ([`CLIENT_DEADLINE`]).
+    pub exchange: Duration,
+}
+
+impl Limits {
+    /// The production bounds.
+    pub const DEFAULT: Limits = Limits {
+        cap: MAX_CLIENTS,
+        head: HEAD_DEADLINE,
+        exchange: CLIENT_DEADLINE,
+    };
+}
 
 /// A running admin listener.
 #[derive(Debug)]
@@ -43,9 +84,14 @@ pub struct AdminServer {
 
 /// Binds the admin socket: done before the workers start, so a taken port is a start-up error.
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std's `TcpListener::bind` does: a restarted ringlb rebinds while the old one's
+    // connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 impl AdminServer {
@@ -62,7 +108,10 @@ impl AdminServer {
             .spawn(move || {
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => serve(listener, metrics, stopped).await,
+                        Ok(listener) => {
+                            let route = move |request: &Request| route(request, &metrics);
+                            serve(listener, stopped, Limits::DEFAULT, route).await
+                        }
                         Err(e) => warn!(error = %e, "admin listener unusable; admin disabled"),
                     }
                 });
@@ -83,9 +132,16 @@ impl AdminServer {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, stop: Shutdown) {
-    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
-    let mut last_warning: Option<Instant> = None;
+/// Accepts until `stop`, giving every connection a slot (making room if need be) and a task of
+/// its own that answers with `route`.
+async fn serve<R>(listener: tokio::net::TcpListener, stop: Shutdown, limits: Limits, route: R)
+where
+    R: Fn(&Request) -> Response + Send + Sync + 'static,
+{
+    let route = Arc::new(route);
+    let clients = Clients::new(limits.cap);
+    let mut accept_failures = Sparse::default();
+    let mut evictions = Sparse::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -95,36 +151,77 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, stop: S
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
             Err(e) => {
-                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    last_warning = Some(Instant::now());
-                    warn!(error = %e, "admin accept failed; pausing");
+                if let Some(more) = accept_failures.note() {
+                    warn!(error = %e, also_failed = more, "admin accept failed; pausing");
                 }
                 tokio::time::sleep(ACCEPT_PAUSE).await;
                 continue;
             }
         };
-        // Over the cap the socket is dropped (closed) at once.
-        let Ok(permit) = Arc::clone(&clients).try_acquire_owned() else {
-            continue;
+        let accepted = tokio::time::Instant::now();
+        let Some(ticket) = slot(&clients, &stop, &mut evictions, limits.cap).await else {
+            return;
         };
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(CLIENT_DEADLINE, exchange(stream, &metrics)).await;
-            drop(permit);
-        });
+        let route = Arc::clone(&route);
+        tokio::spawn(client::serve(
+            stream,
+            accepted,
+            ticket,
+            limits,
+            move |request| route(request),
+        ));
     }
 }
 
-/// Reads one request, answers it, closes.
-async fn exchange(mut stream: TcpStream, metrics: &Metrics) {
-    let (response, head_only) = match http::read_request(&mut stream).await {
-        Ok(request) => (route(&request, metrics), request.is_head()),
-        Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
-        Err(e @ ReadError::TooLarge) => (Response::text(431, &format!("{e}\n")), false),
-        Err(e @ ReadError::Malformed(_)) => (Response::text(400, &format!("{e}\n")), false),
-    };
-    if let Err(e) = response.send(&mut stream, head_only).await {
-        debug!(error = %e, "admin response not delivered");
+/// A slot for the connection accepted just now, closing the oldest connection without a
+/// request if need be; `None` if `stop` fires while every slot is answering a request.
+async fn slot(
+    clients: &Arc<Clients>,
+    stop: &Shutdown,
+    evictions: &mut Sparse,
+    cap: usize,
+) -> Option<Ticket> {
+    loop {
+        match clients.admit() {
+            Admitted::Slot { ticket, made_room } => {
+                if made_room {
+                    if let Some(more) = evictions.note() {
+                        warn!(cap, also_closed = more,
+                            "admin connections at the cap: closed the oldest one that sent no request");
+                    }
+                }
+                return Some(ticket);
+            }
+            // Every slot answers a request, each done within the exchange deadline: this
+            // connection waits for the first to finish (newer clients wait in the backlog).
+            Admitted::Full => tokio::select! {
+                biased;
+                () = stop.wait() => return None,
+                () = clients.freed() => {}
+            },
+        }
+    }
+}
+
+/// Rate-limits a warning to one a second, counting the occurrences it leaves out.
+#[derive(Debug, Default)]
+struct Sparse {
+    last: Option<Instant>,
+    left_out: u64,
+}
+
+impl Sparse {
+    /// Something happened: `Some(left out since the last warning)` when it may be logged now.
+    fn note(&mut self) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            self.left_out += 1;
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.left_out))
     }
 }
 
@@ -136,8 +233,11 @@ fn route(request: &Request, metrics: &Metrics) -> Response {
     match request.path.as_str() {
         "/metrics" => Response::ok(crate::metrics::CONTENT_TYPE, metrics.encode()),
         "/status" => Response::ok("application/json", status::render(metrics)),
-        "/healthz" if metrics.draining() => Response::text(503, "draining\n"),
-        "/healthz" => Response::text(200, "ok\n"),
+        "/healthz" => match metrics.worker_failure() {
+            Some(failure) => Response::text(503, &format!("{failure}; stopping\n")),
+            None if metrics.draining() => Response::text(503, "draining\n"),
+            None => Response::text(200, "ok\n"),
+        },
         _ => Response::text(404, "not found; try /metrics, /status or /healthz\n"),
     }
 }

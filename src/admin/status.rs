@@ -19,11 +19,20 @@ use crate::{
 struct Status<'a> {
     /// Shutdown started: no new client is accepted, open connections are finishing.
     draining: bool,
+    /// The worker that ended on its own and why (ringlb is then stopping), `null` otherwise.
+    worker_failure: Option<WorkerFailure<'a>>,
     io_backend: &'static str,
     open_connections: usize,
     /// Health-check rounds finished (0 until the first one ends).
     health_check_rounds: u64,
     targets: Vec<Target<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerFailure<'a> {
+    worker: usize,
+    /// The panic message or the error.
+    cause: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,6 +79,10 @@ pub(super) fn render(metrics: &Metrics) -> String {
         .collect();
     let status = Status {
         draining: metrics.draining(),
+        worker_failure: metrics.worker_failure().map(|f| WorkerFailure {
+            worker: f.worker,
+            cause: &f.cause,
+        }),
         io_backend: metrics.io_backend(),
         open_connections: metrics.open_connections(),
         health_check_rounds: snapshot.report.round,

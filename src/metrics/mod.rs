@@ -9,17 +9,19 @@
 
 mod collect;
 mod counters;
+mod failure;
 pub mod names;
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use prometheus_client::{encoding::prometheus_text, registry::Registry};
 
 pub use counters::{ByteCounters, WorkerCounter, WorkerStats, BYTE_SHARDS};
+pub use failure::WorkerFailure;
 
 use crate::{
     backend::Backend,
@@ -43,6 +45,8 @@ struct Sources {
     shutdown: Shutdown,
     /// Set once at start-up by whoever picks the I/O backend; read at each scrape.
     io_backend: Mutex<&'static str>,
+    /// The first worker that ended on its own; set at most once.
+    worker_failure: OnceLock<WorkerFailure>,
 }
 
 /// The metrics registry of one ringlb instance: reads the live counters on demand.
@@ -89,6 +93,7 @@ impl Metrics {
             limit,
             shutdown,
             io_backend: Mutex::new(IO_URING),
+            worker_failure: OnceLock::new(),
         });
         let mut registry = Registry::default();
         registry.register_collector(Box::new(collect::Collector::new(Arc::clone(&sources))));
@@ -127,6 +132,16 @@ impl Metrics {
     /// Whether shutdown has started (ringlb drains and accepts no new client).
     pub fn draining(&self) -> bool {
         self.sources.shutdown.is_triggered()
+    }
+
+    /// Records that a worker thread ended on its own; only the first failure is kept.
+    pub fn record_worker_failure(&self, failure: WorkerFailure) {
+        let _ = self.sources.worker_failure.set(failure);
+    }
+
+    /// The first worker failure, if a worker ended on its own.
+    pub fn worker_failure(&self) -> Option<&WorkerFailure> {
+        self.sources.worker_failure.get()
     }
 
     /// The health checker's latest report joined with every endpoint's live counters.

@@ -2,8 +2,10 @@
 //! backends on ephemeral ports.
 #![allow(dead_code)]
 
+pub mod admin_http;
 pub mod binary;
 pub mod fault_relay;
+pub mod flood;
 pub mod hostile;
 pub mod line;
 
