@@ -218,7 +218,11 @@ mod tests {
     fn without_a_fault_both_eofs_end_cleanly() {
         let mut e = Ending::default();
         e.end(UPSTREAM);
-        assert_eq!(e.close(), None, "half-closed: the other direction still runs");
+        assert_eq!(
+            e.close(),
+            None,
+            "half-closed: the other direction still runs"
+        );
         e.end(DOWNSTREAM);
         assert_eq!(e.close(), Some(Close::Clean));
     }
@@ -228,7 +232,10 @@ mod tests {
         let mut e = Ending::default();
         e.fail(Side::Backend, libc::ECONNRESET);
         assert!(e.stopped(UPSTREAM), "nothing more goes to a failed backend");
-        assert!(!e.over(DOWNSTREAM), "what the backend sent still reaches the client");
+        assert!(
+            !e.over(DOWNSTREAM),
+            "what the backend sent still reaches the client"
+        );
         assert!(e.src_failed(DOWNSTREAM));
         assert_eq!(e.close(), None);
         e.end(DOWNSTREAM);
@@ -266,7 +273,11 @@ mod tests {
         let t1 = t0 + LINGER_STALL / 2;
         assert_eq!(l.step(Some(500), t1), LingerStep::Wait, "draining");
         assert_eq!(l.step(Some(500), t1 + LINGER_STALL / 2), LingerStep::Wait);
-        assert_eq!(l.step(Some(500), t1 + LINGER_STALL), LingerStep::Reset, "stalled");
+        assert_eq!(
+            l.step(Some(500), t1 + LINGER_STALL),
+            LingerStep::Reset,
+            "stalled"
+        );
         let mut l = Linger::new(t0);
         assert_eq!(l.step(Some(0), t0), LingerStep::Reset, "drained");
         assert_eq!(Linger::new(t0).step(None, t0), LingerStep::Reset);

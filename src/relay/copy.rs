@@ -175,8 +175,8 @@ impl CopyRelay {
     /// The ring was empty: receives into an own buffer instead.
     fn receive_own(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
         let mut buf = self.spare();
-        let recv = opcode::Recv::new(Fd(c.ends.src(dir)), buf.as_mut_ptr(), buf.len() as u32)
-            .build();
+        let recv =
+            opcode::Recv::new(Fd(c.ends.src(dir)), buf.as_mut_ptr(), buf.len() as u32).build();
         c.half[dir].held = Held::Own { buf, len: 0 };
         // SAFETY: the buffer sits in the direction's `held`, which is neither freed nor replaced
         // while this receive is in flight (teardown waits for it); the socket is open until then.
@@ -288,7 +288,8 @@ impl CopyRelay {
         let mut buf = self.spare();
         let rest = (len - half.sent) as usize;
         // SAFETY: buffer `bid` is filled up to `len` and no operation uses it now.
-        let src = unsafe { std::slice::from_raw_parts(self.ring.ptr(bid).add(half.sent as usize), rest) };
+        let src =
+            unsafe { std::slice::from_raw_parts(self.ring.ptr(bid).add(half.sent as usize), rest) };
         buf[..rest].copy_from_slice(src);
         self.ring.recycle(bid);
         half.held = Held::Own {

@@ -152,7 +152,31 @@ impl<R: Relay> Engine<R> {
         }
     }
 
-    pub(super) fn run(mut self) -> std::io::Result<()> {
+    /// Runs until shutdown and drain complete. If the loop fails or panics instead, operations
+    /// may still be in flight in the kernel, pointing into this engine's buffers: the listener
+    /// is closed (no new client queues at a dead worker) and everything else is leaked rather
+    /// than freed under the kernel. The process is about to exit anyway (see
+    /// `server::supervise`).
+    pub(super) fn run(self) -> std::io::Result<()> {
+        let mut engine = std::mem::ManuallyDrop::new(self);
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.serve()));
+        match served {
+            Ok(Ok(())) => {
+                drop(std::mem::ManuallyDrop::into_inner(engine));
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                drop(engine.listener.take());
+                Err(e)
+            }
+            Err(panic) => {
+                drop(engine.listener.take());
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    fn serve(&mut self) -> std::io::Result<()> {
         self.arm_accept();
         let read = opcode::Read::new(
             Fd(self.wake.as_raw_fd()),
