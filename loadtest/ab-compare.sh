@@ -7,7 +7,9 @@
 # /proc/PID/stat around each wrk run) and the ratios after/before and control/after.
 #
 #   BASELINE=/path/to/old/ringlb loadtest/ab-compare.sh [rounds=10] [seconds=5]
-#       env: CONNS=32 RELAY=copy IO_BACKEND=io_uring
+#       env: CONNS=32 RELAY=copy IO_BACKEND=io_uring MODE=rr (wrk keep-alive requests to
+#       nginx) or MODE=bulk (one iperf3 stream per round to an iperf3 server: Gbit/s and CPU
+#       per GiB instead)
 #
 # On loopback ~96 % of a proxy's CPU is the kernel's TCP stack: CPU per request is the honest
 # efficiency figure; throughput on a shared 2-core machine swings with everything else.
@@ -20,14 +22,21 @@ SECS=${2:-5}
 CONNS=${CONNS:-32}
 RELAY=${RELAY:-copy}
 IO_BACKEND=${IO_BACKEND:-io_uring}
+MODE=${MODE:-rr}
 : "${BASELINE:?set BASELINE to the ringlb binary to compare against}"
-for tool in wrk nginx; do
-  command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install wrk nginx-light" >&2; exit 1; }
+for tool in wrk nginx iperf3; do
+  command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install wrk nginx-light iperf3" >&2; exit 1; }
 done
 
 setup_run
 backend=$(free_port)
-cat >"$tmp/nginx.conf" <<CONF
+if [ "$MODE" = bulk ]; then
+  iperf3 -s -p "$backend" >"$tmp/iperf3.log" 2>&1 & pids+=($!)
+  check='health_check = "none"'
+else
+  check='health_check_endpoint = "/"'
+fi
+[ "$MODE" = bulk ] || cat >"$tmp/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
 pid $tmp/nginx.pid;
@@ -42,7 +51,7 @@ http {
   }
 }
 CONF
-nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log" >"$tmp/nginx.log" 2>&1 & pids+=($!)
+[ "$MODE" = bulk ] || { nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log" >"$tmp/nginx.log" 2>&1 & pids+=($!); }
 wait_port "$backend"
 
 declare -A port pid
@@ -60,7 +69,7 @@ interval = "1s"
 enabled = false
 [[targets]]
 address = "127.0.0.1:$backend"
-health_check_endpoint = "/"
+$check
 TOML
   RUST_LOG=warn "$2" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 & pids+=($!)
   pid[$1]=$!
@@ -76,11 +85,20 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 paths=(before after control)
 declare -A rps cpu
-echo "wrk -t1 -c$CONNS -d${SECS}s, relay $RELAY on $IO_BACKEND, nginx backend, $ROUNDS rounds, $(nproc) cores, $(uname -r)"
+echo "$MODE: wrk -t1 -c$CONNS or iperf3 -P1, ${SECS}s, relay $RELAY on $IO_BACKEND, $([ "$MODE" = bulk ] && echo iperf3 || echo nginx) backend, $ROUNDS rounds, $(nproc) cores, $(uname -r)"
 for r in $(seq 1 "$ROUNDS"); do
   order=("${paths[@]:$((r % 3))}" "${paths[@]:0:$((r % 3))}")
   for path in "${order[@]}"; do
     t0=$(ticks "${pid[$path]}")
+    if [ "$MODE" = bulk ]; then
+      bytes=$(iperf3 -c 127.0.0.1 -p "${port[$path]}" -t "$SECS" -J | python3 -c \
+        'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bytes"]))')
+      t1=$(ticks "${pid[$path]}")
+      rps[$path,$r]=$(awk -v b="$bytes" -v s="$SECS" 'BEGIN{print b*8/s/1e9}')
+      cpu[$path,$r]=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v b="$bytes" 'BEGIN{print t/hz/(b/1073741824)}')
+      printf 'round %2d  %-8s %7.2f Gbit/s  %6.3f s CPU/GiB\n' "$r" "$path" "${rps[$path,$r]}" "${cpu[$path,$r]}"
+      continue
+    fi
     out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:${port[$path]}/")
     t1=$(ticks "${pid[$path]}")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -102,6 +120,7 @@ ratio() {
   printf '%s\n' "${vals[@]}" | awk '{s+=$1; q+=$1*$1; n++} END {m=s/n; v=q/n-m*m; if (v<0) v=0; printf "%.3f ± %.3f", m, sqrt(v)}'
 }
 echo
-printf '%-18s %-18s %-18s\n' "ratio (mean ± sd)" "req/s" "CPU per request"
+unit=req/s; [ "$MODE" = bulk ] && unit=Gbit/s
+printf '%-18s %-18s %-18s\n' "ratio (mean ± sd)" "$unit" "CPU per request or GiB"
 printf '%-18s %-18s %-18s\n' "after / before" "$(ratio before after rps)" "$(ratio before after cpu)"
 printf '%-18s %-18s %-18s\n' "control / after" "$(ratio after control rps)" "$(ratio after control cpu)"
