@@ -106,14 +106,7 @@ fn first_difference(received: &[u8], expected: &[u8]) -> Option<usize> {
 /// Reads a request head; answers it (and returns `None`) if it is ringlb's health probe, or
 /// returns `None` if the connection ends first.
 async fn request_or_probe(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => return None,
-        }
-    }
+    let head = read_head(stream).await?;
     if answered_health_probe(stream, &head).await {
         let _ = stream.shutdown().await;
         return None;

@@ -148,12 +148,7 @@ async fn max_connections_holds_new_clients_until_one_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn descriptor_exhaustion_is_survived_and_logged_sparingly() {
-    if std::process::Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("prlimit (util-linux) not installed; skipping");
+    if !common::binary::prlimit_available() {
         return;
     }
     let echo = EchoBackend::start().await;

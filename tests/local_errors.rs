@@ -30,12 +30,7 @@ const NONE_HEALTHY: &str = "Healthy targets: 0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn descriptor_exhaustion_leaves_healthy_backends_in_rotation() {
-    if std::process::Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("prlimit (util-linux) not installed; skipping");
+    if !common::binary::prlimit_available() {
         return;
     }
     let a = NamedBackend::start("a").await;

@@ -97,12 +97,7 @@ async fn a_worker_that_panics_stops_ringlb_after_a_drain_with_a_failure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_descriptor_limit_too_small_for_max_connections_is_warned_about() {
-    if std::process::Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("prlimit (util-linux) not installed; skipping");
+    if !common::binary::prlimit_available() {
         return;
     }
     let echo = EchoBackend::start().await;

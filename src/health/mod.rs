@@ -506,14 +506,20 @@ mod tests {
         addr
     }
 
-    #[test]
-    fn flips_and_membership_changes_are_logged() {
+    /// A subscriber writing into a capture, and the capture.
+    fn capture_logs() -> (Capture, impl tracing::Subscriber + Send + Sync) {
         let capture = Capture::default();
         let writer = capture.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
+        (capture, subscriber)
+    }
+
+    #[test]
+    fn flips_and_membership_changes_are_logged() {
+        let (capture, subscriber) = capture_logs();
         let runtime = Builder::new_current_thread().enable_all().build().unwrap();
         tracing::subscriber::with_default(subscriber, || {
             let addr = runtime.block_on(failing_server());
@@ -565,12 +571,7 @@ mod tests {
 
     #[test]
     fn rounds_that_cannot_run_here_change_nothing_and_warn_once_a_second() {
-        let capture = Capture::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
+        let (capture, subscriber) = capture_logs();
         let runtime = Builder::new_current_thread().enable_all().build().unwrap();
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let resolver = Arc::new(ShortOfDescriptors {

@@ -9,6 +9,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// Whether `prlimit` (util-linux) is installed, for the tests that start ringlb under a
+/// descriptor limit; says so when it is not.
+pub fn prlimit_available() -> bool {
+    let found = Command::new("prlimit").arg("--version").output().is_ok();
+    if !found {
+        eprintln!("prlimit (util-linux) not installed; skipping");
+    }
+    found
+}
+
 /// A ringlb process; killed when dropped.
 pub struct Process {
     pub child: Child,

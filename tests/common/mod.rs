@@ -127,7 +127,7 @@ impl Drop for Proxy {
 }
 
 /// Reads an HTTP request head; `None` at EOF before a full head.
-async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+pub async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
