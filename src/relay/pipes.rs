@@ -46,6 +46,17 @@ impl PipePool {
         }
     }
 
+    /// Takes a direction's pipe back: reused when empty (`queued` is 0), closed when it may
+    /// still hold bytes (its destination failed), so no byte leaks into another connection.
+    pub fn reclaim(&mut self, pipe: &mut Option<Pipe>, queued: &mut usize) {
+        if let Some(pipe) = pipe.take() {
+            if *queued == 0 {
+                self.give(pipe);
+            }
+        }
+        *queued = 0;
+    }
+
     /// Number of idle pipes.
     pub fn idle(&self) -> usize {
         self.idle.len()

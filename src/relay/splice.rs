@@ -248,12 +248,7 @@ impl Splice {
     /// failed) is closed instead.
     fn release(&mut self, c: &mut Conn, dir: usize) {
         let half = &mut c.half[dir];
-        if let Some(pipe) = half.pipe.take() {
-            if half.queued == 0 {
-                self.pipes.give(pipe);
-            }
-            half.queued = 0;
-        }
+        self.pipes.reclaim(&mut half.pipe, &mut half.queued);
     }
 
     /// The source sent EOF (passed on as a FIN) or failed (no FIN: the destination is reset

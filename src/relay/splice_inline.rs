@@ -187,12 +187,7 @@ impl SpliceInline {
     /// failed) is closed instead.
     fn release(&mut self, conn: &mut Conn, dir: usize) {
         let half = &mut conn.half[dir];
-        if let Some(pipe) = half.pipe.take() {
-            if half.queued == 0 {
-                self.pipes.give(pipe);
-            }
-            half.queued = 0;
-        }
+        self.pipes.reclaim(&mut half.pipe, &mut half.queued);
     }
 }
 
