@@ -16,6 +16,8 @@ pub mod backend;
 pub mod balancer;
 pub mod config;
 pub mod epoll;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod listener;
 pub mod local_error;

@@ -8,7 +8,7 @@
 //! take, never lets a slow or hostile client hold more than [`MAX_CLIENTS`] sockets for longer
 //! than [`CLIENT_DEADLINE`].
 
-mod http;
+pub(crate) mod http;
 pub mod probe;
 mod status;
 
