@@ -151,11 +151,12 @@ fn check_valid(config: &Config) {
         if http {
             assert!(target.health_check_endpoint.starts_with('/'));
         }
-        for payload in [&target.health_check_send, &target.health_check_expect] {
-            if let Some(bytes) = payload {
-                assert!(tcp, "a payload on a {:?} check", target.health_check);
-                assert!((1..=MAX_CHECK_BYTES).contains(&bytes.len()));
-            }
+        for payload in [&target.health_check_send, &target.health_check_expect]
+            .into_iter()
+            .flatten()
+        {
+            assert!(tcp, "a payload on a {:?} check", target.health_check);
+            assert!((1..=MAX_CHECK_BYTES).contains(&payload.len()));
         }
         if target.health_check_port.is_some() {
             assert!(tcp || http);
