@@ -5,8 +5,9 @@
 //! Owns what must hold for *any* input to those parsers: each entry point takes raw bytes, runs
 //! the parser the way its caller does (fed in reads of arbitrary sizes where the caller reads a
 //! socket), and checks its invariants and round trips. The same functions serve three callers,
-//! so a property is written once: the AFL targets in `fuzz/` (one `afl::fuzz!` line each), the
-//! proptests in `tests/parsers_prop.rs`, and the seed-corpus replay in that same file.
+//! so a property is written once: the AFL targets in `fuzz/` (one `afl::fuzz!` line each, and
+//! the libFuzzer one in `fuzz/libfuzzer/`), the proptests in `tests/parsers_prop.rs`, and the
+//! seed-corpus replay in that same file.
 //!
 //! Never does I/O, never sleeps, never logs, never uses a clock: the same input always takes the
 //! same path. It panics only to report a broken property, which is how AFL and proptest see a
