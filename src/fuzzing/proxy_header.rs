@@ -90,9 +90,10 @@ pub fn proxy_header_split(data: &[u8], lengths: &[usize]) {
 
 /// Checks one answer against the input it was given; cheap, so it runs for every prefix.
 fn check_outcome(input: &[u8], outcome: ParseOutcome<'_>) {
-    let longest = match input.first() {
-        Some(b'P') => V1_MAX_LEN,
-        _ => MAX_V2_LEN,
+    // The first byte decides the version ('P' or CR; anything else is refused at once).
+    let (version, longest) = match input.first() {
+        Some(b'P') => (Version::V1, V1_MAX_LEN),
+        _ => (Version::V2, MAX_V2_LEN),
     };
     match outcome {
         ParseOutcome::Incomplete { needed } => {
@@ -110,12 +111,8 @@ fn check_outcome(input: &[u8], outcome: ParseOutcome<'_>) {
                 "consumed {consumed} of {}",
                 input.len()
             );
-            let (expected, longest) = match input.first() {
-                Some(b'P') => (Version::V1, V1_MAX_LEN),
-                _ => (Version::V2, MAX_V2_LEN),
-            };
-            assert_eq!(header.version, expected);
-            assert!(consumed <= longest, "{consumed}-byte {expected:?} header");
+            assert_eq!(header.version, version);
+            assert!(consumed <= longest, "{consumed}-byte {version:?} header");
             if header.command == Command::Local {
                 assert_eq!(header.version, Version::V2, "a v1 line is always PROXY");
                 assert_eq!(
