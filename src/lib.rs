@@ -17,6 +17,8 @@ pub mod balancer;
 pub mod config;
 pub mod conn;
 pub mod epoll;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod listener;
 pub mod local_error;

@@ -14,13 +14,13 @@ use tokio::{
 };
 
 /// Most bytes of a request head; a longer one is answered 431.
-pub(super) const MAX_HEAD: usize = 8 * 1024;
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Most headers parsed in a request head.
 const MAX_HEADERS: usize = 32;
 
 /// The request line of a parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Request {
+pub(crate) struct Request {
     /// `GET`, `HEAD`, or whatever else the client sent.
     pub method: String,
     /// The path, without the query string.
@@ -36,7 +36,7 @@ impl Request {
 
 /// Why no request could be read.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ReadError {
+pub(crate) enum ReadError {
     /// The client closed before sending a whole head: nothing to answer.
     #[error("closed before a complete request")]
     Closed,
@@ -74,7 +74,7 @@ pub(super) async fn read_request(stream: &mut TcpStream) -> Result<Request, Read
 }
 
 /// The request in `head`, `None` while it is incomplete.
-pub(super) fn parse(head: &[u8]) -> Result<Option<Request>, ReadError> {
+pub(crate) fn parse(head: &[u8]) -> Result<Option<Request>, ReadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head).map_err(ReadError::Malformed)? {

@@ -13,7 +13,7 @@
 //! worker could take.
 
 mod client;
-mod http;
+pub(crate) mod http;
 pub mod probe;
 mod slots;
 mod status;

@@ -7,7 +7,7 @@ use super::TargetAddress;
 
 /// Splits `host:port` (or `[ipv6]:port`) without resolving anything; the error completes the
 /// sentence "`"<text>"` ...".
-pub(super) fn parse_target_address(text: &str) -> Result<TargetAddress, String> {
+pub(crate) fn parse_target_address(text: &str) -> Result<TargetAddress, String> {
     if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("contains whitespace or control characters".into());
     }

@@ -3,7 +3,7 @@
 //! Owns turning a file into a validated [`Config`]; everything downstream trusts it.
 //! Never resolves hostnames (`--check` must work without DNS) and never panics on input.
 
-mod address;
+pub(crate) mod address;
 mod defaults;
 mod file;
 mod io_backend;

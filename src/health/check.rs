@@ -27,7 +27,7 @@ pub(crate) type Request = Result<Arc<[u8]>, ProbeFailure>;
 
 /// Most reply bytes a TCP check reads beyond `health_check_expect`: enough to quote a server's
 /// error line in the failure reason.
-const REPLY_WINDOW: usize = 256;
+pub(crate) const REPLY_WINDOW: usize = 256;
 
 /// How long a passed TCP check waits for the peer's FIN after sending its own before it drops
 /// the socket. Runs after the verdict, so it never delays a round.
@@ -135,7 +135,7 @@ async fn exchange(addr: SocketAddr, send: &[u8], expect: &[u8]) -> Result<TcpStr
 
 /// Reads until the reply is known to begin with `expect` or known not to; a mismatch is
 /// reported at its first wrong byte, quoting the first line received.
-async fn read_expected<R: AsyncRead + Unpin>(
+pub(crate) async fn read_expected<R: AsyncRead + Unpin>(
     reader: &mut R,
     expect: &[u8],
 ) -> Result<(), ProbeFailure> {

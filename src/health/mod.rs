@@ -19,11 +19,11 @@
 //! worker's failed connect still ejects it at once, and it comes back, without a probe, one
 //! `interval` after the ejection.
 
-mod check;
+pub(crate) mod check;
 mod eject;
 mod inconclusive;
 mod pool;
-mod probe;
+pub(crate) mod probe;
 mod reload;
 mod resolver;
 mod status;

@@ -17,7 +17,7 @@ use crate::local_error;
 pub const MAX_STATUS_LINE: usize = 4096;
 
 /// Most bytes of a peer's answer quoted in a failure reason.
-const QUOTE_LIMIT: usize = 48;
+pub(crate) const QUOTE_LIMIT: usize = 48;
 
 /// Why an endpoint failed a round. The `Display` text is the short reason used in logs and in
 /// [`super::HealthStatus`].
@@ -115,7 +115,9 @@ async fn exchange(addr: SocketAddr, request: &[u8]) -> Result<(), ProbeFailure> 
 
 /// Reads until the first `\n`, at most [`MAX_STATUS_LINE`] bytes; returns the line without its
 /// line ending. Gives up as soon as the bytes cannot start an HTTP/1.x status line.
-async fn read_status_line<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Vec<u8>, ProbeFailure> {
+pub(crate) async fn read_status_line<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<Vec<u8>, ProbeFailure> {
     let mut buf = vec![0u8; MAX_STATUS_LINE];
     let mut len = 0;
     loop {
@@ -151,7 +153,7 @@ fn could_start_status_line(bytes: &[u8]) -> bool {
 }
 
 /// `Ok` for an `HTTP/1.x 2xx` status line, the reason otherwise.
-fn check_status_line(line: &[u8]) -> Result<(), ProbeFailure> {
+pub(crate) fn check_status_line(line: &[u8]) -> Result<(), ProbeFailure> {
     match parse_status(line) {
         Some(code) if (200..300).contains(&code) => Ok(()),
         Some(code) => Err(ProbeFailure::Status(code)),
