@@ -6,4 +6,8 @@
 //! sockets and never blocks: a driver asks, then acts.
 
 pub mod ending;
+pub(crate) mod events;
+pub(crate) mod header;
 pub(crate) mod passive;
+pub mod reject;
+pub(crate) mod tried;

@@ -22,17 +22,18 @@ use super::{
 };
 use crate::{
     backend::Backend,
-    config::OnNoBackend,
     conn::{
         ending::{Close, Side},
         passive::{EarlyClose, Passive},
     },
+    conn::{
+        events,
+        header::HeaderRefused,
+        reject::{Rejection, LINGER},
+        tried::Tried,
+    },
     metrics::WorkerCounter,
-    worker::{header_policy::HeaderRefused, tried::Tried, RESPONSE_503},
 };
-
-/// How long a rejected client may keep sending after the answer before it is closed.
-const LINGER: Duration = Duration::from_secs(1);
 
 /// A client counted under `max_connections`; its place is given back on drop.
 pub(super) struct Counted(Rc<Shared>);
@@ -109,17 +110,15 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
         worker: shared.id,
     };
     match copy::relay(&shared.buffers, &mut client, &mut server, idle, count).await {
-        Ok(Close::Clean) => {}
-        Ok(Close::BothFailed(fault)) => {
-            tracing::debug!(worker = shared.id, %fault, "connection failed on both sides");
-        }
-        Ok(Close::Reset { reset, fault }) => {
-            tracing::debug!(worker = shared.id, %fault, %reset, "connection failed: resetting the other side once it has every byte");
-            let (survivor, _failed) = match reset {
-                Side::Client => (client, server),
-                Side::Backend => (server, client),
-            };
-            copy::reset_when_drained(survivor).await;
+        Ok(close) => {
+            events::ended(shared.id, close);
+            if let Close::Reset { reset, .. } = close {
+                let (survivor, _failed) = match reset {
+                    Side::Client => (client, server),
+                    Side::Backend => (server, client),
+                };
+                copy::reset_when_drained(survivor).await;
+            }
         }
         Err(e) => ended(&shared, e),
     }
@@ -129,15 +128,15 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
 /// Closes a client whose PROXY header was refused: nothing of it reaches a backend.
 fn refuse_header(shared: &Shared, why: HeaderRefused) {
     shared.stats.add(WorkerCounter::ProxyHeaderRefused);
-    tracing::debug!(worker = shared.id, reason = %why, "PROXY header refused; closing the client");
+    events::header_refused(shared.id, &why);
 }
 
 /// Logs why a connection is being closed.
 fn ended(shared: &Shared, error: io::Error) {
     if error.kind() == io::ErrorKind::TimedOut {
-        tracing::debug!(worker = shared.id, "idle timeout: closing connection");
+        events::idle_timeout(shared.id);
     } else {
-        tracing::debug!(worker = shared.id, %error, "connection failed");
+        events::failed(shared.id, &error);
     }
 }
 
@@ -161,7 +160,7 @@ async fn connect(
         let socket = match backend_socket(backend.addr) {
             Ok(socket) => socket,
             Err(e) => {
-                tracing::debug!(worker = shared.id, error = %e, "cannot create backend socket");
+                events::no_backend_socket(shared.id, &e);
                 return Ok(None);
             }
         };
@@ -274,20 +273,17 @@ fn backend_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
     Ok(socket)
 }
 
-/// Answers as `on_no_backend` says. `http503` sends the exact 503 and `close` nothing, then
-/// both a FIN, then read and discard what the client still sends for at most [`LINGER`]:
-/// closing with unread input would send a reset that could destroy the answer. `reset` closes
-/// with `SO_LINGER` 0, which sends the reset at once.
+/// Answers as [`crate::conn::reject`] decides: the answer, a FIN, then what the client still
+/// sends read and dropped for at most [`LINGER`]; or the reset.
 async fn reject(shared: &Shared, mut client: TcpStream) {
     shared.stats.add(WorkerCounter::Rejected);
-    match shared.settings.on_no_backend {
-        OnNoBackend::Http503 => {
-            if client.write_all(RESPONSE_503).await.is_err() {
+    match Rejection::from(shared.settings.on_no_backend) {
+        Rejection::Answer(answer) => {
+            if client.write_all(answer).await.is_err() {
                 return;
             }
         }
-        OnNoBackend::Close => {}
-        OnNoBackend::Reset => {
+        Rejection::Reset => {
             let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
             return;
         }

@@ -19,13 +19,7 @@ mod replay;
 #[cfg(test)]
 mod testing;
 
-use std::{
-    io,
-    net::TcpListener as StdListener,
-    rc::Rc,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{io, net::TcpListener as StdListener, rc::Rc, sync::Arc};
 
 use tokio::{
     net::TcpListener,
@@ -34,7 +28,10 @@ use tokio::{
 
 use crate::{
     balancer::Balancer,
-    conn::passive::Passive,
+    conn::{
+        events::{self, ACCEPT_PAUSE},
+        passive::Passive,
+    },
     health::Ejector,
     metrics::{WorkerCounter, WorkerStats},
     proxy_protocol::MAX_V2_LEN,
@@ -43,10 +40,6 @@ use crate::{
 };
 
 use copy::Buffers;
-
-/// How long accepting pauses after an accept error (out of descriptors or memory), and how often
-/// a worker at the connection cap checks whether another worker's connection has closed.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// One epoll worker, ready to run on its own thread.
 pub(crate) struct EpollWorker {
@@ -121,7 +114,7 @@ impl EpollWorker {
         accept_until_stopped(&shared, listener, &self.shutdown, &mut open).await;
         // The listener is closed: the kernel now refuses new clients.
         drain(&shared, &mut open).await;
-        tracing::debug!(worker = shared.id, "worker stopped");
+        events::stopped(shared.id);
         Ok(())
     }
 }
@@ -136,7 +129,7 @@ async fn accept_until_stopped(
     open: &mut JoinSet<()>,
 ) {
     let mut paused_until: Option<tokio::time::Instant> = None;
-    let mut last_error: Option<Instant> = None;
+    let mut errors = events::AcceptErrors::default();
     let stopped = shutdown.wait();
     let mut stopped = std::pin::pin!(stopped);
     loop {
@@ -163,19 +156,14 @@ async fn accept_until_stopped(
                     shared.stats.add(WorkerCounter::Accepted);
                     if shared.limit.acquire() {
                         shared.stats.add(WorkerCounter::LimitReached);
-                        tracing::debug!(worker = shared.id, open = shared.limit.open(),
-                            "max_connections reached: pausing accepts");
+                        events::limit_reached(shared.id, shared.limit.open());
                     }
                     let counted = conn::Counted::new(Rc::clone(shared));
                     open.spawn_local(conn::serve(counted, client, peer));
                 }
                 Err(e) => {
                     shared.stats.add(WorkerCounter::AcceptError);
-                    if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                        last_error = Some(Instant::now());
-                        tracing::warn!(worker = shared.id, error = %e, open = shared.limit.open(),
-                            "accept failed; pausing accepts for 100ms");
-                    }
+                    errors.failed(shared.id, &e, shared.limit.open());
                     paused_until = Some(now + ACCEPT_PAUSE);
                 }
             },
@@ -188,21 +176,13 @@ async fn drain(shared: &Shared, open: &mut JoinSet<()>) {
     if open.is_empty() {
         return;
     }
-    tracing::debug!(
-        worker = shared.id,
-        open = open.len(),
-        "stopping: no new connections"
-    );
+    events::stopping(shared.id, open.len());
     let finished = async { while open.join_next().await.is_some() {} };
     if tokio::time::timeout(shared.settings.drain_timeout, finished)
         .await
         .is_err()
     {
-        tracing::info!(
-            worker = shared.id,
-            open = open.len(),
-            "drain timeout: closing open connections"
-        );
+        events::drain_expired(shared.id, open.len());
         // Aborting a task drops its sockets, which closes them.
         open.shutdown().await;
     }

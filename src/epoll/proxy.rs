@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 
 use super::copy::{write_all, Buffer, Buffers};
 use crate::{
-    proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version},
-    worker::header_policy::{HeaderRefused, HEADER_BUDGET},
+    conn::header::{header_for, HeaderRefused, HEADER_BUDGET},
+    proxy_protocol::{self, Addresses, ParseError, ParseOutcome, Version},
 };
 
 /// What comes before the relay: the client's header (when `accept_proxy`) and the bytes that
@@ -106,15 +106,10 @@ impl<'a> Prelude<'a> {
         version: Option<Version>,
     ) -> io::Result<()> {
         if let Some(version) = version {
-            let header = match self.addrs {
-                Some((src, dst)) => Header::new(version, src, dst),
-                None => match client.local_addr() {
-                    Ok(dst) => Header::new(version, peer, dst),
-                    // The client is gone already: say so rather than guess.
-                    Err(_) if version == Version::V1 => Header::v1_unknown(),
-                    Err(_) => Header::v2_local(),
-                },
-            };
+            let addrs = self
+                .addrs
+                .or_else(|| client.local_addr().ok().map(|dst| (peer, dst)));
+            let header = header_for(version, addrs);
             write_all(server, header.as_bytes(), None).await?;
         }
         if let Some((buf, received)) = &self.received {

@@ -6,12 +6,10 @@
 //! not shared with any other thread.
 
 mod engine;
-pub(crate) mod header_policy;
 pub mod limit;
 mod prelude;
 mod slots;
 pub mod token;
-pub(crate) mod tried;
 
 use std::{io, net::TcpListener, os::fd::AsRawFd, os::fd::OwnedFd, sync::Arc, time::Duration};
 
@@ -28,7 +26,7 @@ use crate::{
 use engine::Engine;
 use limit::ConnectionLimit;
 
-pub use engine::RESPONSE_503;
+pub use crate::conn::reject::RESPONSE_503;
 
 /// Submission queue size of each worker's ring.
 const RING_ENTRIES: u32 = 4096;
@@ -66,11 +64,11 @@ pub struct WorkerSettings {
 
 impl WorkerSettings {
     /// Connect attempts per client: the first plus `retries`, at most
-    /// [`tried::MAX_ATTEMPTS`].
+    /// [`crate::conn::tried::MAX_ATTEMPTS`].
     pub fn attempts(&self) -> usize {
         (self.retries as usize)
             .saturating_add(1)
-            .min(tried::MAX_ATTEMPTS)
+            .min(crate::conn::tried::MAX_ATTEMPTS)
     }
 }
 

@@ -7,10 +7,13 @@ use std::{
     sync::Arc,
 };
 
-use super::{prelude::Prelude, token::GENERATION_MASK, tried::Tried};
+use super::{prelude::Prelude, token::GENERATION_MASK};
 use crate::{
     backend::Backend,
-    conn::ending::{Linger, Side},
+    conn::{
+        ending::{Linger, Side},
+        tried::Tried,
+    },
 };
 /// The client address when no strategy asked for it.
 pub const UNKNOWN_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));

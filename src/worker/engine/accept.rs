@@ -1,7 +1,7 @@
 //! Accepting: the listener's multishot accept, the connection cap, descriptor exhaustion, and
 //! stopping on shutdown.
 
-use std::{os::fd::AsRawFd, os::fd::RawFd, time::Instant};
+use std::{os::fd::AsRawFd, os::fd::RawFd};
 
 use io_uring::{
     cqueue, opcode,
@@ -10,6 +10,7 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
+    conn::events,
     metrics::WorkerCounter,
     relay::Relay,
     uring::{ring::Completion, sys},
@@ -82,11 +83,7 @@ impl<R: Relay> Engine<R> {
     fn pause_for_capacity(&mut self) {
         self.at_capacity = true;
         self.stats.add(WorkerCounter::LimitReached);
-        tracing::debug!(
-            worker = self.id,
-            open = self.limit.open(),
-            "max_connections reached: pausing accepts"
-        );
+        events::limit_reached(self.id, self.limit.open());
         self.cancel_accept();
         if !self.arm_timer(Op::AcceptResume) {
             self.at_capacity = false;
@@ -108,15 +105,9 @@ impl<R: Relay> Engine<R> {
     /// the open connections, log at most once a second; accepting resumes by itself.
     fn on_accept_error(&mut self, errno: i32) {
         self.stats.add(WorkerCounter::AcceptError);
-        let now = Instant::now();
-        if self
-            .last_accept_error
-            .is_none_or(|t| now.duration_since(t).as_secs() >= 1)
-        {
-            self.last_accept_error = Some(now);
-            tracing::warn!(worker = self.id, error = %std::io::Error::from_raw_os_error(errno),
-                open = self.limit.open(), "accept failed; pausing accepts for 100ms");
-        }
+        let error = std::io::Error::from_raw_os_error(errno);
+        self.accept_errors
+            .failed(self.id, &error, self.limit.open());
         if !self.accept_armed && !self.stopping && !self.arm_timer(Op::AcceptResume) {
             self.arm_accept();
         }
@@ -139,11 +130,7 @@ impl<R: Relay> Engine<R> {
         if self.stopping {
             return;
         }
-        tracing::debug!(
-            worker = self.id,
-            open = self.slots.live(),
-            "stopping: no new connections"
-        );
+        events::stopping(self.id, self.slots.live());
         self.cancel_accept();
         self.stopping = true;
         if !self.accept_armed {

@@ -13,6 +13,7 @@ use super::Engine;
 use crate::{
     backend::Backend,
     balancer::Strategy,
+    conn::events,
     metrics::WorkerCounter,
     relay::Relay,
     uring::sys,
@@ -43,7 +44,7 @@ impl<R: Relay> Engine<R> {
         let server = match sys::tcp_socket(&backend.addr) {
             Ok(fd) => fd,
             Err(e) => {
-                tracing::debug!(worker = self.id, error = %e, "cannot create backend socket");
+                events::no_backend_socket(self.id, &e);
                 return self.give_up(index);
             }
         };

@@ -37,6 +37,7 @@ use crate::{
     config::OnNoBackend,
     conn::{
         ending::{Close, Linger, LingerStep, Side, LINGER_POLL},
+        events,
         passive::Passive,
     },
     metrics::WorkerStats,
@@ -46,8 +47,6 @@ use crate::{
         sys,
     },
 };
-
-pub use reject::RESPONSE_503;
 
 /// Timer values the kernel reads at submission; boxed so their addresses stay put.
 struct Timers {
@@ -101,7 +100,7 @@ pub(super) struct Engine<R: Relay> {
     stopping: bool,
     /// The drain deadline has passed: sockets waiting to be reset are reset at once.
     drain_expired: bool,
-    last_accept_error: Option<Instant>,
+    accept_errors: events::AcceptErrors,
 }
 
 impl<R: Relay> Engine<R> {
@@ -129,8 +128,8 @@ impl<R: Relay> Engine<R> {
             timers: Box::new(Timers {
                 connect: Timespec::from(settings.connect_timeout),
                 drain: Timespec::from(settings.drain_timeout),
-                linger: Timespec::new().sec(1),
-                accept_pause: Timespec::new().nsec(100_000_000),
+                linger: Timespec::from(crate::conn::reject::LINGER),
+                accept_pause: Timespec::from(events::ACCEPT_PAUSE),
                 tick: Timespec::from(tick),
                 linger_poll: Timespec::from(LINGER_POLL),
             }),
@@ -148,7 +147,7 @@ impl<R: Relay> Engine<R> {
             at_capacity: false,
             stopping: false,
             drain_expired: false,
-            last_accept_error: None,
+            accept_errors: events::AcceptErrors::default(),
         }
     }
 
@@ -201,7 +200,7 @@ impl<R: Relay> Engine<R> {
                 self.dispatch(c);
             }
         }
-        tracing::debug!(worker = self.id, "worker stopped");
+        events::stopped(self.id);
         Ok(())
     }
 
@@ -272,18 +271,16 @@ impl<R: Relay> Engine<R> {
     fn after(&mut self, token: Token, flow: Flow) {
         match flow {
             Flow::Continue => return,
-            Flow::Ended(Close::Clean) => {}
-            Flow::Ended(Close::BothFailed(fault)) => {
-                tracing::debug!(worker = self.id, %fault, "connection failed on both sides");
-            }
-            Flow::Ended(Close::Reset { reset, fault }) => {
-                tracing::debug!(worker = self.id, %fault, %reset, "connection failed: resetting the other side once it has every byte");
-                if let Some(slot) = self.slots.get(token.slot, token.generation) {
+            Flow::Ended(close) => {
+                events::ended(self.id, close);
+                if let (Close::Reset { reset, .. }, Some(slot)) =
+                    (close, self.slots.get(token.slot, token.generation))
+                {
                     slot.reset = Some((reset, Linger::new(Instant::now())));
                 }
             }
             Flow::Failed(errno) => {
-                tracing::debug!(worker = self.id, error = %std::io::Error::from_raw_os_error(errno), "connection failed");
+                events::failed(self.id, &std::io::Error::from_raw_os_error(errno));
             }
         }
         self.teardown(token.slot, token.generation);
@@ -302,7 +299,7 @@ impl<R: Relay> Engine<R> {
             })
             .collect();
         for (index, generation) in expired {
-            tracing::debug!(worker = self.id, "idle timeout: closing connection");
+            events::idle_timeout(self.id);
             self.teardown(index, generation);
         }
         if !self.arm_timer(Op::Tick) {
@@ -420,13 +417,7 @@ impl<R: Relay> Engine<R> {
     fn close_all(&mut self) {
         self.drain_expired = true;
         let open: Vec<(u32, u32)> = self.slots.live_tokens().collect();
-        if !open.is_empty() {
-            tracing::info!(
-                worker = self.id,
-                open = open.len(),
-                "drain timeout: closing open connections"
-            );
-        }
+        events::drain_expired(self.id, open.len());
         for (index, generation) in open {
             self.teardown(index, generation);
         }

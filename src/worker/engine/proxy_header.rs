@@ -23,12 +23,15 @@ use io_uring::{opcode, squeue, types::Fd};
 
 use super::Engine;
 use crate::{
+    conn::{
+        events,
+        header::{self, HeaderRefused, HEADER_BUDGET},
+    },
     metrics::WorkerCounter,
     proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version, MAX_V2_LEN},
     relay::Relay,
     uring::sys,
     worker::{
-        header_policy::{HeaderRefused, HEADER_BUDGET},
         slots::UNKNOWN_PEER,
         token::{Op, Token},
     },
@@ -121,7 +124,7 @@ impl<R: Relay> Engine<R> {
     /// Closes a client whose header was refused; nothing of it reaches a backend.
     fn refuse_header(&mut self, index: u32, why: HeaderRefused) {
         self.stats.add(WorkerCounter::ProxyHeaderRefused);
-        tracing::debug!(worker = self.id, reason = %why, "PROXY header refused; closing the client");
+        events::header_refused(self.id, &why);
         let client = self.slots.at(index).client;
         self.slots.remove(index);
         self.close_client(client);
@@ -186,11 +189,7 @@ impl<R: Relay> Engine<R> {
     /// The header for this client: its addresses, or (if the kernel cannot tell them any more,
     /// the client being gone) the header that says "unknown".
     fn header_for(&mut self, index: u32, version: Version) -> Header {
-        match (self.client_addrs(index), version) {
-            (Some((src, dst)), _) => Header::new(version, src, dst),
-            (None, Version::V1) => Header::v1_unknown(),
-            (None, Version::V2) => Header::v2_local(),
-        }
+        header::header_for(version, self.client_addrs(index))
     }
 
     /// The client's address and the address it connected to: from its own PROXY header, or

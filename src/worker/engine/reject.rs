@@ -1,7 +1,6 @@
-//! The answer to a client when no backend can take it (`on_no_backend`): by default the exact
-//! 503, then a close that the client sees as a FIN after the answer, not as a reset that could
-//! destroy it; or only that FIN (`close`); or a reset (`reset`, `SO_LINGER` 0), which non-HTTP
-//! clients handle best.
+//! Performing the answer to a client no backend can take, as [`crate::conn::reject`] decides:
+//! the write, the FIN, the bounded drain (a `Recv` with `MSG_TRUNC` linked to a timeout), or
+//! the reset.
 
 use std::os::fd::RawFd;
 
@@ -12,47 +11,38 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
-    config::OnNoBackend,
+    conn::reject::Rejection,
     metrics::WorkerCounter,
     relay::Relay,
     uring::sys,
     worker::token::{Op, Token},
 };
 
-/// The exact answer to a client when no backend is healthy.
-pub const RESPONSE_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-Content-Type: text/plain\r\n\
-Content-Length: 19\r\n\
-Connection: close\r\n\
-\r\n\
-Service Unavailable";
-
 impl<R: Relay> Engine<R> {
     /// Answers as `on_no_backend` says; the client descriptor travels in the token instead of a
     /// slot.
     pub(super) fn reject(&mut self, client: RawFd) {
         self.stats.add(WorkerCounter::Rejected);
-        match self.on_no_backend {
-            OnNoBackend::Http503 => self.write_503(client),
-            OnNoBackend::Close => {
-                // The FIN, the drain and the close of the 503's path, without the answer.
+        match Rejection::from(self.on_no_backend) {
+            Rejection::Answer(b"") => {
+                // The FIN, the drain and the close of the answer's path, without the answer.
                 self.rejecting += 1;
                 self.on_reject_written(client);
             }
-            OnNoBackend::Reset => {
+            Rejection::Answer(answer) => self.write_answer(client, answer),
+            Rejection::Reset => {
                 sys::set_linger_zero(client);
                 self.close_client(client);
             }
         }
     }
 
-    /// Writes the 503; its completion continues in [`Engine::on_reject_written`].
-    fn write_503(&mut self, client: RawFd) {
-        let write =
-            opcode::Write::new(Fd(client), RESPONSE_503.as_ptr(), RESPONSE_503.len() as u32)
-                .build()
-                .user_data(Token::conn(client as u32, 0, Op::RejectWrite).into());
-        // SAFETY: the response is a static; the client descriptor stays open until RejectDrain.
+    /// Writes the answer; its completion continues in [`Engine::on_reject_written`].
+    fn write_answer(&mut self, client: RawFd, answer: &'static [u8]) {
+        let write = opcode::Write::new(Fd(client), answer.as_ptr(), answer.len() as u32)
+            .build()
+            .user_data(Token::conn(client as u32, 0, Op::RejectWrite).into());
+        // SAFETY: the answer is a static; the client descriptor stays open until RejectDrain.
         if unsafe { self.ring.push(&write) }.is_ok() {
             self.rejecting += 1;
         } else {
@@ -61,7 +51,7 @@ impl<R: Relay> Engine<R> {
     }
 
     /// Shuts down writing (FIN after the answer), then reads and discards what the client still
-    /// sends, for at most a second: closing with unread input would send a reset instead.
+    /// sends, for at most [`crate::conn::reject::LINGER`]: closing with unread input would send a reset instead.
     pub(super) fn on_reject_written(&mut self, client: RawFd) {
         let _ = sys::shutdown_write(client);
         let drain = opcode::Recv::new(Fd(client), std::ptr::null_mut(), 64 * 1024)
