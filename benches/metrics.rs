@@ -14,8 +14,8 @@ use ringlb::{
     balancer::Balancer,
     config::{HealthCheck, Target, TargetAddress},
     health::HealthChecker,
+    limit::ConnectionLimit,
     metrics::{ByteCounters, Metrics, WorkerCounter, WorkerStats},
-    worker::limit::ConnectionLimit,
     Shutdown,
 };
 

@@ -12,7 +12,7 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 
-use crate::{config::SendProxy, metrics::ByteCounters, proxy_protocol::Version};
+use crate::{proxy_protocol::Version, stats::ByteCounters};
 
 /// One resolved endpoint of a target.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ pub struct Backend {
     ejected: AtomicBool,
     /// Consecutive early closes after the client's bytes were sent (`retry_on_early_close`);
     /// cleared when the backend answers a client or is brought back (see
-    /// [`crate::conn::passive`]).
+    /// the passive-health rules of the connection policy).
     early_closes: AtomicU32,
     /// Which PROXY protocol header connections to this backend begin with (see
     /// [`Backend::send_proxy`]), as 0 (none), 1 or 2.
@@ -93,8 +93,8 @@ impl Backend {
 
     /// Sets the PROXY protocol header of new connections (the control plane, at creation and
     /// on reload); connections already open keep what they sent.
-    pub fn set_send_proxy(&self, setting: SendProxy) {
-        let code = match setting.version() {
+    pub fn set_send_proxy(&self, version: Option<Version>) {
+        let code = match version {
             None => 0,
             Some(Version::V1) => 1,
             Some(Version::V2) => 2,
@@ -172,7 +172,7 @@ impl Backend {
     }
 
     /// Records bytes worker `worker` relayed through this backend, per direction
-    /// ([`crate::relay::UPSTREAM`], [`crate::relay::DOWNSTREAM`]).
+    /// (upstream, client to backend, then downstream).
     #[inline]
     pub fn bytes_moved(&self, worker: usize, moved: [u64; 2]) {
         self.stats.bytes.add(worker, moved);

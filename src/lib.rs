@@ -20,6 +20,7 @@ pub mod epoll;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
+pub mod limit;
 pub mod listener;
 pub mod local_error;
 pub mod metrics;
@@ -27,9 +28,11 @@ pub mod proxy_protocol;
 pub mod relay;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod uring;
 pub mod worker;
 
 pub use config::Config;
+pub use conn::reject::RESPONSE_503;
 pub use server::{ReloadHandle, Server, StartError};
 pub use shutdown::Shutdown;

@@ -33,6 +33,9 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
         socket.set_only_v6(false)?;
     }
     socket.set_nonblocking(true)?;
+    // Accepted sockets inherit TCP_NODELAY: a proxy forwards what it has at once, and no
+    // per-connection system call is needed for it.
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())

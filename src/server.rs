@@ -8,9 +8,12 @@
 //! listener, so `/healthz` answers 503 for the whole drain. Never on the hot path.
 
 mod descriptors;
+mod driver;
 #[cfg(debug_assertions)]
 mod fault;
 mod supervise;
+
+use driver::Driver;
 
 use std::{
     io,
@@ -23,12 +26,13 @@ use crate::{
     admin::{self, AdminServer},
     balancer::Balancer,
     config::{Config, IoBackend},
+    conn::settings::{WorkerContext, WorkerSettings},
     health::{HealthChecker, HealthStatus, Reloader, Resolver, SystemResolver},
+    limit::ConnectionLimit,
     listener,
     metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
     uring,
-    worker::{limit::ConnectionLimit, Worker, WorkerSettings},
 };
 
 /// Why ringlb could not start.
@@ -152,9 +156,6 @@ impl Server {
         for (id, listener) in listeners.into_iter().enumerate() {
             let stats = Arc::new(WorkerStats::new(id));
             worker_stats.push(Arc::clone(&stats));
-            let wake = shutdown
-                .eventfd()
-                .map_err(|source| StartError::Worker { id, source })?;
             let settings = WorkerSettings {
                 relay: config.relay,
                 connect_timeout: config.connect_timeout,
@@ -166,17 +167,17 @@ impl Server {
                 accept_proxy: config.accept_proxy,
                 passive_fall: config.health_check.passive_fall,
             };
-            let worker = Worker::new(
+            let ctx = WorkerContext {
                 id,
                 listener,
-                Arc::clone(&balancer),
-                Arc::clone(&limit),
-                health.ejector(),
+                balancer: Arc::clone(&balancer),
+                limit: Arc::clone(&limit),
+                ejector: health.ejector(),
                 settings,
-                wake,
                 stats,
-            )
-            .map_err(|source| StartError::Worker { id, source })?;
+            };
+            let worker = Driver::new(io_backend, ctx, &shutdown)
+                .map_err(|source| StartError::Worker { id, source })?;
             built.push(worker);
         }
         let health_status = health.status_handle();
@@ -205,10 +206,7 @@ impl Server {
                         }
                         #[cfg(debug_assertions)]
                         fault::maybe_panic(id, &counted, &stop);
-                        match io_backend {
-                            IoBackend::Epoll => worker.run_epoll(stop),
-                            _ => worker.run(),
-                        }
+                        worker.run()
                     })
                 })
                 .map_err(StartError::Spawn)?;

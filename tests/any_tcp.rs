@@ -289,7 +289,7 @@ async fn on_no_backend_defaults_to_the_seeds_503() {
     let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_eq!(
         client_sees(&proxy, request).await.unwrap(),
-        ringlb::worker::RESPONSE_503
+        ringlb::RESPONSE_503
     );
 }
 

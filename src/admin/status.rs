@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::{
     health::{EndpointStatus, TargetStatus},
     metrics::Metrics,
-    relay::{DOWNSTREAM, UPSTREAM},
+    stats::{DOWNSTREAM, UPSTREAM},
 };
 
 /// The whole document.

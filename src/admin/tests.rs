@@ -13,8 +13,8 @@ use tokio::{
 use super::*;
 use crate::{
     health::HealthStatus,
+    limit::ConnectionLimit,
     metrics::{Metrics, WorkerFailure},
-    worker::limit::ConnectionLimit,
 };
 
 /// Every wait here is bounded by this.

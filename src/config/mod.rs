@@ -171,7 +171,7 @@ impl fmt::Display for TargetAddress {
     }
 }
 
-/// The relay strategy, see [`crate::relay`].
+/// The relay strategy (README, "Relay strategies").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayMode {
     /// io_uring readiness, then `IORING_OP_SPLICE` through a pipe.

@@ -16,10 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-/// Direction index: bytes from the client to the backend.
-pub const UPSTREAM: usize = 0;
-/// Direction index: bytes from the backend to the client.
-pub const DOWNSTREAM: usize = 1;
+pub use crate::stats::{DOWNSTREAM, UPSTREAM};
 
 /// One of the two sockets of a proxied connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,4 +10,5 @@ pub(crate) mod events;
 pub(crate) mod header;
 pub(crate) mod passive;
 pub mod reject;
+pub mod settings;
 pub(crate) mod tried;

@@ -41,7 +41,7 @@ pub(super) struct Counted(Rc<Shared>);
 impl Counted {
     /// Takes over a place the accept loop already counted with [`ConnectionLimit::acquire`].
     ///
-    /// [`ConnectionLimit::acquire`]: crate::worker::limit::ConnectionLimit::acquire
+    /// [`ConnectionLimit::acquire`]: crate::limit::ConnectionLimit::acquire
     pub(super) fn new(shared: Rc<Shared>) -> Counted {
         Counted(shared)
     }
@@ -299,7 +299,6 @@ mod tests {
         super::testing::{backend, pair},
         *,
     };
-    use crate::config::SendProxy;
 
     fn passive() -> Passive {
         Passive::new(crate::health::test_ejector().0, 3, 0)
@@ -315,7 +314,7 @@ mod tests {
         // The reset makes the socket readable; waiting for it consumes nothing.
         server.readable().await.unwrap();
         let backend = backend();
-        backend.set_send_proxy(SendProxy::V2);
+        backend.set_send_proxy(Some(crate::proxy_protocol::Version::V2));
         let (client, _) = pair().await;
         (server, backend, client)
     }

@@ -27,7 +27,7 @@ use tokio::{
 use crate::{
     backend::Backend,
     conn::ending::{Close, Ending, Linger, LingerStep, Side, LINGER_POLL},
-    relay::{DOWNSTREAM, UPSTREAM},
+    stats::{DOWNSTREAM, UPSTREAM},
     uring::sys,
 };
 

@@ -31,18 +31,18 @@ use crate::{
     conn::{
         events::{self, ACCEPT_PAUSE},
         passive::Passive,
+        settings::{WorkerContext, WorkerSettings},
     },
-    health::Ejector,
+    limit::ConnectionLimit,
     metrics::{WorkerCounter, WorkerStats},
     proxy_protocol::MAX_V2_LEN,
     shutdown::Shutdown,
-    worker::{limit::ConnectionLimit, WorkerSettings},
 };
 
 use copy::Buffers;
 
 /// One epoll worker, ready to run on its own thread.
-pub(crate) struct EpollWorker {
+pub struct EpollWorker {
     listener: StdListener,
     shutdown: Shutdown,
     shared: Shared,
@@ -67,20 +67,17 @@ struct Shared {
 }
 
 impl EpollWorker {
-    /// A worker serving `listener` (non-blocking, `SO_REUSEPORT`), picking from `balancer`,
-    /// counting under `limit`, reporting failed connects to `ejector`, until `shutdown` fires;
-    /// `stats` receives the worker's event counts.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        id: usize,
-        listener: StdListener,
-        balancer: Arc<Balancer>,
-        limit: Arc<ConnectionLimit>,
-        ejector: Ejector,
-        settings: WorkerSettings,
-        shutdown: Shutdown,
-        stats: Arc<WorkerStats>,
-    ) -> EpollWorker {
+    /// A worker for `ctx` on the epoll driver, serving until `shutdown` fires.
+    pub fn new(ctx: WorkerContext, shutdown: Shutdown) -> EpollWorker {
+        let WorkerContext {
+            id,
+            listener,
+            balancer,
+            limit,
+            ejector,
+            settings,
+            stats,
+        } = ctx;
         EpollWorker {
             listener,
             shutdown,
@@ -99,7 +96,7 @@ impl EpollWorker {
     }
 
     /// Runs the worker until shutdown and drain complete, on the calling thread.
-    pub(crate) fn run(self) -> io::Result<()> {
+    pub fn run(self) -> io::Result<()> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()

@@ -59,7 +59,7 @@ pub(crate) struct Pool {
 impl Endpoint {
     fn new(target: usize, name: &str, addr: SocketAddr, state: State, setup: Setup) -> Self {
         let backend = Backend::with_weight(target, name, addr, setup.0);
-        backend.set_send_proxy(setup.1);
+        backend.set_send_proxy(setup.1.version());
         Self {
             backend: Arc::new(backend),
             state,
@@ -140,7 +140,7 @@ impl Pool {
             .collect();
         for (known, &proxy) in self.targets.iter().zip(&self.proxies) {
             for endpoint in known.values() {
-                endpoint.backend.set_send_proxy(proxy);
+                endpoint.backend.set_send_proxy(proxy.version());
             }
         }
     }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     backend::Backend,
-    relay::{DOWNSTREAM, UPSTREAM},
+    stats::{DOWNSTREAM, UPSTREAM},
 };
 
 /// The registry's only collector: every family, computed at scrape time.

@@ -8,7 +8,6 @@
 //! `prometheus-client` encoder does).
 
 mod collect;
-mod counters;
 mod failure;
 pub mod names;
 
@@ -20,14 +19,14 @@ use std::{
 
 use prometheus_client::{encoding::prometheus_text, registry::Registry};
 
-pub use counters::{ByteCounters, WorkerCounter, WorkerStats, BYTE_SHARDS};
+pub use crate::stats::{ByteCounters, WorkerCounter, WorkerStats, BYTE_SHARDS};
 pub use failure::WorkerFailure;
 
 use crate::{
     backend::Backend,
     health::{HealthStatus, StatusReport},
+    limit::ConnectionLimit,
     shutdown::Shutdown,
-    worker::limit::ConnectionLimit,
 };
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).

@@ -21,7 +21,7 @@ use io_uring::{opcode, squeue, types::Fd};
 use crate::{
     conn::ending::{Close, Ending},
     uring::ring::Ring,
-    worker::token::{Op, Token},
+    uring::token::{Op, Token},
 };
 
 pub use pipes::PipePool;

@@ -114,7 +114,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{health::HealthStatus, worker::limit::ConnectionLimit};
+    use crate::{health::HealthStatus, limit::ConnectionLimit};
 
     fn registry(shutdown: &Shutdown) -> Arc<Metrics> {
         Arc::new(Metrics::new(

@@ -7,6 +7,7 @@
 pub mod buf_ring;
 pub mod ring;
 pub mod sys;
+pub mod token;
 
 use std::io;
 

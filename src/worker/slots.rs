@@ -7,13 +7,14 @@ use std::{
     sync::Arc,
 };
 
-use super::{prelude::Prelude, token::GENERATION_MASK};
+use super::prelude::Prelude;
 use crate::{
     backend::Backend,
     conn::{
         ending::{Linger, Side},
         tried::Tried,
     },
+    uring::token::GENERATION_MASK,
 };
 /// The client address when no strategy asked for it.
 pub const UNKNOWN_PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));

@@ -13,8 +13,8 @@ use crate::{
     conn::events,
     metrics::WorkerCounter,
     relay::Relay,
+    uring::token::{Op, Token},
     uring::{ring::Completion, sys},
-    worker::token::{Op, Token},
 };
 
 impl<R: Relay> Engine<R> {

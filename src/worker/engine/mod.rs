@@ -26,9 +26,7 @@ use io_uring::{
 };
 
 use super::{
-    limit::ConnectionLimit,
     slots::{Slot, Slots},
-    token::{Op, Token},
     Worker,
 };
 use crate::{
@@ -40,11 +38,13 @@ use crate::{
         events,
         passive::Passive,
     },
+    limit::ConnectionLimit,
     metrics::WorkerStats,
     relay::{Flow, Io, Relay},
     uring::{
         ring::{Completion, Ring},
         sys,
+        token::{Op, Token},
     },
 };
 
@@ -105,25 +105,26 @@ pub(super) struct Engine<R: Relay> {
 
 impl<R: Relay> Engine<R> {
     pub(super) fn new(worker: Worker, ring: Ring, relay: R) -> Self {
-        let settings = worker.settings;
+        let Worker { ctx, wake } = worker;
+        let settings = ctx.settings;
         // Sweep often enough that a connection is closed within a quarter of its idle timeout
         // past it, and at least every second.
         let tick =
             (settings.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let idle_ticks = settings.idle_timeout.as_nanos().div_ceil(tick.as_nanos()) as u32;
         // Known once for a listener bound to one address; a wildcard one asks per connection.
-        let local_addr = worker.listener.local_addr().ok();
+        let local_addr = ctx.listener.local_addr().ok();
         let local_addr = local_addr.filter(|a| !a.ip().is_unspecified());
         Engine {
             ring,
             relay,
-            id: worker.id,
-            listener: Some(worker.listener),
-            balancer: worker.balancer,
-            limit: worker.limit,
-            passive: Passive::new(worker.ejector, settings.passive_fall, worker.id),
-            wake: worker.wake,
-            stats: worker.stats,
+            id: ctx.id,
+            listener: Some(ctx.listener),
+            balancer: ctx.balancer,
+            limit: ctx.limit,
+            passive: Passive::new(ctx.ejector, settings.passive_fall, ctx.id),
+            wake,
+            stats: ctx.stats,
             wake_buf: Box::new(0),
             timers: Box::new(Timers {
                 connect: Timespec::from(settings.connect_timeout),

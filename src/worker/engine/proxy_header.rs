@@ -30,11 +30,11 @@ use crate::{
     metrics::WorkerCounter,
     proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version, MAX_V2_LEN},
     relay::Relay,
-    uring::sys,
-    worker::{
-        slots::UNKNOWN_PEER,
+    uring::{
+        sys,
         token::{Op, Token},
     },
+    worker::slots::UNKNOWN_PEER,
 };
 
 impl<R: Relay> Engine<R> {

@@ -15,7 +15,7 @@ use crate::{
     metrics::WorkerCounter,
     relay::Relay,
     uring::sys,
-    worker::token::{Op, Token},
+    uring::token::{Op, Token},
 };
 
 impl<R: Relay> Engine<R> {

@@ -19,10 +19,8 @@ use super::Engine;
 use crate::{
     conn::passive::EarlyClose,
     relay::{Ends, Io, Relay},
-    worker::{
-        slots::Replay,
-        token::{Op, Token},
-    },
+    uring::token::{Op, Token},
+    worker::slots::Replay,
 };
 
 impl<R: Relay> Engine<R> {

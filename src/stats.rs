@@ -9,6 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crossbeam_utils::CachePadded;
 
+/// Direction index: bytes from the client to the backend.
+pub const UPSTREAM: usize = 0;
+/// Direction index: bytes from the backend to the client.
+pub const DOWNSTREAM: usize = 1;
+
 /// Something a worker counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerCounter {
