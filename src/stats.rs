@@ -88,8 +88,8 @@ impl WorkerStats {
 /// `i % BYTE_SHARDS`, so up to this many workers never share one.
 pub const BYTE_SHARDS: usize = 16;
 
-/// Bytes relayed through one backend, per direction ([`crate::relay::UPSTREAM`]: client to
-/// backend, [`crate::relay::DOWNSTREAM`]: backend to client), sharded by worker.
+/// Bytes relayed through one backend, per direction ([`UPSTREAM`]: client to
+/// backend, [`DOWNSTREAM`]: backend to client), sharded by worker.
 ///
 /// A backend is shared by every worker and its bytes are counted on every send, so one shared
 /// counter would bounce its cache line between cores on every completion; each worker adds to

@@ -16,7 +16,9 @@
 
 use std::time::{Duration, Instant};
 
-pub use crate::stats::{DOWNSTREAM, UPSTREAM};
+#[cfg(test)]
+use crate::stats::DOWNSTREAM;
+pub use crate::stats::UPSTREAM;
 
 /// One of the two sockets of a proxied connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use crate::{
 
 pub use pipes::PipePool;
 
-pub use crate::conn::ending::{DOWNSTREAM, UPSTREAM};
+use crate::conn::ending::UPSTREAM;
 
 /// `poll(2)` mask for "there is something to read (data, EOF or an error)".
 const POLL_READABLE: u32 = (libc::POLLIN | libc::POLLRDHUP) as u32;
@@ -133,17 +133,6 @@ impl Io<'_> {
         unsafe { self.ring.push(&entry) }.map_err(|_| libc::ENOMEM)?;
         *self.inflight += 1;
         Ok(())
-    }
-
-    /// Submits `entry` with a token whose completion the worker ignores (cancellations).
-    ///
-    /// # Safety
-    /// As for [`Io::submit`]; the completion is never seen, so `entry` must reference nothing
-    /// that outlives the connection.
-    pub unsafe fn submit_untracked(&mut self, entry: squeue::Entry) -> Step {
-        let entry = entry.user_data(Token::IGNORE.into());
-        // SAFETY: forwarded from the caller.
-        unsafe { self.ring.push(&entry) }.map_err(|_| libc::ENOMEM)
     }
 
     /// Arms a multishot poll, operation `kind`, that completes each time direction `dir`'s

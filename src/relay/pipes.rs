@@ -58,6 +58,7 @@ impl PipePool {
     }
 
     /// Number of idle pipes.
+    #[cfg(test)]
     pub fn idle(&self) -> usize {
         self.idle.len()
     }

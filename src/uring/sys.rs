@@ -28,7 +28,8 @@ pub fn eventfd_signal(fd: &OwnedFd) {
     }
 }
 
-/// Reads and resets an eventfd; `true` if it was readable.
+/// Reads and resets an eventfd; `true` if it was readable (the shutdown's tests).
+#[cfg(test)]
 pub fn eventfd_take(fd: &OwnedFd) -> bool {
     let mut value: u64 = 0;
     // SAFETY: reads 8 bytes into a live local from an open descriptor.
