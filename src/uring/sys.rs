@@ -195,10 +195,15 @@ pub fn set_linger_zero(fd: RawFd) {
     }
 }
 
-/// Closes a raw descriptor this code owns.
-pub fn close(fd: RawFd) {
+/// Closes a raw descriptor (nothing for a negative one).
+///
+/// # Safety
+/// The caller owns `fd` (it came from an accept or a socket call of its own and was never
+/// handed to anything that closes it), no operation in flight uses it, and it is never used
+/// again: the number may be reused by the next descriptor the process opens.
+pub unsafe fn close(fd: RawFd) {
     if fd >= 0 {
-        // SAFETY: the caller owns `fd` and never uses it again.
+        // SAFETY: forwarded from the caller.
         unsafe {
             libc::close(fd);
         }

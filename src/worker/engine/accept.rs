@@ -62,7 +62,8 @@ impl<R: Relay> Engine<R> {
     fn on_client(&mut self, client: RawFd) {
         self.stats.add(WorkerCounter::Accepted);
         if self.stopping {
-            sys::close(client);
+            // SAFETY: the accept just handed this descriptor over; nothing else has it.
+            unsafe { sys::close(client) };
             return;
         }
         if self.limit.acquire() && !self.at_capacity {

@@ -79,7 +79,9 @@ impl<R: Relay> Engine<R> {
     /// returns the backend.
     fn abandon_backend(&mut self, index: u32) -> Option<Arc<Backend>> {
         let slot = self.slots.at(index);
-        sys::close(slot.server);
+        // SAFETY: the backend socket is the slot's own (created in `connect`) and no operation
+        // on it is in flight: its connect chain has completed.
+        unsafe { sys::close(slot.server) };
         slot.server = -1;
         let backend = slot.backend.take();
         if let (Some(b), true) = (&backend, slot.opened) {

@@ -358,13 +358,17 @@ impl<R: Relay> Engine<R> {
             backend.connection_closed();
         }
         self.slots.remove(index);
-        sys::close(server);
+        // SAFETY: the slot owned both sockets and nothing of it is in flight any more
+        // (`inflight` is 0); the slot has been freed, so neither number is used again.
+        unsafe { sys::close(server) };
         self.close_client(client);
     }
 
     /// Closes a counted client descriptor and gives its place under the cap back.
     fn close_client(&mut self, client: RawFd) {
-        sys::close(client);
+        // SAFETY: the caller hands over a client descriptor it owned (a freed slot's, or a
+        // rejected client's whose last operation completed).
+        unsafe { sys::close(client) };
         self.limit.release();
         if self.at_capacity && self.limit.has_room() {
             self.at_capacity = false;
