@@ -7,6 +7,7 @@
 
 mod engine;
 mod prelude;
+mod replay_state;
 mod slots;
 
 use std::{io, os::fd::OwnedFd, sync::Arc};

@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use super::prelude::Prelude;
+use super::{prelude::Prelude, replay_state::Replay};
 use crate::{
     backend::Backend,
     conn::{
@@ -52,32 +52,6 @@ pub struct Slot<C> {
     pub prelude: Prelude,
     /// After a fault: the side to reset once its send queue has drained, and the wait for it.
     pub reset: Option<(Side, Linger)>,
-}
-
-/// The replay phase of one connection: the client's bytes so far and how far the current
-/// backend has been sent them.
-pub struct Replay {
-    /// Buffer of `replay_buffer` bytes, borrowed from the worker's pool.
-    pub buf: Box<[u8]>,
-    /// Bytes received from the client.
-    pub len: usize,
-    /// Bytes sent to the current backend.
-    pub sent: usize,
-    /// Where `MSG_PEEK` puts the backend's first byte (never read: the relay reads it again).
-    pub peek: Box<[u8; 1]>,
-    /// A client receive is in flight.
-    pub receiving: bool,
-    /// A send to the backend is in flight.
-    pub sending: bool,
-    /// A peek at the backend is in flight.
-    pub peeking: bool,
-    /// The client sent EOF.
-    pub client_eof: bool,
-    /// The backend spoke, or the buffer is full: hand over to the relay once nothing of the
-    /// replay phase is in flight.
-    pub committing: bool,
-    /// The backend closed early: move to another one once nothing of it is in flight.
-    pub retrying: bool,
 }
 
 impl<C> Slot<C> {

@@ -20,7 +20,7 @@ use crate::{
     conn::passive::EarlyClose,
     relay::{Ends, Io, Relay},
     uring::token::{Op, Token},
-    worker::slots::Replay,
+    worker::replay_state::{Phase, Replay},
 };
 
 impl<R: Relay> Engine<R> {
@@ -32,24 +32,13 @@ impl<R: Relay> Engine<R> {
         };
         let slot = self.slots.at(index);
         match slot.replay.as_mut() {
-            Some(replay) => replay.sent = 0,
+            Some(replay) => replay.restart(),
             None => {
                 let buf = self
                     .replay_pool
                     .pop()
                     .unwrap_or_else(|| vec![0u8; size].into_boxed_slice());
-                slot.replay = Some(Replay {
-                    buf,
-                    len: 0,
-                    sent: 0,
-                    peek: Box::new([0]),
-                    receiving: false,
-                    sending: false,
-                    peeking: false,
-                    client_eof: false,
-                    committing: false,
-                    retrying: false,
-                });
+                slot.replay = Some(Replay::new(buf));
             }
         }
         self.replay_step(index, generation);
@@ -88,41 +77,34 @@ impl<R: Relay> Engine<R> {
         let Some(replay) = slot.replay.as_mut() else {
             return; // a peek that completed after the commit: nothing to do
         };
+        replay.inflight.end(token.op);
+        let cancelled = result == -libc::ECANCELED && replay.phase == Phase::Committing;
         match token.op {
-            Op::ReplayRecv => {
-                replay.receiving = false;
-                match result {
-                    n if n > 0 => replay.len += n as usize,
-                    0 => replay.client_eof = true,
-                    e if e == -libc::ECANCELED && replay.committing => {}
-                    _ => return self.teardown(token.slot, token.generation),
+            Op::ReplayRecv => match result {
+                n if n > 0 => replay.len += n as usize,
+                0 => replay.client_eof = true,
+                _ if cancelled => {}
+                _ => return self.teardown(token.slot, token.generation),
+            },
+            Op::ReplaySend if result >= 0 => {
+                replay.sent += result as usize;
+                if let Some(backend) = slot.backend.as_deref() {
+                    backend.bytes_moved(self.id, [result as u64, 0]);
                 }
             }
-            Op::ReplaySend => {
-                replay.sending = false;
-                if result >= 0 {
-                    replay.sent += result as usize;
+            // Once committing, the relay finds the failure and passes it on.
+            Op::ReplaySend if replay.phase == Phase::Committing => {}
+            Op::ReplaySend => replay.phase = Phase::Retrying,
+            _ => match result {
+                n if n > 0 => {
                     if let Some(backend) = slot.backend.as_deref() {
-                        backend.bytes_moved(self.id, [result as u64, 0]);
+                        self.passive.answered(backend);
                     }
-                } else if !replay.committing {
-                    // Once committing, the relay finds the failure and passes it on.
-                    replay.retrying = true;
+                    self.commit(token.slot, token.generation)
                 }
-            }
-            _ => {
-                replay.peeking = false;
-                match result {
-                    n if n > 0 => {
-                        if let Some(backend) = slot.backend.as_deref() {
-                            self.passive.answered(backend);
-                        }
-                        self.commit(token.slot, token.generation)
-                    }
-                    e if e == -libc::ECANCELED && replay.committing => {}
-                    _ => replay.retrying = true,
-                }
-            }
+                _ if cancelled => {}
+                _ => replay.phase = Phase::Retrying,
+            },
         }
         self.replay_step(token.slot, token.generation);
     }
@@ -135,13 +117,9 @@ impl<R: Relay> Engine<R> {
         let Some(replay) = slot.replay.as_mut() else {
             return;
         };
-        replay.committing = true;
-        let pending = [
-            (replay.receiving, Op::ReplayRecv),
-            (replay.peeking, Op::ReplayPeek),
-        ];
-        for (in_flight, op) in pending {
-            if in_flight {
+        replay.phase = Phase::Committing;
+        for op in [Op::ReplayRecv, Op::ReplayPeek] {
+            if replay.inflight.has(op) {
                 let target = Token::conn(index, generation, op).into();
                 let cancel = opcode::AsyncCancel2::new(CancelBuilder::user_data(target))
                     .build()
@@ -152,79 +130,91 @@ impl<R: Relay> Engine<R> {
         }
     }
 
-    /// Submits what the replay phase needs next, retries on an early close, or commits.
+    /// Moves the replay phase on: retries (or passes the close on) after an early close,
+    /// hands over to the relay once committed and idle, else submits what it needs next.
     fn replay_step(&mut self, index: u32, generation: u32) {
         let slot = self.slots.at(index);
         let Some(replay) = slot.replay.as_mut() else {
             return;
         };
-        if replay.retrying {
-            if replay.sending || replay.peeking {
-                return; // the old backend's operations must end before its socket closes
+        match replay.phase {
+            Phase::Retrying if replay.inflight.has(Op::ReplaySend) => {}
+            Phase::Retrying if replay.inflight.has(Op::ReplayPeek) => {}
+            // The old backend's operations have ended: its socket may close.
+            Phase::Retrying => self.after_early_close(index, generation),
+            Phase::Committing if !replay.inflight.any() && !replay.wants_send() => {
+                let replay = slot.replay.take().expect("checked above");
+                self.replay_pool.push(replay.buf);
+                self.start_relay(index, generation);
             }
-            replay.retrying = false;
-            // The client's bytes went out in the replay phase, or with the PROXY header.
-            let client_sent = replay.len > 0 || slot.prelude.carries_client_bytes();
-            let verdict = match slot.backend.as_deref() {
-                Some(backend) => self.passive.early_close(backend, client_sent),
-                None => EarlyClose::Replay,
-            };
-            return match verdict {
-                EarlyClose::Replay => self.retry_elsewhere(index),
-                // The relay reads the backend's close and passes it on to the client.
-                EarlyClose::PassThrough => {
-                    self.commit(index, generation);
-                    self.replay_step(index, generation)
-                }
-            };
+            _ => self.submit_replay_ops(index, generation),
         }
+    }
+
+    /// The backend closed before answering: the passive-health rules say whether the client's
+    /// bytes go to another backend or the close is passed on.
+    fn after_early_close(&mut self, index: u32, generation: u32) {
+        let slot = self.slots.at(index);
+        let Some(replay) = slot.replay.as_mut() else {
+            return;
+        };
+        replay.phase = Phase::Listening;
+        // The client's bytes went out in the replay phase, or with the PROXY header.
+        let client_sent = replay.len > 0 || slot.prelude.carries_client_bytes();
+        let verdict = match slot.backend.as_deref() {
+            Some(backend) => self.passive.early_close(backend, client_sent),
+            None => EarlyClose::Replay,
+        };
+        match verdict {
+            EarlyClose::Replay => self.retry_elsewhere(index),
+            // The relay reads the backend's close and passes it on to the client.
+            EarlyClose::PassThrough => {
+                self.commit(index, generation);
+                self.replay_step(index, generation)
+            }
+        }
+    }
+
+    /// Submits the send of kept bytes, the next client receive and the peek, as needed; commits
+    /// once the buffer is full.
+    fn submit_replay_ops(&mut self, index: u32, generation: u32) {
+        let slot = self.slots.at(index);
+        let Some(replay) = slot.replay.as_mut() else {
+            return;
+        };
         let (client, server) = (slot.client, slot.server);
-        let mut ops = Vec::new();
-        if !replay.sending && replay.sent < replay.len {
+        let token = |op| Token::conn(index, generation, op).into();
+        let mut ops = [None, None, None];
+        if replay.wants_send() {
             let pending = &replay.buf[replay.sent..replay.len];
             let send = opcode::Send::new(Fd(server), pending.as_ptr(), pending.len() as u32)
                 .flags(libc::MSG_NOSIGNAL)
-                .build()
-                .user_data(Token::conn(index, generation, Op::ReplaySend).into());
-            replay.sending = true;
-            ops.push(send);
+                .build();
+            ops[0] = Some((Op::ReplaySend, send));
         }
-        if replay.committing {
-            if !(replay.sending || replay.receiving || replay.peeking) {
-                let replay = slot.replay.take().expect("checked above");
-                self.replay_pool.push(replay.buf);
-                return self.start_relay(index, generation);
-            }
-        } else {
-            if !replay.receiving && !replay.client_eof && replay.len < replay.buf.len() {
-                let room = &mut replay.buf[replay.len..];
-                let recv = opcode::Recv::new(Fd(client), room.as_mut_ptr(), room.len() as u32)
-                    .build()
-                    .user_data(Token::conn(index, generation, Op::ReplayRecv).into());
-                replay.receiving = true;
-                ops.push(recv);
-            }
-            if !replay.peeking {
-                let peek = opcode::Recv::new(Fd(server), replay.peek.as_mut_ptr(), 1)
-                    .flags(libc::MSG_PEEK)
-                    .build()
-                    .user_data(Token::conn(index, generation, Op::ReplayPeek).into());
-                replay.peeking = true;
-                ops.push(peek);
-            }
+        if replay.wants_recv() {
+            let room = &mut replay.buf[replay.len..];
+            let recv = opcode::Recv::new(Fd(client), room.as_mut_ptr(), room.len() as u32).build();
+            ops[1] = Some((Op::ReplayRecv, recv));
         }
-        let buffer_full = replay.len == replay.buf.len();
-        for op in &ops {
+        if replay.wants_peek() {
+            let peek = opcode::Recv::new(Fd(server), replay.peek.as_mut_ptr(), 1)
+                .flags(libc::MSG_PEEK)
+                .build();
+            ops[2] = Some((Op::ReplayPeek, peek));
+        }
+        for (op, entry) in ops.into_iter().flatten() {
+            let entry = entry.user_data(token(op));
             // SAFETY: the buffers live in the slot's `Replay`, which is neither freed nor
             // reused while `inflight` counts these operations (teardown waits for them); the
             // descriptors stay open until teardown.
-            if unsafe { self.ring.push(op) }.is_ok() {
-                slot.inflight += 1;
-            } else {
+            if unsafe { self.ring.push(&entry) }.is_err() {
                 return self.teardown(index, generation);
             }
+            slot.inflight += 1;
+            replay.inflight.start(op);
         }
-        if buffer_full && !replay.committing {
+        if replay.full() && replay.phase == Phase::Listening {
             // Past the buffer the connection is committed: no replay beyond this point.
             self.commit(index, generation);
             self.replay_step(index, generation);
