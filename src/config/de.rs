@@ -1,6 +1,6 @@
 //! Reading single values of the file with serde: what a value was when it is not what a key
 //! wants, and the checks every key shares (integers in a range, booleans, durations, IP
-//! addresses, tables).
+//! addresses, arrays).
 //!
 //! Owns the wording "`<what was found>` is not `<what>`; expected `<hint>`" of every message
 //! about one value; the key is added by the caller's path (`serde_path_to_error`), the file by
@@ -8,7 +8,7 @@
 
 use std::{borrow::Cow, fmt, marker::PhantomData, net::SocketAddr};
 
-use serde::de::{self, value::MapAccessDeserializer, Deserialize, Deserializer, MapAccess};
+use serde::de::{self, Deserialize, Deserializer, MapAccess};
 
 /// A value as the file holds it, enough to check it or to say what it was.
 pub(super) enum Found<'de> {
@@ -52,11 +52,11 @@ impl Found<'_> {
 
 /// The key toml's deserializer gives the single entry of the map it presents a date-time as
 /// (`toml_datetime`'s private field name: a date-time has no visitor method of its own).
-const DATETIME_KEY: &str = "$__toml_private_datetime";
+pub(super) const DATETIME_KEY: &str = "$__toml_private_datetime";
 
 /// What a map is: a date-time (see [`DATETIME_KEY`]) or a table. Only for maps that are an
 /// error anyway: it reads the first entry.
-fn found_in_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Found<'de>, A::Error> {
+pub(super) fn found_in_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Found<'de>, A::Error> {
     match map.next_key::<String>()? {
         Some(key) if key == DATETIME_KEY => Ok(Found::DateTime(map.next_value()?)),
         _ => Ok(Found::Table),
@@ -64,7 +64,7 @@ fn found_in_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Found<'de>, A::Err
 }
 
 /// The visitor methods of every value that is neither an array nor a table, each handing what
-/// it found to the visitor's own `found` method.
+/// it found to the visitor's own `found` method (`Found`, `Cow` and `serde::de` in scope).
 macro_rules! visit_scalars {
     () => {
         fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
@@ -104,6 +104,7 @@ macro_rules! visit_scalars {
         }
     };
 }
+pub(super) use visit_scalars;
 
 /// Reads any value and hands it to `check`; an `Err` from `check` is the message of the key's
 /// error.
@@ -235,6 +236,15 @@ where
     })
 }
 
+/// An integer of at least `min` that fits `T`.
+pub(super) fn at_least<'de, D, T>(deserializer: D, min: i128, expected: &str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    integer(deserializer, min, i128::MAX, expected)
+}
+
 /// An IP address and port (never a name: nothing is resolved); `expected` gives examples.
 pub(super) fn socket_addr<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -285,96 +295,5 @@ pub(super) mod duration {
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&humantime::format_duration(*duration))
-    }
-}
-
-/// A table of the file read into `T`, which says what it should look like.
-pub(super) trait TableOf {
-    /// The hint of the message when the value is not a table, e.g. `a [health_check] table`.
-    const EXPECTED: &'static str;
-}
-
-/// A table read into `T` with messages of this module: a value that is no table is named, and
-/// an unknown key is an error of the table (`health_check: unknown field ...`), whichever
-/// entry it is.
-pub(super) struct Table<T>(pub(super) T);
-
-impl<'de, T: Deserialize<'de> + TableOf> Deserialize<'de> for Table<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TableVisitor(PhantomData))
-    }
-}
-
-/// A field of table type `T`, for `#[serde(deserialize_with = "...")]`.
-pub(super) fn table<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + TableOf,
-{
-    Table::deserialize(deserializer).map(|Table(t)| t)
-}
-
-struct TableVisitor<T>(PhantomData<T>);
-
-impl<T: TableOf> TableVisitor<T> {
-    fn found<E: de::Error>(self, found: Found<'_>) -> Result<Table<T>, E> {
-        Err(E::custom(found.is_not("a table", T::EXPECTED)))
-    }
-}
-
-impl<'de, T: Deserialize<'de> + TableOf> de::Visitor<'de> for TableVisitor<T> {
-    type Value = Table<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(T::EXPECTED)
-    }
-
-    visit_scalars!();
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Table<T>, A::Error> {
-        self.found(Found::Array)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Table<T>, A::Error> {
-        let keys = Keys {
-            map,
-            expected: T::EXPECTED,
-        };
-        T::deserialize(MapAccessDeserializer::new(keys)).map(Table)
-    }
-}
-
-/// The entries of a table as `T` reads them, each key read as a string first. An unknown key
-/// then fails in `T`'s own key visitor, after the path tracker has seen the key succeed: the
-/// error's path is the table's, as for every other key. A date-time (which toml presents as a
-/// map) is named as such instead of being an unknown key.
-struct Keys<A> {
-    map: A,
-    expected: &'static str,
-}
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for Keys<A> {
-    type Error = A::Error;
-
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        let Some(key) = self.map.next_key::<String>()? else {
-            return Ok(None);
-        };
-        if key == DATETIME_KEY {
-            let found = Found::DateTime(self.map.next_value()?);
-            return Err(de::Error::custom(found.is_not("a table", self.expected)));
-        }
-        seed.deserialize(de::value::StringDeserializer::<A::Error>::new(key))
-            .map(Some)
-    }
-
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, A::Error> {
-        self.map.next_value_seed(seed)
     }
 }

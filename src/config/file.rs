@@ -1,23 +1,23 @@
 //! The file format: one serde struct per table of the file, each field typed, checked as it is
 //! read and defaulted from the runtime defaults (`defaults.rs`).
 //!
-//! Owns the spelling of every key and what a single value may be. Written back out, the same
-//! structs are `--check`'s output and what a reload compares ([`super::Config::restart_keys`]),
-//! so a key is named here and nowhere else. Rules between keys (targets present and distinct, a
-//! target's health-check keys) are `validate.rs`'s; never resolves names and never panics on
-//! input.
+//! Owns the spelling of every key and what a single value may be. Written back out
+//! (`effective.rs`), the same structs are `--check`'s output and what a reload compares
+//! ([`super::Config::restart_keys`]), so a key is named here and nowhere else. Rules between
+//! keys (targets present and distinct, a target's health-check keys) are `validate.rs`'s.
+//! Never resolves names and never panics on input.
 
 use std::{net::SocketAddr, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
-    de::{self, duration, Table, TableOf},
+    de::{self, duration},
     defaults::DEFAULT_WEIGHT,
     named,
+    table::{Table, TableOf},
     validate::{Invalid, FILE_KEY},
-    Config, HealthCheck, HealthCheckKind, IoBackend, Live, OnNoBackend, RelayMode, SendProxy,
-    Startup, Strategy, Target, TargetAddress, Traffic,
+    Config, HealthCheckKind, IoBackend, OnNoBackend, RelayMode, SendProxy, Strategy, TargetAddress,
 };
 
 /// The top-level table: the whole document.
@@ -56,9 +56,9 @@ pub(super) struct FileConfig {
     pub(super) send_proxy: SendProxy,
     #[serde(deserialize_with = "de::boolean")]
     pub(super) accept_proxy: bool,
-    #[serde(deserialize_with = "de::table")]
+    #[serde(deserialize_with = "super::table::table")]
     pub(super) health_check: FileHealthCheck,
-    #[serde(deserialize_with = "de::table")]
+    #[serde(deserialize_with = "super::table::table")]
     pub(super) admin: FileAdmin,
     /// `None` when the file has no `targets` key, which validation reports.
     #[serde(deserialize_with = "targets")]
@@ -204,25 +204,15 @@ fn admin_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error>
 }
 
 fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    de::integer(
-        d,
-        0,
-        i128::MAX,
-        "a number of threads, or 0 for one per CPU core",
-    )
+    de::at_least(d, 0, "a number of threads, or 0 for one per CPU core")
 }
 
 fn max_connections<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    de::integer(d, 1, i128::MAX, "a number of connections, at least 1")
+    de::at_least(d, 1, "a number of connections, at least 1")
 }
 
 fn retries<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    de::integer(
-        d,
-        0,
-        i128::MAX,
-        "a number of further backends to try, 0 or more",
-    )
+    de::at_least(d, 0, "a number of further backends to try, 0 or more")
 }
 
 /// The largest replay buffer: a replay is for a request's first bytes, not for a stream.
@@ -238,25 +228,15 @@ fn replay_buffer<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
 }
 
 fn probes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    de::integer(
-        d,
-        1,
-        i128::MAX,
-        "a number of consecutive probes, at least 1",
-    )
+    de::at_least(d, 1, "a number of consecutive probes, at least 1")
 }
 
 fn passive_fall<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    de::integer(
-        d,
-        1,
-        i128::MAX,
-        "a number of consecutive early closes, at least 1",
-    )
+    de::at_least(d, 1, "a number of consecutive early closes, at least 1")
 }
 
 fn weight<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    de::integer(d, 0, i128::MAX, "a relative weight, 0 (drain) or more")
+    de::at_least(d, 0, "a relative weight, 0 (drain) or more")
 }
 
 /// `targets`: an array of tables; a single `[targets]` table (one bracket pair too few) is
@@ -328,104 +308,5 @@ fn dotted(path: &serde_path_to_error::Path) -> String {
         FILE_KEY.to_owned()
     } else {
         key
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writing a configuration back out. Every field is taken apart by name, so a runtime field
-// without a key (or a key without a field) does not compile.
-
-impl From<&Config> for FileConfig {
-    fn from(config: &Config) -> Self {
-        let Startup {
-            listen,
-            workers,
-            pin_workers,
-            relay,
-            io_backend,
-            admin,
-            traffic,
-        } = &config.startup;
-        let Traffic {
-            connect_timeout,
-            idle_timeout,
-            drain_timeout,
-            max_connections,
-            retries,
-            retry_on_early_close,
-            replay_buffer,
-            on_no_backend,
-            accept_proxy,
-            passive_fall,
-        } = traffic;
-        let Live {
-            balance,
-            send_proxy,
-            health_check,
-            targets,
-        } = &config.live;
-        let HealthCheck {
-            interval,
-            timeout,
-            rise,
-            fall,
-        } = health_check;
-        FileConfig {
-            listen: *listen,
-            workers: *workers,
-            pin_workers: *pin_workers,
-            relay: *relay,
-            io_backend: *io_backend,
-            connect_timeout: *connect_timeout,
-            idle_timeout: *idle_timeout,
-            drain_timeout: *drain_timeout,
-            max_connections: *max_connections,
-            retries: *retries,
-            retry_on_early_close: *retry_on_early_close,
-            replay_buffer: *replay_buffer,
-            balance: *balance,
-            on_no_backend: *on_no_backend,
-            send_proxy: *send_proxy,
-            accept_proxy: *accept_proxy,
-            health_check: FileHealthCheck {
-                interval: *interval,
-                timeout: *timeout,
-                rise: *rise,
-                fall: *fall,
-                passive_fall: *passive_fall,
-            },
-            admin: FileAdmin {
-                enabled: admin.enabled,
-                listen: admin.listen,
-            },
-            targets: Some(targets.iter().map(FileTarget::from).collect()),
-        }
-    }
-}
-
-impl From<&Target> for FileTarget {
-    /// The kind always spelled out; the endpoint only where the kind reads it.
-    fn from(target: &Target) -> Self {
-        let Target {
-            address,
-            health_check_endpoint,
-            weight,
-            health_check,
-            health_check_send,
-            health_check_expect,
-            health_check_port,
-            send_proxy,
-        } = target;
-        FileTarget {
-            address: Some(address.clone()),
-            health_check: Some(*health_check),
-            health_check_endpoint: (*health_check == HealthCheckKind::Http)
-                .then(|| health_check_endpoint.clone()),
-            health_check_send: health_check_send.clone(),
-            health_check_expect: health_check_expect.clone(),
-            health_check_port: *health_check_port,
-            send_proxy: *send_proxy,
-            weight: *weight,
-        }
     }
 }

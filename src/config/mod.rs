@@ -11,6 +11,7 @@
 pub(crate) mod address;
 mod de;
 mod defaults;
+mod effective;
 mod file;
 mod io_backend;
 mod l4;
@@ -18,14 +19,12 @@ mod live;
 mod named;
 mod restart;
 mod startup;
+mod table;
 #[cfg(test)]
 mod tests;
 mod validate;
 
-use std::{
-    fmt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 pub use crate::balancer::Strategy;
 use file::FileConfig;
@@ -112,18 +111,5 @@ impl Config {
         FileConfig::read(text)
             .and_then(|file| validate::validate(file, path))
             .map_err(|invalid| invalid.at(path))
-    }
-}
-
-impl fmt::Display for Config {
-    /// The effective configuration as TOML, every default spelled out: it loads back to an
-    /// equal `Config`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = format!("{:?}", self.source.display().to_string());
-        writeln!(f, "# Effective ringlb configuration, loaded from {source}.")?;
-        // The file's structs hold nothing TOML cannot write (no `None` in an array, values
-        // before tables), so this never fails in practice.
-        let text = toml::to_string(&FileConfig::from(self)).map_err(|_| fmt::Error)?;
-        f.write_str(&text)
     }
 }

@@ -92,6 +92,49 @@ mod tests {
     }
 
     #[test]
+    fn every_startup_setting_is_named_by_its_own_key() {
+        use crate::config::{IoBackend, OnNoBackend, RelayMode};
+        let changes: [(&str, fn(&mut Config)); 16] = [
+            ("listen", |c| {
+                c.startup.listen = "127.0.0.1:1".parse().unwrap()
+            }),
+            ("workers", |c| c.startup.workers = 3),
+            ("pin_workers", |c| c.startup.pin_workers = true),
+            ("relay", |c| c.startup.relay = RelayMode::Splice),
+            ("io_backend", |c| c.startup.io_backend = IoBackend::Epoll),
+            ("admin.enabled", |c| c.startup.admin.enabled = false),
+            ("admin.listen", |c| {
+                c.startup.admin.listen = "127.0.0.1:2".parse().unwrap()
+            }),
+            ("connect_timeout", |c| {
+                c.startup.traffic.connect_timeout = Duration::from_secs(9)
+            }),
+            ("idle_timeout", |c| {
+                c.startup.traffic.idle_timeout = Duration::from_secs(9)
+            }),
+            ("drain_timeout", |c| {
+                c.startup.traffic.drain_timeout = Duration::from_secs(9)
+            }),
+            ("max_connections", |c| c.startup.traffic.max_connections = 9),
+            ("retries", |c| c.startup.traffic.retries = 9),
+            ("retry_on_early_close", |c| {
+                c.startup.traffic.retry_on_early_close = true
+            }),
+            ("replay_buffer", |c| c.startup.traffic.replay_buffer = 9),
+            ("on_no_backend", |c| {
+                c.startup.traffic.on_no_backend = OnNoBackend::Reset
+            }),
+            ("accept_proxy", |c| c.startup.traffic.accept_proxy = true),
+        ];
+        let old = config();
+        for (key, change) in changes {
+            let mut new = config();
+            change(&mut new);
+            assert_eq!(old.restart_keys(&new), [key]);
+        }
+    }
+
+    #[test]
     fn a_change_of_live_keys_alone_needs_no_restart() {
         let old = config();
         let mut new = config();

@@ -202,6 +202,55 @@ fn unknown_keys_name_the_table_and_the_key() {
 }
 
 #[test]
+fn an_unknown_key_is_the_tables_wherever_it_stands() {
+    assert_rejected(
+        &format!("[health_check]\ninterval = \"1s\"\nrise = 2\nintervall = \"1s\"\n{TARGET}"),
+        "health_check",
+        &["`intervall`", "`passive_fall`"],
+    );
+    assert_rejected(
+        &format!("{TARGET}weight = 2\nadress = \"b:1\"\n"),
+        "targets[0]",
+        &["`adress`", "`weight`"],
+    );
+    assert_rejected(
+        &format!("listen = \"0.0.0.0:80\"\nlissen = 1\n{TARGET}"),
+        FILE_KEY,
+        &["`lissen`"],
+    );
+}
+
+#[test]
+fn date_times_and_huge_integers_are_named_at_their_key() {
+    let cases = [
+        (
+            "workers = 1979-05-27T07:32:00Z",
+            "workers",
+            "the date-time 1979-05-27T07:32:00Z",
+        ),
+        (
+            "health_check = 07:32:00",
+            "health_check",
+            "the date-time 07:32:00 is not a table",
+        ),
+        (
+            "workers = 99999999999999999999",
+            "workers",
+            "99999999999999999999 is too large",
+        ),
+        ("retries = -99999999999999999999", "retries", "is too small"),
+    ];
+    for (line, key, problem) in cases {
+        assert_rejected(&format!("{line}\n{TARGET}"), key, &[problem]);
+    }
+    assert_rejected(
+        "targets = 1979-05-27",
+        "targets",
+        &["the date-time 1979-05-27 is not an array of tables"],
+    );
+}
+
+#[test]
 fn targets_must_be_present() {
     assert_rejected("", "targets", &["missing"]);
     assert_rejected("targets = []", "targets", &["empty"]);
@@ -409,6 +458,11 @@ fn bad_top_level_values_are_explained() {
     for (line, key, problem) in cases {
         assert_rejected(&format!("{line}\n{TARGET}"), key, &[problem]);
     }
+    assert_rejected(
+        "targets = 1979-05-27",
+        "targets",
+        &["the date-time 1979-05-27 is not an array of tables"],
+    );
 }
 
 #[test]
