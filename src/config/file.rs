@@ -20,7 +20,9 @@ use super::{
     Config, HealthCheckKind, IoBackend, OnNoBackend, RelayMode, SendProxy, Strategy, TargetAddress,
 };
 
-/// The top-level table: the whole document.
+/// The top-level table: the whole document. Each field means what the runtime field of the same
+/// name does (`startup.rs`, `live.rs`), which `config/example.toml` explains to users; here it
+/// only says how the value is read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct FileConfig {

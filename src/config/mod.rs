@@ -35,9 +35,23 @@ pub use startup::{Admin, RelayMode, Startup, Traffic};
 
 /// A validated configuration, ready to run.
 ///
-/// Embedders build one with [`Config::new`] and struct-update syntax on its parts, e.g.
-/// `Config { startup: Startup { workers: 2, ..Startup::default() }, ..Config::new(targets) }`,
-/// or load a file with [`Config::load`]; either goes to [`crate::Server::start`].
+/// Embedders load a file with [`Config::load`], or build one with [`Config::new`] and set what
+/// differs from the defaults; either goes to [`crate::Server::start`]:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use ringlb::config::{Config, Target};
+///
+/// let mut config = Config::new(vec![Target::http("10.0.0.1", 8001, "/healthz")]);
+/// config.startup.workers = 2;
+/// config.startup.traffic.connect_timeout = Duration::from_millis(500);
+/// config.live.health_check.interval = Duration::from_secs(1);
+/// assert_eq!(config.worker_count(), 2);
+/// // What `--check` would print loads back to the same configuration.
+/// let again = Config::parse(&config.to_string(), &config.source).unwrap();
+/// assert_eq!(again, config);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this configuration was read from (for messages and reload).
