@@ -94,7 +94,8 @@ mod tests {
     #[test]
     fn every_startup_setting_is_named_by_its_own_key() {
         use crate::config::{IoBackend, OnNoBackend, RelayMode};
-        let changes: [(&str, fn(&mut Config)); 16] = [
+        type Change = fn(&mut Config);
+        let changes: [(&str, Change); 16] = [
             ("listen", |c| {
                 c.startup.listen = "127.0.0.1:1".parse().unwrap()
             }),
