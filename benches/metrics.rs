@@ -57,7 +57,6 @@ fn registry(workers: usize, endpoints: usize) -> Metrics {
         timeout: Duration::from_secs(1),
         rise: 1,
         fall: 1,
-        passive_fall: 3,
     };
     let mut health = HealthChecker::new(targets, settings, Arc::new(Balancer::new()));
     health.prime();

@@ -72,11 +72,11 @@ fn print_checked(config: &Config) -> ExitCode {
 
 fn probe_admin(config: &Config) -> ExitCode {
     use ringlb::admin::probe;
-    if !config.admin.enabled {
+    if !config.startup.admin.enabled {
         eprintln!("ringlb: [admin] enabled = false in the configuration: nothing to probe");
         return ExitCode::FAILURE;
     }
-    let addr = probe::probe_addr(config.admin.listen);
+    let addr = probe::probe_addr(config.startup.admin.listen);
     match probe::probe(addr, std::time::Duration::from_secs(2)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -164,7 +164,7 @@ fn reload_from(reload: &ReloadHandle, path: &std::path::Path) {
         Ok(config) => {
             let restart = reload.reload(&config);
             tracing::info!(
-                targets = config.targets.len(),
+                targets = config.live.targets.len(),
                 "SIGHUP: configuration reloaded"
             );
             for key in restart {

@@ -25,7 +25,7 @@ use std::{
 use crate::{
     admin::{self, AdminServer},
     balancer::Balancer,
-    config::{Config, IoBackend},
+    config::{Config, IoBackend, Startup},
     conn::settings::{WorkerContext, WorkerSettings},
     health::{HealthChecker, HealthStatus, Reloader, Resolver, SystemResolver},
     limit::ConnectionLimit,
@@ -105,10 +105,10 @@ impl Server {
         shutdown: Shutdown,
         resolver: Arc<dyn Resolver>,
     ) -> Result<Server, StartError> {
-        let io_backend = choose_io_backend(config.io_backend)?;
+        let io_backend = choose_io_backend(config.startup.io_backend)?;
         match uring::sys::raise_nofile_limit() {
             Ok(limit) => {
-                let admin_clients = if config.admin.enabled {
+                let admin_clients = if config.startup.admin.enabled {
                     admin::MAX_CLIENTS
                 } else {
                     0
@@ -118,55 +118,48 @@ impl Server {
             }
             Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
         }
-        let count = config.worker_count();
+        let Config { startup, live, .. } = config;
+        let count = startup.worker_count();
         let listeners =
-            listener::bind_all(config.listen, count).map_err(|source| StartError::Bind {
-                addr: config.listen,
+            listener::bind_all(startup.listen, count).map_err(|source| StartError::Bind {
+                addr: startup.listen,
                 source,
             })?;
         let local_addr = listeners[0]
             .local_addr()
             .map_err(|source| StartError::Bind {
-                addr: config.listen,
+                addr: startup.listen,
                 source,
             })?;
-        let admin_listener = match config.admin.enabled {
-            true => Some(
-                admin::bind(config.admin.listen).map_err(|source| StartError::Admin {
-                    addr: config.admin.listen,
-                    source,
-                })?,
-            ),
+        let admin_listener = match startup.admin.enabled {
+            true => {
+                Some(
+                    admin::bind(startup.admin.listen).map_err(|source| StartError::Admin {
+                        addr: startup.admin.listen,
+                        source,
+                    })?,
+                )
+            }
             false => None,
         };
 
-        let balancer = Arc::new(Balancer::with_strategy(config.balance));
+        let balancer = Arc::new(Balancer::with_strategy(live.balance));
         let mut health = HealthChecker::new(
-            config.resolved_targets(),
-            config.health_check.clone(),
+            live.resolved_targets(),
+            live.health_check.clone(),
             Arc::clone(&balancer),
         )
         .with_resolver(resolver);
         health.prime();
 
-        let limit = Arc::new(ConnectionLimit::new(config.max_connections));
+        let limit = Arc::new(ConnectionLimit::new(startup.traffic.max_connections));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
         let mut worker_stats = Vec::with_capacity(count);
         for (id, listener) in listeners.into_iter().enumerate() {
             let stats = Arc::new(WorkerStats::new(id));
             worker_stats.push(Arc::clone(&stats));
-            let settings = WorkerSettings {
-                relay: config.relay,
-                connect_timeout: config.connect_timeout,
-                drain_timeout: config.drain_timeout,
-                idle_timeout: config.idle_timeout,
-                retries: config.retries,
-                replay_buffer: config.retry_on_early_close.then_some(config.replay_buffer),
-                on_no_backend: config.on_no_backend,
-                accept_proxy: config.accept_proxy,
-                passive_fall: config.health_check.passive_fall,
-            };
+            let settings = worker_settings(startup);
             let ctx = WorkerContext {
                 id,
                 listener,
@@ -192,7 +185,7 @@ impl Server {
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
-            let pin = config.pin_workers.then_some(id % cores);
+            let pin = startup.pin_workers.then_some(id % cores);
             let stop = shutdown.clone();
             let watched = Arc::clone(&metrics);
             #[cfg(debug_assertions)]
@@ -221,7 +214,7 @@ impl Server {
             }
             None => None,
         };
-        tracing::info!(listen = %local_addr, workers = count, relay = ?config.relay,
+        tracing::info!(listen = %local_addr, workers = count, relay = ?startup.relay,
             io_backend = io_backend.as_str(), "ringlb started");
         Ok(Server {
             local_addr,
@@ -321,79 +314,39 @@ pub struct ReloadHandle {
 impl ReloadHandle {
     /// Applies a reloaded configuration: targets (added, removed, changed), weights, health
     /// settings and the strategy take effect for new connections; open connections are not
-    /// touched. Returns the keys that changed but need a restart to take effect.
-    pub fn reload(&self, config: &Config) -> Vec<&'static str> {
+    /// touched. Returns the keys (dotted, as in the file) that changed but need a restart to
+    /// take effect; their running values are kept, so the next reload compares against what
+    /// really runs.
+    pub fn reload(&self, config: &Config) -> Vec<String> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let restart_only = restart_only_changes(&running, config);
+        let restart = running.restart_keys(config);
+        let live = &config.live;
         self.reloader.reload(
-            config.resolved_targets(),
-            config.health_check.clone(),
-            config.balance,
+            live.resolved_targets(),
+            live.health_check.clone(),
+            live.balance,
         );
-        let mut next = config.clone();
-        // Keep the running values of what did not take effect, so the next reload compares
-        // against what really runs.
-        for key in &restart_only {
-            keep_running_value(key, &running, &mut next);
-        }
-        *running = next;
-        restart_only
+        running.live = live.clone();
+        running.source = config.source.clone();
+        restart
     }
 }
 
-/// Settings fixed at start: listeners, threads and the workers' own settings.
-const RESTART_ONLY: [&str; 16] = [
-    "listen",
-    "workers",
-    "pin_workers",
-    "relay",
-    "connect_timeout",
-    "idle_timeout",
-    "drain_timeout",
-    "max_connections",
-    "retries",
-    "retry_on_early_close",
-    "replay_buffer",
-    "admin",
-    "io_backend",
-    "on_no_backend",
-    "accept_proxy",
-    "health_check.passive_fall",
-];
-
-fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    RESTART_ONLY
-        .into_iter()
-        .filter(|key| {
-            let mut probe = new.clone();
-            keep_running_value(key, old, &mut probe);
-            probe != *new
-        })
-        .collect()
-}
-
-/// Copies the value of restart-only `key` from `old` into `new`.
-fn keep_running_value(key: &str, old: &Config, new: &mut Config) {
-    match key {
-        "listen" => new.listen = old.listen,
-        "workers" => new.workers = old.workers,
-        "pin_workers" => new.pin_workers = old.pin_workers,
-        "relay" => new.relay = old.relay,
-        "connect_timeout" => new.connect_timeout = old.connect_timeout,
-        "idle_timeout" => new.idle_timeout = old.idle_timeout,
-        "drain_timeout" => new.drain_timeout = old.drain_timeout,
-        "max_connections" => new.max_connections = old.max_connections,
-        "retries" => new.retries = old.retries,
-        "retry_on_early_close" => new.retry_on_early_close = old.retry_on_early_close,
-        "replay_buffer" => new.replay_buffer = old.replay_buffer,
-        "admin" => new.admin = old.admin.clone(),
-        "io_backend" => new.io_backend = old.io_backend,
-        "on_no_backend" => new.on_no_backend = old.on_no_backend,
-        "accept_proxy" => new.accept_proxy = old.accept_proxy,
-        "health_check.passive_fall" => {
-            new.health_check.passive_fall = old.health_check.passive_fall
-        }
-        _ => {}
+/// What every worker is built with, from the part of the configuration fixed at start.
+fn worker_settings(startup: &Startup) -> WorkerSettings {
+    let traffic = &startup.traffic;
+    WorkerSettings {
+        relay: startup.relay,
+        connect_timeout: traffic.connect_timeout,
+        drain_timeout: traffic.drain_timeout,
+        idle_timeout: traffic.idle_timeout,
+        retries: traffic.retries,
+        replay_buffer: traffic
+            .retry_on_early_close
+            .then_some(traffic.replay_buffer),
+        on_no_backend: traffic.on_no_backend,
+        accept_proxy: traffic.accept_proxy,
+        passive_fall: traffic.passive_fall,
     }
 }
 
@@ -416,40 +369,4 @@ fn choose_io_backend(configured: IoBackend) -> Result<IoBackend, StartError> {
     };
     tracing::info!(io_backend = %chosen, reason = why, "I/O backend selected");
     Ok(chosen)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Target, TargetAddress};
-
-    fn config() -> Config {
-        Config::new(vec![Target {
-            address: TargetAddress {
-                host: "a".into(),
-                port: 1,
-            },
-            health_check_endpoint: "/".into(),
-            weight: 1,
-            ..Default::default()
-        }])
-    }
-
-    #[test]
-    fn restart_only_keys_are_named() {
-        let old = config();
-        let mut new = config();
-        assert!(restart_only_changes(&old, &new).is_empty());
-        new.workers = 7;
-        new.listen = "127.0.0.1:1".parse().unwrap();
-        new.targets[0].weight = 5;
-        new.health_check.rise = 3;
-        assert_eq!(restart_only_changes(&old, &new), ["listen", "workers"]);
-        let mut kept = new.clone();
-        for key in ["listen", "workers"] {
-            keep_running_value(key, &old, &mut kept);
-        }
-        assert_eq!(kept.workers, old.workers);
-        assert_eq!(kept.targets[0].weight, 5, "reloadable values are taken");
-    }
 }

@@ -525,7 +525,7 @@ async fn other_paths_and_methods_are_refused_politely() {
 async fn the_admin_listener_can_be_disabled() {
     let echo = EchoBackend::start().await;
     let mut cfg = config(&[echo.addr], RelayMode::Copy);
-    cfg.admin.enabled = false;
+    cfg.startup.admin.enabled = false;
     let proxy = Proxy::start(&cfg);
     assert_eq!(proxy.server().admin_addr(), None);
     proxy.wait_healthy(1).await;

@@ -54,10 +54,9 @@ fn redis_target(addr: SocketAddr) -> Target {
 
 /// The test configuration (fast checks, two workers, copy relay) for `targets`.
 fn l4_config(targets: Vec<Target>) -> Config {
-    Config {
-        targets,
-        ..config(&[], RelayMode::Copy)
-    }
+    let mut cfg = config(&[], RelayMode::Copy);
+    cfg.live.targets = targets;
+    cfg
 }
 
 /// The last probe outcome of target `index`'s endpoint `addr`, as the log and status show it.
@@ -203,8 +202,8 @@ async fn a_target_checked_with_none_is_never_probed() {
 async fn a_none_target_is_ejected_by_a_failed_connect_and_returns_after_the_back_off() {
     let dead = dead_addr();
     let mut cfg = l4_config(vec![target(dead, HealthCheckKind::None)]);
-    cfg.health_check.interval = Duration::from_millis(400);
-    cfg.workers = 1;
+    cfg.live.health_check.interval = Duration::from_millis(400);
+    cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(1).await;
     // The connect fails: the client gets the no-backend answer and the target is ejected...
@@ -240,7 +239,7 @@ async fn http_checks_are_unchanged() {
 /// A proxy whose only target is dead, answering clients as `answer` says.
 fn without_backend(answer: OnNoBackend) -> Proxy {
     let mut cfg = l4_config(vec![target(dead_addr(), HealthCheckKind::Tcp)]);
-    cfg.on_no_backend = answer;
+    cfg.startup.traffic.on_no_backend = answer;
     Proxy::start(&cfg)
 }
 
@@ -316,7 +315,7 @@ async fn ipv6_listener_and_ipv6_targets() {
     let a = LineBackend::start_on(v6, "a", LineOptions::default()).await;
     let b = LineBackend::start_on(v6, "b", LineOptions::default()).await;
     let mut cfg = l4_config(vec![redis_target(a.addr), redis_target(b.addr)]);
-    cfg.listen = "[::1]:0".parse().unwrap();
+    cfg.startup.listen = "[::1]:0".parse().unwrap();
     let proxy = Proxy::start(&cfg);
     assert!(proxy.addr.is_ipv6());
     proxy.wait_healthy(2).await;
@@ -344,7 +343,7 @@ async fn a_dual_stack_listener_serves_both_families_over_mixed_targets() {
         target(v4.addr, HealthCheckKind::Tcp),
         target(v6.addr, HealthCheckKind::Tcp),
     ]);
-    cfg.listen = "[::]:0".parse().unwrap();
+    cfg.startup.listen = "[::]:0".parse().unwrap();
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(2).await;
     let port = proxy.addr.port();
@@ -386,7 +385,7 @@ async fn a_name_resolving_to_aaaa_records_is_probed_and_served_over_ipv6() {
     let balancer = std::sync::Arc::new(ringlb::balancer::Balancer::new());
     let mut checker = ringlb::health::HealthChecker::new(
         vec![named],
-        l4_config(vec![]).health_check,
+        l4_config(vec![]).live.health_check,
         balancer.clone(),
     )
     .with_resolver(std::sync::Arc::new(Fixed(vec![backend.addr])));

@@ -13,7 +13,7 @@ use tokio::{
 };
 
 fn weighted(config: &mut ringlb::Config, weights: &[u32]) {
-    for (t, &w) in config.targets.iter_mut().zip(weights) {
+    for (t, &w) in config.live.targets.iter_mut().zip(weights) {
         t.weight = w;
     }
 }
@@ -76,7 +76,7 @@ async fn new_connections_go_to_the_idle_backend(strategy: Strategy) {
     let b_addr = dead_addr();
     let _a = holding_backend("A", a_addr).await;
     let mut cfg = config(&[a_addr, b_addr], RelayMode::SpliceInline);
-    cfg.balance = strategy;
+    cfg.live.balance = strategy;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(1).await;
     // Only A is up: it collects six long-lived connections (over both workers).
@@ -133,7 +133,7 @@ async fn source_hash_keeps_clients_on_their_backend() {
     }
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
     let mut cfg = config(&addrs, RelayMode::Copy);
-    cfg.balance = Strategy::SourceHash;
+    cfg.live.balance = Strategy::SourceHash;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(5).await;
     let clients: Vec<std::net::IpAddr> = (2..62)
@@ -180,8 +180,8 @@ async fn a_refused_connect_retries_elsewhere_and_ejects_at_once() {
     let mut cfg = config(&[b.addr, a.addr], RelayMode::Copy);
     // One probe round (at start), then none during the test: only the workers' passive check
     // can take B out once it dies.
-    cfg.health_check.interval = Duration::from_secs(3600);
-    cfg.workers = 1;
+    cfg.live.health_check.interval = Duration::from_secs(3600);
+    cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
     let mut rounds = proxy.server().health_status().subscribe_rounds();
     tokio::time::timeout(DEADLINE, rounds.wait_for(|&r| r >= 1))

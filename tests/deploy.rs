@@ -41,10 +41,13 @@ fn yaml_number(text: &str, key: &str) -> u64 {
 fn the_container_config_is_the_seed_with_a_reachable_admin_listener() {
     let container = parse(&read("deploy/ringlb.container.toml"), "container");
     let seed = parse(&read("config/ringlb.toml"), "seed");
-    assert_eq!(container.targets, seed.targets);
-    assert!(container.admin.enabled);
-    assert_eq!(container.admin.listen, "0.0.0.0:9100".parse().unwrap());
-    assert_eq!(container.listen.port(), 80);
+    assert_eq!(container.live.targets, seed.live.targets);
+    assert!(container.startup.admin.enabled);
+    assert_eq!(
+        container.startup.admin.listen,
+        "0.0.0.0:9100".parse().unwrap()
+    );
+    assert_eq!(container.startup.listen.port(), 80);
 
     let dockerfile = read("Dockerfile");
     assert!(dockerfile.contains("COPY deploy/ringlb.container.toml /etc/ringlb/ringlb.toml"));
@@ -83,15 +86,15 @@ fn the_seccomp_profile_allows_io_uring() {
 #[test]
 fn grace_periods_cover_the_drain() {
     let k8s = parse(&configmap_toml(), "configmap");
-    assert_eq!(k8s.admin.listen, "0.0.0.0:9100".parse().unwrap());
-    assert_eq!(k8s.targets[0].address.host, "http-api");
+    assert_eq!(k8s.startup.admin.listen, "0.0.0.0:9100".parse().unwrap());
+    assert_eq!(k8s.live.targets[0].address.host, "http-api");
     let deployment = read("deploy/kubernetes/ringlb-deployment.yaml");
     let grace = yaml_number(&deployment, "terminationGracePeriodSeconds:");
     let pause = yaml_number(&deployment, "seconds:");
     assert!(
-        Duration::from_secs(grace) > Duration::from_secs(pause) + k8s.drain_timeout,
+        Duration::from_secs(grace) > Duration::from_secs(pause) + k8s.startup.traffic.drain_timeout,
         "grace {grace}s <= preStop {pause}s + drain {:?}",
-        k8s.drain_timeout
+        k8s.startup.traffic.drain_timeout
     );
     assert!(deployment.contains("localhostProfile: ringlb/seccomp-io_uring.json"));
 
@@ -102,5 +105,5 @@ fn grace_periods_cover_the_drain() {
         .find_map(|l| l.trim().strip_prefix("stop_grace_period: "))
         .expect("stop_grace_period");
     let stop = humantime::parse_duration(stop).unwrap();
-    assert!(stop > container.drain_timeout, "{stop:?}");
+    assert!(stop > container.startup.traffic.drain_timeout, "{stop:?}");
 }

@@ -664,8 +664,8 @@ async fn random_faults(relay: RelayMode) {
     let mut cfg = config(&rig.relay_addrs(), relay);
     // A probe slowed down by the load must not take both targets out: the clients would get
     // the 503, which looks like a truncated answer.
-    cfg.health_check.fall = 1_000_000;
-    cfg.health_check.timeout = Duration::from_secs(2);
+    cfg.live.health_check.fall = 1_000_000;
+    cfg.live.health_check.timeout = Duration::from_secs(2);
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(2).await;
     rig.check(&format!("through ringlb, {}", on(relay)), &[proxy.addr])

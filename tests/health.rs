@@ -250,7 +250,6 @@ fn settings(interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -> HealthCh
         timeout: Duration::from_millis(timeout_ms),
         rise,
         fall,
-        passive_fall: 3,
     }
 }
 

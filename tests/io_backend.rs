@@ -85,7 +85,7 @@ fn io_uring_refuses_to_start_where_it_is_blocked() {
 async fn auto_runs_io_uring_where_it_works() {
     let a = NamedBackend::start("A").await;
     let mut cfg = config(&[a.addr], RelayMode::Copy);
-    cfg.io_backend = IoBackend::Auto;
+    cfg.startup.io_backend = IoBackend::Auto;
     let proxy = Proxy::start(&cfg);
     assert_eq!(proxy.server().io_backend(), "io_uring");
     proxy.wait_healthy(1).await;

@@ -84,7 +84,7 @@ async fn a_second_signal_exits_at_once() {
 async fn idle_connections_are_closed_and_busy_ones_kept() {
     let echo = EchoBackend::start().await;
     let mut cfg = config(&[echo.addr], RelayMode::SpliceInline);
-    cfg.idle_timeout = Duration::from_millis(400);
+    cfg.startup.traffic.idle_timeout = Duration::from_millis(400);
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(1).await;
 
@@ -125,8 +125,8 @@ async fn echo_once(stream: &mut TcpStream) -> std::io::Result<()> {
 async fn max_connections_holds_new_clients_until_one_closes() {
     let echo = EchoBackend::start().await;
     let mut cfg = config(&[echo.addr], RelayMode::Copy);
-    cfg.max_connections = 4;
-    cfg.workers = 1;
+    cfg.startup.traffic.max_connections = 4;
+    cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(1).await;
     let mut open = Vec::new();

@@ -226,9 +226,9 @@ async fn connect_timeout_moves_on_to_the_next_backend() {
     let a = NamedBackend::start("A").await;
     let mut cfg = config(&[hole_addr, a.addr], RelayMode::SpliceInline);
     // Keep the blackhole in rotation: its probe hangs for longer than this test.
-    cfg.health_check.interval = Duration::from_secs(60);
-    cfg.health_check.timeout = Duration::from_secs(30);
-    cfg.workers = 1;
+    cfg.live.health_check.interval = Duration::from_secs(60);
+    cfg.live.health_check.timeout = Duration::from_secs(30);
+    cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(2).await;
     let started = std::time::Instant::now();
@@ -248,7 +248,7 @@ async fn aborted_transfers_never_leak_bytes_into_later_connections() {
     for relay in RELAYS {
         let echo = EchoBackend::start().await;
         let mut cfg = config(&[echo.addr], relay);
-        cfg.workers = 1;
+        cfg.startup.workers = 1;
         let proxy = Proxy::start(&cfg);
         proxy.wait_healthy(1).await;
         for round in 0..20u64 {

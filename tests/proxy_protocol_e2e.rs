@@ -47,11 +47,10 @@ fn target(addr: SocketAddr) -> Target {
 
 /// A configuration on the tests' I/O backend with `send_proxy` as the default of `targets`.
 fn proxied_config(targets: Vec<Target>, send_proxy: SendProxy, relay: RelayMode) -> Config {
-    Config {
-        targets,
-        send_proxy,
-        ..config(&[], relay)
-    }
+    let mut cfg = config(&[], relay);
+    cfg.live.targets = targets;
+    cfg.live.send_proxy = send_proxy;
+    cfg
 }
 
 /// A backend that requires a PROXY header on every connection.
@@ -121,7 +120,7 @@ async fn send_proxy_from_ipv6_and_ipv4_clients_of_a_dual_stack_listener() {
     for setting in [SendProxy::V1, SendProxy::V2] {
         let backend = strict_backend("b").await;
         let mut cfg = proxied_config(vec![target(backend.addr)], setting, RelayMode::Copy);
-        cfg.listen = "[::]:0".parse().unwrap();
+        cfg.startup.listen = "[::]:0".parse().unwrap();
         let proxy = Proxy::start(&cfg);
         proxy.wait_healthy(1).await;
         let port = proxy.addr.port();
@@ -194,8 +193,8 @@ async fn a_failed_connect_with_a_linked_header_moves_on_to_the_next_backend() {
         RelayMode::Copy,
     );
     // Only the start-up priming: the dead target stays in until a connect fails.
-    cfg.health_check.interval = Duration::from_secs(3600);
-    cfg.workers = 1;
+    cfg.live.health_check.interval = Duration::from_secs(3600);
+    cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
     for _ in 0..4 {
         let stream = connect_from(proxy.addr, source("127.0.0.5")).await.unwrap();
@@ -220,7 +219,7 @@ async fn line_eventually(check: impl FnMut() -> bool) {
 /// backend reports which client ringlb believed it served.
 fn behind_a_balancer(backend: &LineBackend) -> Proxy {
     let mut cfg = proxied_config(vec![target(backend.addr)], SendProxy::V2, RelayMode::Copy);
-    cfg.accept_proxy = true;
+    cfg.startup.traffic.accept_proxy = true;
     Proxy::start(&cfg)
 }
 
@@ -408,8 +407,8 @@ async fn without_send_proxy_early_bytes_are_forwarded_and_source_hash_uses_the_h
         SendProxy::Off,
         RelayMode::Copy,
     );
-    cfg.accept_proxy = true;
-    cfg.balance = ringlb::config::Strategy::SourceHash;
+    cfg.startup.traffic.accept_proxy = true;
+    cfg.live.balance = ringlb::config::Strategy::SourceHash;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(2).await;
     let mut by_client = std::collections::HashMap::new();
@@ -484,9 +483,9 @@ async fn replay_past_an_early_closer(read_first: bool) {
         SendProxy::V2,
         RelayMode::Copy,
     );
-    cfg.accept_proxy = true;
-    cfg.retry_on_early_close = true;
-    cfg.workers = 1;
+    cfg.startup.traffic.accept_proxy = true;
+    cfg.startup.traffic.retry_on_early_close = true;
+    cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
     for i in 1..=10 {
         proxy.wait_healthy(2).await;

@@ -74,6 +74,11 @@ async fn sighup_adds_and_removes_targets_for_new_connections_only() {
         1,
         "relay change is reported"
     );
+    assert_eq!(
+        ringlb.log_lines("changing relay needs a restart"),
+        1,
+        "by the key's name in the file"
+    );
 
     // New connections go to Y once its first probe passed, and never to X again.
     tokio::time::timeout(DEADLINE, async {

@@ -52,8 +52,8 @@ async fn failures(replay: bool, relay: RelayMode) -> usize {
     let bad = early_closer().await;
     let good = NamedBackend::start("A").await;
     let mut cfg = config(&[bad, good.addr], relay);
-    cfg.retry_on_early_close = replay;
-    cfg.workers = 1;
+    cfg.startup.traffic.retry_on_early_close = replay;
+    cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(2).await;
     let mut failed = 0;
@@ -93,8 +93,8 @@ async fn replay_keeps_bytes_intact_past_the_buffer_and_for_server_first_protocol
     for relay in RELAYS {
         let echo = EchoBackend::start().await;
         let mut cfg = config(&[echo.addr], relay);
-        cfg.retry_on_early_close = true;
-        cfg.replay_buffer = 4096;
+        cfg.startup.traffic.retry_on_early_close = true;
+        cfg.startup.traffic.replay_buffer = 4096;
         let proxy = Proxy::start(&cfg);
         proxy.wait_healthy(1).await;
         // Megabytes through a 4 KiB replay buffer: committed once full, nothing lost.
@@ -135,8 +135,8 @@ async fn replay_keeps_bytes_intact_past_the_buffer_and_for_server_first_protocol
         }
     });
     let mut cfg = config(&[addr], RelayMode::Copy);
-    cfg.retry_on_early_close = true;
-    cfg.health_check.interval = Duration::from_secs(3600);
+    cfg.startup.traffic.retry_on_early_close = true;
+    cfg.live.health_check.interval = Duration::from_secs(3600);
     let proxy = Proxy::start(&cfg);
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     let mut greeting = [0u8; 11];

@@ -45,13 +45,12 @@ impl Resolver for Switchable {
 
 /// The test configuration with its targets named `host:port` instead of IP literals.
 fn named_config(targets: &[(&str, u16)]) -> Config {
-    Config {
-        targets: targets
-            .iter()
-            .map(|&(host, port)| target(host, port))
-            .collect(),
-        ..config(&[], RelayMode::Copy)
-    }
+    let mut cfg = config(&[], RelayMode::Copy);
+    cfg.live.targets = targets
+        .iter()
+        .map(|&(host, port)| target(host, port))
+        .collect();
+    cfg
 }
 
 /// Waits (bounded) until `n` consecutive requests are all answered by `name`.

@@ -160,8 +160,8 @@ async fn start(replay: bool) -> (Vec<Replica>, Proxy) {
     }
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
     let mut cfg = config(&addrs, RelayMode::Copy);
-    cfg.health_check = ringlb::Config::new(vec![]).health_check; // the shipped 5 s default
-    cfg.retry_on_early_close = replay;
+    cfg.live.health_check = ringlb::Config::new(vec![]).live.health_check; // the shipped 5 s default
+    cfg.startup.traffic.retry_on_early_close = replay;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(3).await;
     (replicas, proxy)

@@ -1,9 +1,41 @@
 //! `host:port` target addresses: split and checked, never resolved (`--check` must work
-//! without DNS).
+//! without DNS); read from and written to the file as a `[[targets]]` entry's `address`
+//! (`#[serde(with = "address")]`).
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::TargetAddress;
+use serde::{Deserializer, Serializer};
+
+use super::{
+    de::{read, string},
+    TargetAddress,
+};
+
+/// The hint of every message about an address.
+pub(super) const ADDRESS_EXPECTED: &str = "host:port such as \"http-api-1:8001\" or \"[::1]:8001\"";
+
+/// An `address` key; `Option` because the file may lack it, which validation reports.
+pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<TargetAddress>, D::Error> {
+    read(deserializer, |found| {
+        let text = string(found, ADDRESS_EXPECTED)?;
+        parse_target_address(&text)
+            .map(Some)
+            .map_err(|problem| format!("{text:?} {problem}; expected {ADDRESS_EXPECTED}"))
+    })
+}
+
+/// As [`TargetAddress`]'s `Display`, which [`parse_target_address`] reads back.
+pub(super) fn serialize<S: Serializer>(
+    address: &Option<TargetAddress>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match address {
+        Some(address) => serializer.collect_str(address),
+        None => serializer.serialize_none(),
+    }
+}
 
 /// Splits `host:port` (or `[ipv6]:port`) without resolving anything; the error completes the
 /// sentence "`"<text>"` ...".

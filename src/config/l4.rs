@@ -10,11 +10,11 @@
 
 use std::fmt;
 
-use toml::Value;
+use serde::Deserializer;
 
 use super::{
-    file::Invalid,
-    value::{health_check_endpoint, integer, string},
+    de::{integer, read, string},
+    validate::Invalid,
 };
 use crate::proxy_protocol::Version;
 
@@ -124,45 +124,51 @@ pub const MAX_CHECK_BYTES: usize = 1024;
 
 const CHECK_BYTES_EXPECTED: &str =
     "a non-empty TOML string of at most 1024 bytes, such as \"PING\\r\\n\" or \"+PONG\"";
-const PORT_EXPECTED: &str = "a TCP port from 1 to 65535";
+const ENDPOINT_EXPECTED: &str = "an HTTP path such as \"/healthz\"";
 
-/// One of `choices` by its spelling; the message lists them all.
-fn choice<T: Copy + fmt::Display>(
-    key: &str,
-    value: &Value,
-    choices: &[T],
-    what: &str,
-) -> Result<T, Invalid> {
-    let names: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
-    let expected = format!("one of {}", names.join(", "));
-    let text = string(key, value, &expected)?;
-    choices
-        .iter()
-        .copied()
-        .find(|c| c.to_string() == text)
-        .ok_or_else(|| Invalid::new(key, format!("{text:?} is not {what}; expected {expected}")))
+/// A target's `health_check_endpoint`: an absolute path an HTTP request line can carry as is.
+pub(super) fn endpoint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    read(d, |found| {
+        let text = string(found, ENDPOINT_EXPECTED)?;
+        let problem = if !text.starts_with('/') {
+            "does not start with '/'"
+        } else if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            "contains whitespace or control characters"
+        } else if !text.chars().all(|c| c.is_ascii_graphic()) {
+            "contains non-ASCII characters (percent-encode them)"
+        } else {
+            return Ok(Some(text.into_owned()));
+        };
+        Err(format!("{text:?} {problem}; expected {ENDPOINT_EXPECTED}"))
+    })
 }
 
-pub(super) fn on_no_backend(value: &Value) -> Result<OnNoBackend, Invalid> {
-    choice(
-        "on_no_backend",
-        value,
-        &OnNoBackend::ALL,
-        "an answer to a client without a backend",
-    )
+/// A probe payload (`health_check_send`, `health_check_expect`): a non-empty string of at most
+/// [`MAX_CHECK_BYTES`] bytes.
+pub(super) fn check_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    read(d, |found| {
+        let text = string(found, CHECK_BYTES_EXPECTED)?;
+        let problem = match text.len() {
+            0 => "is empty".to_owned(),
+            n if n > MAX_CHECK_BYTES => format!("is {n} bytes long"),
+            _ => return Ok(Some(text.into_owned())),
+        };
+        Err(format!("{problem}; expected {CHECK_BYTES_EXPECTED}"))
+    })
 }
 
-pub(super) fn send_proxy(key: &str, value: &Value) -> Result<SendProxy, Invalid> {
-    choice(key, value, &SendProxy::ALL, "a PROXY protocol setting")
+/// A target's `health_check_port`.
+pub(super) fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    integer(d, 1, u16::MAX.into(), "a TCP port from 1 to 65535").map(Some)
 }
 
-/// The health-check keys of one `[[targets]]` entry, as read from the file.
+/// The health-check keys of one `[[targets]]` entry, each already a valid value of its own.
 pub(super) struct RawCheck {
-    pub(super) kind: Option<Value>,
-    pub(super) endpoint: Option<Value>,
-    pub(super) send: Option<Value>,
-    pub(super) expect: Option<Value>,
-    pub(super) port: Option<Value>,
+    pub(super) kind: Option<HealthCheckKind>,
+    pub(super) endpoint: Option<String>,
+    pub(super) send: Option<String>,
+    pub(super) expect: Option<String>,
+    pub(super) port: Option<u16>,
 }
 
 /// The health check of one target, checked for contradictions.
@@ -175,66 +181,40 @@ pub(super) struct TargetCheck {
     pub(super) port: Option<u16>,
 }
 
-/// Reads the health-check keys of target `table_key` (`targets[3]`). The kind defaults to
-/// `http` when an endpoint is given, else `tcp`; a key the kind does not use is an error.
+/// Checks the health-check keys of target `table_key` (`targets[3]`) against each other. The
+/// kind defaults to `http` when an endpoint is given, else `tcp`; a key the kind does not use
+/// is an error.
 pub(super) fn target_check(table_key: &str, raw: RawCheck) -> Result<TargetCheck, Invalid> {
     let key = |name: &str| format!("{table_key}.{name}");
-    let explicit = raw
-        .kind
-        .map(|v| {
-            choice(
-                &key("health_check"),
-                &v,
-                &HealthCheckKind::ALL,
-                "a health check kind",
-            )
-        })
-        .transpose()?;
-    let endpoint_key = key("health_check_endpoint");
-    let endpoint = raw
-        .endpoint
-        .map(|v| health_check_endpoint(&endpoint_key, &v))
-        .transpose()?;
-    let send = raw
-        .send
-        .map(|v| check_bytes(&key("health_check_send"), &v))
-        .transpose()?;
-    let expect = raw
-        .expect
-        .map(|v| check_bytes(&key("health_check_expect"), &v))
-        .transpose()?;
-    let port = raw
-        .port
-        .map(|v| integer(&key("health_check_port"), &v, 1, PORT_EXPECTED))
-        .transpose()?;
-    let kind = explicit.unwrap_or(match endpoint {
+    let explicit = raw.kind;
+    let kind = explicit.unwrap_or(match raw.endpoint {
         Some(_) => HealthCheckKind::Http,
         None => HealthCheckKind::Tcp,
     });
     let given = [
-        ("health_check_endpoint", endpoint.is_some()),
-        ("health_check_send", send.is_some()),
-        ("health_check_expect", expect.is_some()),
-        ("health_check_port", port.is_some()),
+        ("health_check_endpoint", raw.endpoint.is_some()),
+        ("health_check_send", raw.send.is_some()),
+        ("health_check_expect", raw.expect.is_some()),
+        ("health_check_port", raw.port.is_some()),
     ];
     for (name, present) in given {
         if present && !uses(kind, name) {
             return Err(contradiction(&key(name), name, kind, explicit.is_some()));
         }
     }
-    if kind == HealthCheckKind::Http && endpoint.is_none() {
+    if kind == HealthCheckKind::Http && raw.endpoint.is_none() {
         return Err(Invalid::new(
-            endpoint_key,
+            key("health_check_endpoint"),
             "missing, but health_check = \"http\" requests it; expected an HTTP path such as \
              \"/healthz\", or health_check = \"tcp\" for a plain connect",
         ));
     }
     Ok(TargetCheck {
         kind,
-        endpoint: endpoint.unwrap_or_default(),
-        send,
-        expect,
-        port,
+        endpoint: raw.endpoint.unwrap_or_default(),
+        send: raw.send,
+        expect: raw.expect,
+        port: raw.port,
     })
 }
 
@@ -270,18 +250,4 @@ fn contradiction(key: &str, name: &str, kind: HealthCheckKind, explicit: bool) -
         ),
     };
     Invalid::new(key, message)
-}
-
-/// A probe payload: a non-empty string of at most [`MAX_CHECK_BYTES`] bytes.
-fn check_bytes(key: &str, value: &Value) -> Result<String, Invalid> {
-    let text = string(key, value, CHECK_BYTES_EXPECTED)?;
-    let problem = match text.len() {
-        0 => "is empty".to_owned(),
-        n if n > MAX_CHECK_BYTES => format!("is {n} bytes long"),
-        _ => return Ok(text.to_owned()),
-    };
-    Err(Invalid::new(
-        key,
-        format!("{problem}; expected {CHECK_BYTES_EXPECTED}"),
-    ))
 }

@@ -1,6 +1,8 @@
 //! Unit tests of loading, validating and printing configurations.
 
-use super::{address::parse_target_address, defaults::*, file::FILE_KEY, *};
+use std::time::Duration;
+
+use super::{address::parse_target_address, validate::FILE_KEY, *};
 
 const SEED: &str = include_str!("../../config/ringlb.toml");
 const EXAMPLE: &str = include_str!("../../config/example.toml");
@@ -38,6 +40,11 @@ fn target(host: &str, port: u16) -> Target {
     Target::http(host, port, "/healthz")
 }
 
+/// A TOML basic string, escaped.
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
 #[test]
 fn seed_loads_with_all_defaults() {
     let config = parse(SEED).unwrap();
@@ -45,35 +52,49 @@ fn seed_loads_with_all_defaults() {
         config,
         Config {
             source: "test.toml".into(),
-            listen: "0.0.0.0:80".parse().unwrap(),
-            workers: 0,
-            pin_workers: false,
-            relay: RelayMode::Copy,
-            io_backend: IoBackend::Auto,
-            connect_timeout: Duration::from_secs(3),
-            idle_timeout: Duration::from_secs(300),
-            drain_timeout: Duration::from_secs(30),
-            max_connections: 10_000,
-            retries: 2,
-            retry_on_early_close: false,
-            replay_buffer: 16384,
-            balance: Strategy::RoundRobin,
-            on_no_backend: OnNoBackend::Http503,
-            send_proxy: SendProxy::Off,
-            accept_proxy: false,
-            health_check: HealthCheck {
-                interval: Duration::from_secs(5),
-                timeout: Duration::from_secs(1),
-                rise: 1,
-                fall: 1,
-                passive_fall: 3,
+            startup: Startup {
+                listen: "0.0.0.0:80".parse().unwrap(),
+                workers: 0,
+                pin_workers: false,
+                relay: RelayMode::Copy,
+                io_backend: IoBackend::Auto,
+                admin: Admin {
+                    enabled: true,
+                    listen: "127.0.0.1:9100".parse().unwrap(),
+                },
+                traffic: Traffic {
+                    connect_timeout: Duration::from_secs(3),
+                    idle_timeout: Duration::from_secs(300),
+                    drain_timeout: Duration::from_secs(30),
+                    max_connections: 10_000,
+                    retries: 2,
+                    retry_on_early_close: false,
+                    replay_buffer: 16384,
+                    on_no_backend: OnNoBackend::Http503,
+                    accept_proxy: false,
+                    passive_fall: 3,
+                },
             },
-            admin: Admin {
-                enabled: true,
-                listen: "127.0.0.1:9100".parse().unwrap(),
+            live: Live {
+                balance: Strategy::RoundRobin,
+                send_proxy: SendProxy::Off,
+                health_check: HealthCheck {
+                    interval: Duration::from_secs(5),
+                    timeout: Duration::from_secs(1),
+                    rise: 1,
+                    fall: 1,
+                },
+                targets: vec![target("http-api-1", 8001), target("http-api-2", 8001)],
             },
-            targets: vec![target("http-api-1", 8001), target("http-api-2", 8001)],
         }
+    );
+    assert_eq!(
+        Config {
+            source: "test.toml".into(),
+            ..Config::new(config.live.targets.clone())
+        },
+        config,
+        "Config::new has the file's defaults"
     );
 }
 
@@ -91,27 +112,28 @@ fn every_key_is_read() {
          [health_check]\ninterval = \"250ms\"\ntimeout = \"1m 30s\"\nrise = 2\nfall = 3\n\
          {TARGET}[[targets]]\naddress = \"[::1]:8001\"\nhealth_check_endpoint = \"/a?b=\\\"c\\\"\"\n"
     );
-    let config = parse(&text).unwrap();
-    assert_eq!(config.listen, "[::]:8080".parse().unwrap());
-    assert_eq!((config.workers, config.pin_workers), (4, true));
-    assert_eq!(config.relay, RelayMode::Copy);
-    assert_eq!(config.connect_timeout, Duration::from_millis(250));
-    assert_eq!(config.idle_timeout, Duration::from_secs(10));
-    assert_eq!(config.drain_timeout, Duration::from_secs(2));
-    assert_eq!((config.max_connections, config.retries), (7, 0));
-    let hc = &config.health_check;
+    let Config { startup, live, .. } = parse(&text).unwrap();
+    assert_eq!(startup.listen, "[::]:8080".parse().unwrap());
+    assert_eq!((startup.workers, startup.pin_workers), (4, true));
+    assert_eq!(startup.relay, RelayMode::Copy);
+    let traffic = &startup.traffic;
+    assert_eq!(traffic.connect_timeout, Duration::from_millis(250));
+    assert_eq!(traffic.idle_timeout, Duration::from_secs(10));
+    assert_eq!(traffic.drain_timeout, Duration::from_secs(2));
+    assert_eq!((traffic.max_connections, traffic.retries), (7, 0));
+    let hc = &live.health_check;
     assert_eq!(hc.interval, Duration::from_millis(250));
     assert_eq!(hc.timeout, Duration::from_secs(90));
     assert_eq!((hc.rise, hc.fall), (2, 3));
-    assert_eq!(config.targets[1].address.host, "::1");
-    assert_eq!(config.targets[1].health_check_endpoint, "/a?b=\"c\"");
+    assert_eq!(live.targets[1].address.host, "::1");
+    assert_eq!(live.targets[1].health_check_endpoint, "/a?b=\"c\"");
 }
 
 #[test]
 fn relay_names_round_trip() {
-    for mode in RELAY_MODES {
-        let text = format!("relay = \"{}\"\n{TARGET}", relay_name(mode));
-        assert_eq!(parse(&text).unwrap().relay, mode);
+    for mode in RelayMode::ALL {
+        let text = format!("relay = \"{}\"\n{TARGET}", mode.as_str());
+        assert_eq!(parse(&text).unwrap().startup.relay, mode);
     }
 }
 
@@ -176,6 +198,55 @@ fn unknown_keys_name_the_table_and_the_key() {
         &format!("{TARGET}[[targets]]\nadress = \"b:1\"\n"),
         "targets[1]",
         &["`adress`", "`address`", "`health_check_endpoint`"],
+    );
+}
+
+#[test]
+fn an_unknown_key_is_the_tables_wherever_it_stands() {
+    assert_rejected(
+        &format!("[health_check]\ninterval = \"1s\"\nrise = 2\nintervall = \"1s\"\n{TARGET}"),
+        "health_check",
+        &["`intervall`", "`passive_fall`"],
+    );
+    assert_rejected(
+        &format!("{TARGET}weight = 2\nadress = \"b:1\"\n"),
+        "targets[0]",
+        &["`adress`", "`weight`"],
+    );
+    assert_rejected(
+        &format!("listen = \"0.0.0.0:80\"\nlissen = 1\n{TARGET}"),
+        FILE_KEY,
+        &["`lissen`"],
+    );
+}
+
+#[test]
+fn date_times_and_huge_integers_are_named_at_their_key() {
+    let cases = [
+        (
+            "workers = 1979-05-27T07:32:00Z",
+            "workers",
+            "the date-time 1979-05-27T07:32:00Z",
+        ),
+        (
+            "health_check = 07:32:00",
+            "health_check",
+            "the date-time 07:32:00 is not a table",
+        ),
+        (
+            "workers = 99999999999999999999",
+            "workers",
+            "99999999999999999999 is too large",
+        ),
+        ("retries = -99999999999999999999", "retries", "is too small"),
+    ];
+    for (line, key, problem) in cases {
+        assert_rejected(&format!("{line}\n{TARGET}"), key, &[problem]);
+    }
+    assert_rejected(
+        "targets = 1979-05-27",
+        "targets",
+        &["the date-time 1979-05-27 is not an array of tables"],
     );
 }
 
@@ -387,6 +458,11 @@ fn bad_top_level_values_are_explained() {
     for (line, key, problem) in cases {
         assert_rejected(&format!("{line}\n{TARGET}"), key, &[problem]);
     }
+    assert_rejected(
+        "targets = 1979-05-27",
+        "targets",
+        &["the date-time 1979-05-27 is not an array of tables"],
+    );
 }
 
 #[test]
@@ -440,9 +516,14 @@ fn balance_and_weights_are_read_and_checked() {
                 health_check_endpoint = \"/\"\nweight = 3\n[[targets]]\naddress = \"b:1\"\n\
                 health_check_endpoint = \"/\"\nweight = 0\n";
     let config = parse(text).unwrap();
-    assert_eq!(config.balance, Strategy::LeastConnections);
+    assert_eq!(config.live.balance, Strategy::LeastConnections);
     assert_eq!(
-        config.targets.iter().map(|t| t.weight).collect::<Vec<_>>(),
+        config
+            .live
+            .targets
+            .iter()
+            .map(|t| t.weight)
+            .collect::<Vec<_>>(),
         [3, 0]
     );
     assert_rejected(
@@ -462,8 +543,8 @@ fn replay_keys_are_read_and_checked() {
         "retry_on_early_close = true\nreplay_buffer = 4096\n{TARGET}"
     ))
     .unwrap();
-    assert!(config.retry_on_early_close);
-    assert_eq!(config.replay_buffer, 4096);
+    assert!(config.startup.traffic.retry_on_early_close);
+    assert_eq!(config.startup.traffic.replay_buffer, 4096);
     for (value, problem) in [
         ("0", "too small"),
         ("1048577", "too large"),
@@ -484,7 +565,7 @@ fn replay_keys_are_read_and_checked() {
 
 #[test]
 fn admin_is_read_checked_and_shown() {
-    let defaults = parse(TARGET).unwrap().admin;
+    let defaults = parse(TARGET).unwrap().startup.admin;
     assert!(defaults.enabled);
     assert_eq!(defaults.listen, "127.0.0.1:9100".parse().unwrap());
     assert!(
@@ -498,7 +579,7 @@ fn admin_is_read_checked_and_shown() {
         enabled: false,
         listen: "[::]:9200".parse().unwrap(),
     };
-    assert_eq!(config.admin, expected);
+    assert_eq!(config.startup.admin, expected);
     let shown = config.to_string();
     assert!(
         shown.contains("\n[admin]\nenabled = false\nlisten = \"[::]:9200\"\n"),
@@ -507,7 +588,7 @@ fn admin_is_read_checked_and_shown() {
     assert_eq!(parse(&shown).unwrap(), config, "{shown}");
 
     let only_listen = parse(&format!("[admin]\nlisten = \"0.0.0.0:9100\"\n{TARGET}")).unwrap();
-    assert!(only_listen.admin.enabled);
+    assert!(only_listen.startup.admin.enabled);
 
     assert_rejected(
         &format!("[admin]\nlisten = \"localhost:9100\"\n{TARGET}"),
@@ -536,7 +617,7 @@ fn admin_is_read_checked_and_shown() {
 
 #[test]
 fn io_backend_is_read_printed_and_checked() {
-    assert_eq!(parse(SEED).unwrap().io_backend, IoBackend::Auto);
+    assert_eq!(parse(SEED).unwrap().startup.io_backend, IoBackend::Auto);
     let shown = parse(SEED).unwrap().to_string();
     assert!(
         shown.lines().any(|l| l == "io_backend = \"auto\""),
@@ -545,7 +626,7 @@ fn io_backend_is_read_printed_and_checked() {
     for backend in IoBackend::ALL {
         let text = format!("io_backend = \"{backend}\"\n{TARGET}");
         let config = parse(&text).unwrap();
-        assert_eq!(config.io_backend, backend);
+        assert_eq!(config.startup.io_backend, backend);
         assert_eq!(parse(&config.to_string()).unwrap(), config);
     }
     assert_rejected(
@@ -566,23 +647,23 @@ fn io_backend_is_read_printed_and_checked() {
 #[test]
 fn the_health_check_kind_follows_the_endpoint_unless_given() {
     let config = parse(&format!("{TARGET}[[targets]]\naddress = \"b:1\"\n")).unwrap();
-    assert_eq!(config.targets[0].health_check, HealthCheckKind::Http);
-    assert_eq!(config.targets[1].health_check, HealthCheckKind::Tcp);
-    assert_eq!(config.targets[1].health_check_endpoint, "");
+    assert_eq!(config.live.targets[0].health_check, HealthCheckKind::Http);
+    assert_eq!(config.live.targets[1].health_check, HealthCheckKind::Tcp);
+    assert_eq!(config.live.targets[1].health_check_endpoint, "");
     let text = "[[targets]]\naddress = \"a:6379\"\nhealth_check = \"tcp\"\n\
                 health_check_send = \"PING\\r\\n\"\nhealth_check_expect = \"+PONG\"\n\
                 health_check_port = 9000\n[[targets]]\naddress = \"b:1\"\n\
                 health_check = \"none\"\n";
     let config = parse(text).unwrap();
-    let redis = &config.targets[0];
+    let redis = &config.live.targets[0];
     assert_eq!(redis.health_check, HealthCheckKind::Tcp);
     assert_eq!(redis.health_check_send.as_deref(), Some("PING\r\n"));
     assert_eq!(redis.health_check_expect.as_deref(), Some("+PONG"));
     assert_eq!(redis.health_check_port, Some(9000));
-    assert_eq!(config.targets[1].health_check, HealthCheckKind::None);
+    assert_eq!(config.live.targets[1].health_check, HealthCheckKind::None);
     let http_port = format!("{TARGET}health_check_port = 8080\n");
     assert_eq!(
-        parse(&http_port).unwrap().targets[0].health_check_port,
+        parse(&http_port).unwrap().live.targets[0].health_check_port,
         Some(8080)
     );
 }
@@ -698,13 +779,14 @@ fn l4_keys_are_read_and_printed_back() {
                 health_check_expect = \"+PONG\"\n[[targets]]\naddress = \"c:1\"\n\
                 health_check = \"none\"\nsend_proxy = \"v1\"\n";
     let config = parse(text).unwrap();
-    assert_eq!(config.on_no_backend, OnNoBackend::Reset);
-    assert_eq!(config.send_proxy, SendProxy::V2);
-    assert!(config.accept_proxy);
+    assert_eq!(config.startup.traffic.on_no_backend, OnNoBackend::Reset);
+    assert_eq!(config.live.send_proxy, SendProxy::V2);
+    assert!(config.startup.traffic.accept_proxy);
     let effective: Vec<SendProxy> = config
+        .live
         .targets
         .iter()
-        .map(|t| config.send_proxy_of(t))
+        .map(|t| config.live.send_proxy_of(t))
         .collect();
     assert_eq!(effective, [SendProxy::Off, SendProxy::V2, SendProxy::V1]);
     let shown = config.to_string();

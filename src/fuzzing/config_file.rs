@@ -5,52 +5,56 @@
 //! configuration keeps every rule `validate` states; and `--check`'s output (the `Display`
 //! form) loads back to the same configuration. Never reads a file; it parses text it is given.
 
-use std::{net::IpAddr, path::Path, time::Duration};
+use std::{net::IpAddr, path::Path, sync::OnceLock, time::Duration};
 
-use crate::config::{Config, ConfigError, HealthCheckKind, MAX_CHECK_BYTES};
+use crate::config::{
+    Config, ConfigError, HealthCheckKind, SendProxy, Target, TargetAddress, MAX_CHECK_BYTES,
+};
 
 /// The path the text is said to come from, in messages and [`Config::source`].
 const SOURCE: &str = "fuzz.toml";
 
-/// Top-level keys (`file.rs`'s `FileConfig`).
-const TOP: &[&str] = &[
-    "listen",
-    "workers",
-    "pin_workers",
-    "relay",
-    "io_backend",
-    "connect_timeout",
-    "idle_timeout",
-    "drain_timeout",
-    "max_connections",
-    "retries",
-    "retry_on_early_close",
-    "replay_buffer",
-    "balance",
-    "on_no_backend",
-    "send_proxy",
-    "accept_proxy",
-    "health_check",
-    "admin",
-    "targets",
-];
-/// Keys of `[health_check]`, `[admin]` and each `[[targets]]` entry.
-const HEALTH_CHECK: &[&str] = &["interval", "timeout", "rise", "fall"];
-const ADMIN: &[&str] = &["enabled", "listen"];
-const TARGET: &[&str] = &[
-    "address",
-    "health_check_endpoint",
-    "weight",
-    "health_check",
-    "health_check_send",
-    "health_check_expect",
-    "health_check_port",
-    "send_proxy",
-];
+/// Every key of the schema, dotted, with `targets[]` for any target: read from what `--check`
+/// prints for a configuration that sets every optional key, so it follows the schema by itself.
+fn schema_keys() -> &'static [String] {
+    static KEYS: OnceLock<Vec<String>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let tcp = Target {
+            address: TargetAddress {
+                host: "b".into(),
+                port: 1,
+            },
+            health_check: HealthCheckKind::Tcp,
+            health_check_send: Some("PING".into()),
+            health_check_expect: Some("+PONG".into()),
+            health_check_port: Some(2),
+            send_proxy: Some(SendProxy::V1),
+            ..Target::default()
+        };
+        let config = Config::new(vec![Target::http("a", 1, "/"), tcp]);
+        let shown: toml::Table = config.to_string().parse().expect("--check output is TOML");
+        let mut keys = Vec::new();
+        for (name, value) in &shown {
+            keys.push(name.clone());
+            let entries = match value {
+                toml::Value::Table(table) => vec![(name.clone(), table)],
+                toml::Value::Array(targets) => targets
+                    .iter()
+                    .filter_map(|t| Some((format!("{name}[]"), t.as_table()?)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (prefix, table) in entries {
+                keys.extend(table.keys().map(|key| format!("{prefix}.{key}")));
+            }
+        }
+        keys
+    })
+}
 /// The key of errors about the document as a whole.
 const FILE_KEY: &str = "<file>";
 
-/// Longest duration a configuration accepts (`value.rs`).
+/// Longest duration a configuration accepts (`de.rs`).
 const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Fuzz entry point: `data` as the text of a configuration file (invalid UTF-8 replaced, as
@@ -90,50 +94,48 @@ pub fn config_text(text: &str) {
 
 /// Whether `key` is `<file>` or a dotted key of the schema (`targets[3].address`).
 fn names_a_key(key: &str) -> bool {
-    if key == FILE_KEY || TOP.contains(&key) {
+    if key == FILE_KEY {
         return true;
     }
-    if let Some(name) = key.strip_prefix("health_check.") {
-        return HEALTH_CHECK.contains(&name);
-    }
-    if let Some(name) = key.strip_prefix("admin.") {
-        return ADMIN.contains(&name);
-    }
-    let Some(rest) = key.strip_prefix("targets[") else {
-        return false;
+    // Any index stands for `[]`, as in `schema_keys`.
+    let generic = match key
+        .strip_prefix("targets[")
+        .and_then(|rest| rest.split_once(']'))
+    {
+        Some((index, rest)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+            match rest {
+                "" => return true,
+                _ => format!("targets[]{rest}"),
+            }
+        }
+        Some(_) => return false,
+        None => key.to_owned(),
     };
-    let Some((index, rest)) = rest.split_once(']') else {
-        return false;
-    };
-    let index_ok = !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit());
-    index_ok
-        && (rest.is_empty()
-            || rest
-                .strip_prefix('.')
-                .is_some_and(|name| TARGET.contains(&name)))
+    schema_keys().contains(&generic)
 }
 
 /// The rules `validate` promises the rest of the crate.
 fn check_valid(config: &Config) {
     assert_eq!(config.source, Path::new(SOURCE));
     let positive = |d: Duration| !d.is_zero() && d <= MAX_DURATION;
-    let hc = &config.health_check;
+    let (traffic, live) = (&config.startup.traffic, &config.live);
+    let hc = &live.health_check;
     for d in [
-        config.connect_timeout,
-        config.idle_timeout,
-        config.drain_timeout,
+        traffic.connect_timeout,
+        traffic.idle_timeout,
+        traffic.drain_timeout,
         hc.interval,
         hc.timeout,
     ] {
         assert!(positive(d), "duration {d:?} accepted");
     }
-    assert!(hc.rise >= 1 && hc.fall >= 1);
-    assert!(config.max_connections >= 1);
-    assert!((1..=1024 * 1024).contains(&config.replay_buffer));
-    assert!(!config.targets.is_empty(), "no target");
-    assert!(config.targets.iter().any(|t| t.weight > 0), "all weights 0");
+    assert!(hc.rise >= 1 && hc.fall >= 1 && traffic.passive_fall >= 1);
+    assert!(traffic.max_connections >= 1);
+    assert!((1..=1024 * 1024).contains(&traffic.replay_buffer));
+    assert!(!live.targets.is_empty(), "no target");
+    assert!(live.targets.iter().any(|t| t.weight > 0), "all weights 0");
     let mut seen = Vec::new();
-    for target in &config.targets {
+    for target in &live.targets {
         assert_ne!(target.address.port, 0);
         let host = &target.address.host;
         let key = match host.parse::<IpAddr>() {
@@ -184,7 +186,9 @@ mod tests {
             "<file>",
             "listen",
             "admin.listen",
+            "health_check.passive_fall",
             "targets[12].address",
+            "targets[0].health_check_port",
             "targets[0]",
         ] {
             assert!(names_a_key(key), "{key}");
@@ -195,6 +199,8 @@ mod tests {
             "targets[]",
             "targets[1]x",
             "targets[a].address",
+            "targets[0].interval",
+            "health_check.address",
             "nope",
         ] {
             assert!(!names_a_key(key), "{key}");

@@ -490,7 +490,6 @@ mod tests {
             timeout: Duration::from_secs(2),
             rise: 1,
             fall: 1,
-            passive_fall: 3,
         }
     }
 

@@ -35,13 +35,13 @@ impl Demand {
     /// connections at most (0 with the admin API disabled). Health probes are counted one per
     /// target: a name that resolves to several addresses probes each, so it needs more.
     pub fn of(config: &Config, io_backend: IoBackend, admin_clients: usize) -> Demand {
-        let splices = io_backend != IoBackend::Epoll && config.relay != RelayMode::Copy;
+        let splices = io_backend != IoBackend::Epoll && config.startup.relay != RelayMode::Copy;
         let per_connection = PER_CONNECTION + if splices { PER_SPLICE_CONNECTION } else { 0 };
         let workers = config.worker_count() as u64;
         let reserve =
-            FIXED + PER_WORKER * workers + config.targets.len() as u64 + admin_clients as u64;
+            FIXED + PER_WORKER * workers + config.live.targets.len() as u64 + admin_clients as u64;
         Demand {
-            connections: config.max_connections as u64,
+            connections: config.startup.traffic.max_connections as u64,
             per_connection,
             reserve,
         }
@@ -92,12 +92,11 @@ mod tests {
             weight: 1,
             ..Default::default()
         };
-        Config {
-            workers: 2,
-            max_connections,
-            relay,
-            ..Config::new(vec![target])
-        }
+        let mut config = Config::new(vec![target]);
+        config.startup.workers = 2;
+        config.startup.relay = relay;
+        config.startup.traffic.max_connections = max_connections;
+        config
     }
 
     #[test]

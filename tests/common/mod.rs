@@ -12,7 +12,7 @@ pub mod line;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use ringlb::{
-    config::{Admin, HealthCheck, IoBackend, RelayMode, Target},
+    config::{Admin, HealthCheck, IoBackend, Live, RelayMode, Startup, Target},
     Config, Server, Shutdown,
 };
 use tokio::{
@@ -44,25 +44,30 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
         .iter()
         .map(|a| target(&a.ip().to_string(), a.port()))
         .collect();
+    let defaults = Config::new(targets);
     Config {
         source: PathBuf::from("<test>"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 2,
-        relay,
-        io_backend: test_io_backend(),
-        health_check: HealthCheck {
-            interval: Duration::from_millis(100),
-            timeout: Duration::from_millis(500),
-            rise: 1,
-            fall: 1,
-            passive_fall: 3,
-        },
-        // Many instances run at once: an ephemeral admin port each.
-        admin: Admin {
-            enabled: true,
+        startup: Startup {
             listen: "127.0.0.1:0".parse().unwrap(),
+            workers: 2,
+            relay,
+            io_backend: test_io_backend(),
+            // Many instances run at once: an ephemeral admin port each.
+            admin: Admin {
+                enabled: true,
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            ..defaults.startup
         },
-        ..Config::new(targets)
+        live: Live {
+            health_check: HealthCheck {
+                interval: Duration::from_millis(100),
+                timeout: Duration::from_millis(500),
+                rise: 1,
+                fall: 1,
+            },
+            ..defaults.live
+        },
     }
 }
 
@@ -89,8 +94,8 @@ impl Proxy {
     ) -> Proxy {
         let server =
             Server::start_with_resolver(config, Shutdown::new(), resolver).expect("ringlb starts");
-        if config.io_backend != IoBackend::Auto {
-            assert_eq!(server.io_backend(), config.io_backend.as_str());
+        if config.startup.io_backend != IoBackend::Auto {
+            assert_eq!(server.io_backend(), config.startup.io_backend.as_str());
         }
         let addr = server.local_addr();
         Proxy {

@@ -1,0 +1,122 @@
+//! The effective configuration: a [`Config`] written back as the file it could have been read
+//! from, every default spelled out. It is `--check`'s output (`Display`), which loads back to
+//! an equal `Config`, and what a reload compares (`restart.rs`).
+//!
+//! Owns the mapping from the runtime parts back to the file's structs. Every field is taken
+//! apart by name, so a runtime field without a key (or a key without a field) does not compile.
+//! Never validates: a `Config` is valid already.
+
+use std::fmt;
+
+use super::{
+    file::{FileAdmin, FileConfig, FileHealthCheck, FileTarget},
+    Config, HealthCheck, HealthCheckKind, Live, Startup, Target, Traffic,
+};
+
+impl fmt::Display for Config {
+    /// The effective configuration as TOML, every default spelled out: it loads back to an
+    /// equal `Config`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = format!("{:?}", self.source.display().to_string());
+        writeln!(f, "# Effective ringlb configuration, loaded from {source}.")?;
+        // The file's structs hold nothing TOML cannot write (no `None` in an array, values
+        // before tables), so this never fails in practice.
+        let text = toml::to_string(&FileConfig::from(self)).map_err(|_| fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+impl From<&Config> for FileConfig {
+    fn from(config: &Config) -> Self {
+        let Startup {
+            listen,
+            workers,
+            pin_workers,
+            relay,
+            io_backend,
+            admin,
+            traffic,
+        } = &config.startup;
+        let Traffic {
+            connect_timeout,
+            idle_timeout,
+            drain_timeout,
+            max_connections,
+            retries,
+            retry_on_early_close,
+            replay_buffer,
+            on_no_backend,
+            accept_proxy,
+            passive_fall,
+        } = traffic;
+        let Live {
+            balance,
+            send_proxy,
+            health_check,
+            targets,
+        } = &config.live;
+        let HealthCheck {
+            interval,
+            timeout,
+            rise,
+            fall,
+        } = health_check;
+        FileConfig {
+            listen: *listen,
+            workers: *workers,
+            pin_workers: *pin_workers,
+            relay: *relay,
+            io_backend: *io_backend,
+            connect_timeout: *connect_timeout,
+            idle_timeout: *idle_timeout,
+            drain_timeout: *drain_timeout,
+            max_connections: *max_connections,
+            retries: *retries,
+            retry_on_early_close: *retry_on_early_close,
+            replay_buffer: *replay_buffer,
+            balance: *balance,
+            on_no_backend: *on_no_backend,
+            send_proxy: *send_proxy,
+            accept_proxy: *accept_proxy,
+            health_check: FileHealthCheck {
+                interval: *interval,
+                timeout: *timeout,
+                rise: *rise,
+                fall: *fall,
+                passive_fall: *passive_fall,
+            },
+            admin: FileAdmin {
+                enabled: admin.enabled,
+                listen: admin.listen,
+            },
+            targets: Some(targets.iter().map(FileTarget::from).collect()),
+        }
+    }
+}
+
+impl From<&Target> for FileTarget {
+    /// The kind always spelled out; the endpoint only where the kind reads it.
+    fn from(target: &Target) -> Self {
+        let Target {
+            address,
+            health_check_endpoint,
+            weight,
+            health_check,
+            health_check_send,
+            health_check_expect,
+            health_check_port,
+            send_proxy,
+        } = target;
+        FileTarget {
+            address: Some(address.clone()),
+            health_check: Some(*health_check),
+            health_check_endpoint: (*health_check == HealthCheckKind::Http)
+                .then(|| health_check_endpoint.clone()),
+            health_check_send: health_check_send.clone(),
+            health_check_expect: health_check_expect.clone(),
+            health_check_port: *health_check_port,
+            send_proxy: *send_proxy,
+            weight: *weight,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Which keys of a reloaded configuration need a restart to take effect.
+//!
+//! Owns that comparison, without a list of key names: a key needs a restart exactly when
+//! keeping the running [`Startup`](super::Startup) would change what `--check` prints for it.
+//! The names are therefore the file's own, dotted (`admin.listen`,
+//! `health_check.passive_fall`), from the same serde structs that read the file. Never applies
+//! anything; the server does.
+
+use toml::{Table, Value};
+
+use super::{file::FileConfig, Config};
+
+impl Config {
+    /// The keys, dotted as in the file, whose values in `next` differ from `self`'s in the
+    /// part fixed at start ([`Config::startup`]), in file order. Empty when `next` changes
+    /// only what a reload applies.
+    pub fn restart_keys(&self, next: &Config) -> Vec<String> {
+        let kept = Config {
+            startup: self.startup.clone(),
+            ..next.clone()
+        };
+        let mut keys = Vec::new();
+        changed(
+            "",
+            &as_table(&FileConfig::from(&kept)),
+            &as_table(&FileConfig::from(next)),
+            &mut keys,
+        );
+        keys
+    }
+}
+
+/// The file's structs as a TOML table. They always serialize (see `Display`); were that ever to
+/// fail, both sides would be empty and nothing reported, never a panic.
+fn as_table(file: &FileConfig) -> Table {
+    Table::try_from(file).unwrap_or_default()
+}
+
+/// Pushes onto `keys` every leaf key under `prefix` whose value differs between `old` and
+/// `new` (or that only one of them has).
+fn changed(prefix: &str, old: &Table, new: &Table, keys: &mut Vec<String>) {
+    let dotted = |name: &str| match prefix {
+        "" => name.to_owned(),
+        _ => format!("{prefix}.{name}"),
+    };
+    for (name, value) in new {
+        match (old.get(name), value) {
+            (Some(Value::Table(old)), Value::Table(new)) => {
+                changed(&dotted(name), old, new, keys);
+            }
+            (Some(old), new) if old == new => {}
+            _ => keys.push(dotted(name)),
+        }
+    }
+    for name in old.keys().filter(|name| !new.contains_key(*name)) {
+        keys.push(dotted(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::{Config, Target};
+
+    fn config() -> Config {
+        Config::new(vec![Target::http("a", 1, "/")])
+    }
+
+    #[test]
+    fn only_startup_keys_are_named_in_file_order_and_dotted() {
+        let old = config();
+        assert!(old.restart_keys(&old).is_empty());
+        let mut new = config();
+        new.startup.workers = 7;
+        new.startup.listen = "127.0.0.1:1".parse().unwrap();
+        new.startup.admin.listen = "127.0.0.1:2".parse().unwrap();
+        new.startup.traffic.passive_fall = 9;
+        new.startup.traffic.idle_timeout = Duration::from_secs(1);
+        new.live.targets[0].weight = 5;
+        new.live.health_check.rise = 3;
+        assert_eq!(
+            old.restart_keys(&new),
+            [
+                "listen",
+                "workers",
+                "idle_timeout",
+                "health_check.passive_fall",
+                "admin.listen"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_startup_setting_is_named_by_its_own_key() {
+        use crate::config::{IoBackend, OnNoBackend, RelayMode};
+        type Change = fn(&mut Config);
+        let changes: [(&str, Change); 16] = [
+            ("listen", |c| {
+                c.startup.listen = "127.0.0.1:1".parse().unwrap()
+            }),
+            ("workers", |c| c.startup.workers = 3),
+            ("pin_workers", |c| c.startup.pin_workers = true),
+            ("relay", |c| c.startup.relay = RelayMode::Splice),
+            ("io_backend", |c| c.startup.io_backend = IoBackend::Epoll),
+            ("admin.enabled", |c| c.startup.admin.enabled = false),
+            ("admin.listen", |c| {
+                c.startup.admin.listen = "127.0.0.1:2".parse().unwrap()
+            }),
+            ("connect_timeout", |c| {
+                c.startup.traffic.connect_timeout = Duration::from_secs(9)
+            }),
+            ("idle_timeout", |c| {
+                c.startup.traffic.idle_timeout = Duration::from_secs(9)
+            }),
+            ("drain_timeout", |c| {
+                c.startup.traffic.drain_timeout = Duration::from_secs(9)
+            }),
+            ("max_connections", |c| c.startup.traffic.max_connections = 9),
+            ("retries", |c| c.startup.traffic.retries = 9),
+            ("retry_on_early_close", |c| {
+                c.startup.traffic.retry_on_early_close = true
+            }),
+            ("replay_buffer", |c| c.startup.traffic.replay_buffer = 9),
+            ("on_no_backend", |c| {
+                c.startup.traffic.on_no_backend = OnNoBackend::Reset
+            }),
+            ("accept_proxy", |c| c.startup.traffic.accept_proxy = true),
+        ];
+        let old = config();
+        for (key, change) in changes {
+            let mut new = config();
+            change(&mut new);
+            assert_eq!(old.restart_keys(&new), [key]);
+        }
+    }
+
+    #[test]
+    fn a_change_of_live_keys_alone_needs_no_restart() {
+        let old = config();
+        let mut new = config();
+        new.live.targets.push(Target::http("b", 2, "/h"));
+        new.live.health_check.interval = Duration::from_millis(250);
+        new.live.balance = crate::config::Strategy::SourceHash;
+        new.source = "other.toml".into();
+        assert!(old.restart_keys(&new).is_empty());
+    }
+}

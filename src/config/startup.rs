@@ -1,0 +1,105 @@
+//! The part of a configuration fixed when ringlb starts: what needs new sockets, new threads or
+//! a restart of the workers to change.
+//!
+//! Owns the shape of that part only. Its defaults are in `defaults.rs`, its spelling in the file
+//! is `file.rs`'s; a reload keeps the running values of all of it and says which keys changed
+//! (see [`super::Config::restart_keys`]). Never knows about targets or health checks, which
+//! change live ([`super::Live`]).
+
+use std::{net::SocketAddr, time::Duration};
+
+use super::{IoBackend, OnNoBackend};
+
+/// What a running ringlb keeps until it restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Startup {
+    /// Address every worker's `SO_REUSEPORT` listener binds to.
+    pub listen: SocketAddr,
+    /// Number of worker threads; 0 means one per CPU core (see [`Startup::worker_count`]).
+    pub workers: usize,
+    /// Pin worker `i` to CPU core `i % cores`.
+    pub pin_workers: bool,
+    /// How bytes are moved between client and backend (io_uring only: set up per ring).
+    pub relay: RelayMode,
+    /// The workers' I/O runtime: io_uring, epoll, or io_uring with an epoll fallback.
+    pub io_backend: IoBackend,
+    /// The admin HTTP listener: `/metrics`, `/status`, `/healthz`.
+    pub admin: Admin,
+    /// How the workers treat each connection.
+    pub traffic: Traffic,
+}
+
+/// The workers' own settings: how each connection is connected, retried, timed out and
+/// refused. Fixed at start today, one piece so that it can become live as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traffic {
+    /// Longest wait for a backend connect before the next backend is tried.
+    pub connect_timeout: Duration,
+    /// A connection with no byte either way for this long is closed on both sides.
+    pub idle_timeout: Duration,
+    /// After SIGTERM/SIGINT, how long open connections may finish before they are closed.
+    pub drain_timeout: Duration,
+    /// Connections open at once, over all workers; at the limit ringlb stops accepting.
+    pub max_connections: usize,
+    /// Further backends tried when a connect fails, before the client gets the 503.
+    pub retries: u32,
+    /// Keep the client's first bytes until the backend answers, and replay them to another
+    /// backend if it closes first (safe for idempotent request/response traffic only).
+    pub retry_on_early_close: bool,
+    /// Bytes of the client's first data kept for a replay; past them the connection commits.
+    pub replay_buffer: usize,
+    /// What a client receives when no backend can take it.
+    pub on_no_backend: OnNoBackend,
+    /// Every client connection must begin with a PROXY header, whose addresses then stand for
+    /// the client's (only behind a trusted balancer).
+    pub accept_proxy: bool,
+    /// With `retry_on_early_close`: consecutive early closes (after the client's bytes were
+    /// sent, before any answer) that take a target out of rotation (`[health_check]
+    /// passive_fall` in the file: a worker counts them, the health checker does not).
+    pub passive_fall: u32,
+}
+
+/// The admin HTTP listener's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Serve `/metrics`, `/status` and `/healthz` at all.
+    pub enabled: bool,
+    /// Where the admin listener binds: loopback by default, so nothing is exposed by accident.
+    pub listen: SocketAddr,
+}
+
+/// The relay strategy (README, "Relay strategies").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RelayMode {
+    /// io_uring readiness, then `IORING_OP_SPLICE` through a pipe.
+    Splice,
+    /// io_uring readiness, then non-blocking `splice(2)` from the worker thread.
+    SpliceInline,
+    /// Multishot recv into a provided buffer ring, then send.
+    Copy,
+}
+
+impl RelayMode {
+    /// Every relay mode, in the order messages list them.
+    pub const ALL: [RelayMode; 3] = [Self::Splice, Self::SpliceInline, Self::Copy];
+
+    /// The spelling in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Splice => "splice",
+            Self::SpliceInline => "splice-inline",
+            Self::Copy => "copy",
+        }
+    }
+}
+
+impl Startup {
+    /// The number of worker threads to start: `workers`, or one per core when it is 0.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
