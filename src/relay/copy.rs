@@ -19,9 +19,9 @@
 
 use io_uring::{cqueue, opcode, squeue, types::Fd};
 
-use super::{errno, Ends, Flow, Io, Relay, Step};
+use super::{errno, Dir, Ends, Flow, Io, Pair, Relay, Step};
 use crate::{
-    conn::ending::{Ending, Side},
+    conn::ending::Side,
     uring::{buf_ring::BufRing, sys},
 };
 
@@ -89,7 +89,7 @@ enum Busy {
 
 /// One direction's progress.
 #[derive(Default)]
-struct Half {
+pub struct Half {
     held: Held,
     /// Bytes of `held` already sent.
     sent: u32,
@@ -97,25 +97,17 @@ struct Half {
 }
 
 /// Per-connection state.
-pub struct Conn {
-    ends: Ends,
-    half: [Half; 2],
-    ending: Ending,
-}
+pub type Conn = Pair<Half>;
 
 impl Relay for CopyRelay {
     type Conn = Conn;
 
     fn open(&mut self, ends: Ends) -> Conn {
-        Conn {
-            ends,
-            half: Default::default(),
-            ending: Ending::default(),
-        }
+        Pair::new(ends)
     }
 
     fn arm(&mut self, io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
-        self.receive(io, conn, dir)
+        self.arm_dir(io, &mut conn.dir(dir))
     }
 
     fn complete(
@@ -127,13 +119,7 @@ impl Relay for CopyRelay {
         result: i32,
         flags: u32,
     ) -> Flow {
-        conn.half[dir].busy = Busy::No;
-        let step = match kind {
-            RECV => self.on_received(io, conn, dir, result, flags),
-            SEND => self.on_sent(io, conn, dir, result),
-            _ => self.send(io, conn, dir),
-        };
-        match step {
+        match self.complete_dir(io, &mut conn.dir(dir), kind, result, flags) {
             Ok(()) => super::flow(&conn.ending),
             Err(errno) => Flow::Failed(errno),
         }
@@ -147,8 +133,38 @@ impl Relay for CopyRelay {
 
     fn close(&mut self, conn: Conn) {
         for half in conn.half {
-            self.release(half.held);
+            self.close_half(half);
         }
+    }
+}
+
+/// The strategy one direction at a time, for `relay = "auto"` to combine with another.
+impl CopyRelay {
+    /// Arms direction `d`: its first receive.
+    pub(super) fn arm_dir(&mut self, io: &mut Io<'_>, d: &mut Dir<'_, Half>) -> Step {
+        self.receive(io, d)
+    }
+
+    /// Handles the completion of operation `kind` of direction `d`.
+    pub(super) fn complete_dir(
+        &mut self,
+        io: &mut Io<'_>,
+        d: &mut Dir<'_, Half>,
+        kind: u8,
+        result: i32,
+        flags: u32,
+    ) -> Step {
+        d.half.busy = Busy::No;
+        match kind {
+            RECV => self.on_received(io, d, result, flags),
+            SEND => self.on_sent(io, d, result),
+            _ => self.send(io, d),
+        }
+    }
+
+    /// Gives back what a direction holds, once nothing of it is in flight.
+    pub(super) fn close_half(&mut self, half: Half) {
+        self.release(half.held);
     }
 }
 
@@ -157,44 +173,42 @@ impl CopyRelay {
     /// none), unless the direction is over. A source that failed on the other direction's send
     /// is still read: the kernel hands out what it queued before the error, then EOF or the
     /// error itself.
-    fn receive(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
-        if c.ending.over(dir) {
+    fn receive(&mut self, io: &mut Io<'_>, d: &mut Dir<'_, Half>) -> Step {
+        if d.ending.over(d.dir) {
             return Ok(());
         }
-        let recv = opcode::Recv::new(Fd(c.ends.src(dir)), std::ptr::null_mut(), self.size as u32)
+        let recv = opcode::Recv::new(Fd(d.src()), std::ptr::null_mut(), self.size as u32)
             .buf_group(self.ring.group())
             .build()
             .flags(squeue::Flags::BUFFER_SELECT);
         // SAFETY: the kernel writes only into a ring buffer it picked and hands it back in the
         // completion; the socket is open until teardown.
-        unsafe { io.submit(recv, RECV, dir) }?;
-        c.half[dir].busy = Busy::Receiving;
+        unsafe { io.submit(recv, RECV, d.dir) }?;
+        d.half.busy = Busy::Receiving;
         Ok(())
     }
 
     /// The ring was empty: receives into an own buffer instead.
-    fn receive_own(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
+    fn receive_own(&mut self, io: &mut Io<'_>, d: &mut Dir<'_, Half>) -> Step {
         let mut buf = self.spare();
-        let recv =
-            opcode::Recv::new(Fd(c.ends.src(dir)), buf.as_mut_ptr(), buf.len() as u32).build();
-        c.half[dir].held = Held::Own { buf, len: 0 };
+        let recv = opcode::Recv::new(Fd(d.src()), buf.as_mut_ptr(), buf.len() as u32).build();
+        d.half.held = Held::Own { buf, len: 0 };
         // SAFETY: the buffer sits in the direction's `held`, which is neither freed nor replaced
         // while this receive is in flight (teardown waits for it); the socket is open until then.
-        unsafe { io.submit(recv, RECV, dir) }?;
-        c.half[dir].busy = Busy::Receiving;
+        unsafe { io.submit(recv, RECV, d.dir) }?;
+        d.half.busy = Busy::Receiving;
         Ok(())
     }
 
     fn on_received(
         &mut self,
         io: &mut Io<'_>,
-        c: &mut Conn,
-        dir: usize,
+        d: &mut Dir<'_, Half>,
         res: i32,
         flags: u32,
     ) -> Step {
         let picked = cqueue::buffer_select(flags);
-        if c.ending.over(dir) {
+        if d.ending.over(d.dir) {
             // The destination failed meanwhile: these bytes have nowhere to go.
             if let Some(bid) = picked {
                 self.ring.recycle(bid);
@@ -203,37 +217,38 @@ impl CopyRelay {
         }
         match (res, picked) {
             (n, Some(bid)) if n > 0 => {
-                c.half[dir].held = Held::Ring { bid, len: n as u32 };
+                d.half.held = Held::Ring { bid, len: n as u32 };
             }
             (n, None) if n > 0 => {
-                if let Held::Own { len, .. } = &mut c.half[dir].held {
+                if let Held::Own { len, .. } = &mut d.half.held {
                     *len = n as u32;
                 }
             }
-            (e, None) if e == -libc::ENOBUFS => return self.receive_own(io, c, dir),
+            (e, None) if e == -libc::ENOBUFS => return self.receive_own(io, d),
             (r, picked) => {
                 if let Some(bid) = picked {
                     self.ring.recycle(bid);
                 }
-                self.release_held(c, dir);
+                self.release_held(d);
                 if r < 0 && r != -libc::ECANCELED {
-                    c.ending.fail(Side::src(dir), errno(r));
+                    d.ending.fail(Side::src(d.dir), errno(r));
                 }
                 // EOF, or the source failed: nothing is held, so the direction ends here.
-                return self.finish(c, dir);
+                return self.finish(d);
             }
         }
-        c.half[dir].sent = 0;
-        self.send(io, c, dir)
+        d.half.sent = 0;
+        self.send(io, d)
     }
 
     /// Sends the unsent rest of what the direction holds, without waiting for room.
-    fn send(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize) -> Step {
-        if c.ending.over(dir) {
-            self.release_held(c, dir);
+    fn send(&mut self, io: &mut Io<'_>, d: &mut Dir<'_, Half>) -> Step {
+        if d.ending.over(d.dir) {
+            self.release_held(d);
             return Ok(());
         }
-        let half = &mut c.half[dir];
+        let dst = d.dst();
+        let half = &mut d.half;
         let (ptr, len) = match &half.held {
             Held::Nothing => return Ok(()),
             Held::Ring { bid, len } => (self.ring.ptr(*bid), *len),
@@ -241,27 +256,27 @@ impl CopyRelay {
         };
         // SAFETY: `sent` < `len` ≤ the buffer's size, so the pointer stays inside it.
         let ptr = unsafe { ptr.add(half.sent as usize) };
-        let send = opcode::Send::new(Fd(c.ends.dst(dir)), ptr, len - half.sent)
+        let send = opcode::Send::new(Fd(dst), ptr, len - half.sent)
             .flags(libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
             .build();
         // SAFETY: the buffer stays in `held` (neither recycled nor given back) until this send
         // completes; the socket is open until teardown.
-        unsafe { io.submit(send, SEND, dir) }?;
+        unsafe { io.submit(send, SEND, d.dir) }?;
         half.busy = Busy::Sending;
         Ok(())
     }
 
-    fn on_sent(&mut self, io: &mut Io<'_>, c: &mut Conn, dir: usize, res: i32) -> Step {
+    fn on_sent(&mut self, io: &mut Io<'_>, d: &mut Dir<'_, Half>, res: i32) -> Step {
         if res < 0 && res != -libc::EAGAIN {
             if res != -libc::ECANCELED {
-                c.ending.fail(Side::dst(dir), errno(res));
+                d.ending.fail(Side::dst(d.dir), errno(res));
             }
-            self.release_held(c, dir);
+            self.release_held(d);
             return Ok(());
         }
         let sent = res.max(0) as u32;
-        io.delivered(dir, sent as usize);
-        let half = &mut c.half[dir];
+        io.delivered(d.dir, sent as usize);
+        let half = &mut d.half;
         half.sent += sent;
         let len = match &half.held {
             Held::Ring { len, .. } | Held::Own { len, .. } => *len,
@@ -270,18 +285,18 @@ impl CopyRelay {
         if half.sent < len {
             // The destination is full: keep the rest in an own buffer, free the ring's, and
             // wait for room.
-            self.own_the_rest(c, dir);
-            io.wait_writable(&c.ends, dir, POLL_OUT)?;
-            c.half[dir].busy = Busy::Polling;
+            self.own_the_rest(d);
+            io.wait_writable(d.ends, d.dir, POLL_OUT)?;
+            d.half.busy = Busy::Polling;
             return Ok(());
         }
-        self.release_held(c, dir);
-        self.receive(io, c, dir)
+        self.release_held(d);
+        self.receive(io, d)
     }
 
     /// Moves the unsent bytes of a ring buffer to the start of an own buffer.
-    fn own_the_rest(&mut self, c: &mut Conn, dir: usize) {
-        let half = &mut c.half[dir];
+    fn own_the_rest(&mut self, d: &mut Dir<'_, Half>) {
+        let half = &mut d.half;
         let Held::Ring { bid, len } = half.held else {
             return;
         };
@@ -301,18 +316,18 @@ impl CopyRelay {
 
     /// The direction's source sent EOF (passed on as a FIN once nothing is held) or failed
     /// (no FIN: the destination is reset when the connection ends).
-    fn finish(&mut self, c: &mut Conn, dir: usize) -> Step {
-        if !c.ending.src_failed(dir) && !c.ending.stopped(dir) {
-            let _ = sys::shutdown_write(c.ends.dst(dir));
+    fn finish(&mut self, d: &mut Dir<'_, Half>) -> Step {
+        if !d.ending.src_failed(d.dir) && !d.ending.stopped(d.dir) {
+            let _ = sys::shutdown_write(d.dst());
         }
-        c.ending.end(dir);
+        d.ending.end(d.dir);
         Ok(())
     }
 
-    fn release_held(&mut self, c: &mut Conn, dir: usize) {
-        let held = std::mem::take(&mut c.half[dir].held);
+    fn release_held(&mut self, d: &mut Dir<'_, Half>) {
+        let held = std::mem::take(&mut d.half.held);
         self.release(held);
-        c.half[dir].sent = 0;
+        d.half.sent = 0;
     }
 
     fn release(&mut self, held: Held) {

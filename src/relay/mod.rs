@@ -82,6 +82,40 @@ impl<H: Default> Pair<H> {
     }
 }
 
+impl<H> Pair<H> {
+    /// Direction `dir` of this connection, for a strategy's per-direction functions.
+    pub fn dir(&mut self, dir: usize) -> Dir<'_, H> {
+        Dir {
+            ends: &self.ends,
+            ending: &mut self.ending,
+            half: &mut self.half[dir],
+            dir,
+        }
+    }
+}
+
+/// One direction of a connection as a strategy's functions see it: the two sockets, how far
+/// the connection is from its end (shared by both directions), the direction's own state `H`
+/// and its index. Lets strategies be combined per direction (`relay = "auto"`).
+pub struct Dir<'a, H> {
+    ends: &'a Ends,
+    ending: &'a mut Ending,
+    half: &'a mut H,
+    dir: usize,
+}
+
+impl<H> Dir<'_, H> {
+    /// Where this direction reads from.
+    fn src(&self) -> RawFd {
+        self.ends.src(self.dir)
+    }
+
+    /// Where this direction writes to.
+    fn dst(&self) -> RawFd {
+        self.ends.dst(self.dir)
+    }
+}
+
 /// What the worker should do with a connection after a relay step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {

@@ -11,7 +11,7 @@ use std::io;
 
 use io_uring::opcode;
 
-use super::{Ends, Flow, Io, Pair, PipePool, Relay, Step};
+use super::{Dir, Ends, Flow, Io, Pair, PipePool, Relay, Step};
 use crate::{
     conn::ending::Side,
     uring::sys::{self, Pipe},
@@ -68,7 +68,7 @@ impl Relay for SpliceInline {
     }
 
     fn arm(&mut self, io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
-        watch(io, conn, dir)
+        self.arm_dir(io, &mut conn.dir(dir))
     }
 
     fn complete(
@@ -80,23 +80,7 @@ impl Relay for SpliceInline {
         result: i32,
         flags: u32,
     ) -> Flow {
-        let half = &mut conn.half[dir];
-        match kind {
-            POLL_IN => {
-                if !io_uring::cqueue::more(flags) {
-                    half.watching = false;
-                }
-                if half.blocked || half.resuming {
-                    return super::flow(&conn.ending);
-                }
-            }
-            POLL_OUT => half.blocked = false,
-            _ => half.resuming = false,
-        }
-        if result < 0 && result != -libc::ECANCELED {
-            return Flow::Failed(-result);
-        }
-        match self.pump(io, conn, dir) {
+        match self.complete_dir(io, &mut conn.dir(dir), kind, result, flags) {
             Ok(()) => super::flow(&conn.ending),
             Err(errno) => Flow::Failed(errno),
         }
@@ -104,10 +88,51 @@ impl Relay for SpliceInline {
 
     fn close(&mut self, conn: Conn) {
         for half in conn.half {
-            // A pipe that still holds bytes is closed rather than reused.
-            if let (Some(pipe), 0) = (half.pipe, half.queued) {
-                self.pipes.give(pipe);
+            self.close_half(half);
+        }
+    }
+}
+
+/// The strategy one direction at a time, for `relay = "auto"` to combine with another.
+impl SpliceInline {
+    /// Arms direction `d`: its readable poll.
+    pub(super) fn arm_dir(&mut self, io: &mut Io<'_>, d: &mut Dir<'_, Half>) -> Step {
+        watch(io, d)
+    }
+
+    /// Handles the completion of operation `kind` of direction `d`.
+    pub(super) fn complete_dir(
+        &mut self,
+        io: &mut Io<'_>,
+        d: &mut Dir<'_, Half>,
+        kind: u8,
+        result: i32,
+        flags: u32,
+    ) -> Step {
+        let half = &mut d.half;
+        match kind {
+            POLL_IN => {
+                if !io_uring::cqueue::more(flags) {
+                    half.watching = false;
+                }
+                if half.blocked || half.resuming {
+                    return Ok(());
+                }
             }
+            POLL_OUT => half.blocked = false,
+            _ => half.resuming = false,
+        }
+        if result < 0 && result != -libc::ECANCELED {
+            return Err(-result);
+        }
+        self.pump(io, d)
+    }
+
+    /// Gives back what a direction holds, once nothing of it is in flight: a pipe that still
+    /// holds bytes is closed rather than reused.
+    pub(super) fn close_half(&mut self, half: Half) {
+        if let (Some(pipe), 0) = (half.pipe, half.queued) {
+            self.pipes.give(pipe);
         }
     }
 }
@@ -115,43 +140,43 @@ impl Relay for SpliceInline {
 impl SpliceInline {
     /// Moves bytes in direction `dir` until the source is empty, the destination full, a
     /// socket failed or the budget is spent.
-    fn pump(&mut self, io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
-        let (src, dst) = (conn.ends.src(dir), conn.ends.dst(dir));
+    fn pump(&mut self, io: &mut Io<'_>, d: &mut Dir<'_, Half>) -> Step {
+        let (src, dst) = (d.src(), d.dst());
         let mut moved = 0;
         loop {
-            if conn.ending.over(dir) {
-                self.release(conn, dir);
+            if d.ending.over(d.dir) {
+                self.release(d);
                 return Ok(());
             }
-            let half = &mut conn.half[dir];
+            let half = &mut d.half;
             if half.queued > 0 {
                 let pipe = half.pipe.as_ref().expect("queued bytes live in a pipe");
                 match sys::splice(pipe.read_fd(), dst, half.queued) {
                     Ok(n) => {
                         half.queued -= n;
                         moved += n;
-                        io.delivered(dir, n);
+                        io.delivered(d.dir, n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         half.blocked = true;
-                        return io.wait_writable(&conn.ends, dir, POLL_OUT);
+                        return io.wait_writable(d.ends, d.dir, POLL_OUT);
                     }
-                    Err(e) => conn.ending.fail(Side::dst(dir), os_errno(&e)),
+                    Err(e) => d.ending.fail(Side::dst(d.dir), os_errno(&e)),
                 }
                 continue;
             }
-            self.release(conn, dir);
-            let half = &mut conn.half[dir];
+            self.release(d);
+            let half = &mut d.half;
             if half.eof {
-                if !conn.ending.src_failed(dir) {
+                if !d.ending.src_failed(d.dir) {
                     let _ = sys::shutdown_write(dst);
                 }
-                conn.ending.end(dir);
+                d.ending.end(d.dir);
                 return Ok(());
             }
             if moved >= BUDGET {
                 // SAFETY: a no-op references nothing.
-                unsafe { io.submit(opcode::Nop::new().build(), RESUME, dir) }?;
+                unsafe { io.submit(opcode::Nop::new().build(), RESUME, d.dir) }?;
                 half.resuming = true;
                 return Ok(());
             }
@@ -167,16 +192,12 @@ impl SpliceInline {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.pipes.give(pipe);
-                    return if half.watching {
-                        Ok(())
-                    } else {
-                        watch(io, conn, dir)
-                    };
+                    return if half.watching { Ok(()) } else { watch(io, d) };
                 }
                 Err(e) => {
                     // What the source held before its error was read: the direction ends.
                     self.pipes.give(pipe);
-                    conn.ending.fail(Side::src(dir), os_errno(&e));
+                    d.ending.fail(Side::src(d.dir), os_errno(&e));
                     half.eof = true;
                 }
             }
@@ -185,16 +206,16 @@ impl SpliceInline {
 
     /// Gives the direction's pipe back when empty; one still holding bytes (its destination
     /// failed) is closed instead.
-    fn release(&mut self, conn: &mut Conn, dir: usize) {
-        let half = &mut conn.half[dir];
+    fn release(&mut self, d: &mut Dir<'_, Half>) {
+        let half = &mut d.half;
         self.pipes.reclaim(&mut half.pipe, &mut half.queued);
     }
 }
 
 /// Arms direction `dir`'s multishot readable poll.
-fn watch(io: &mut Io<'_>, conn: &mut Conn, dir: usize) -> Step {
-    let armed = io.watch_readable(&conn.ends, dir, POLL_IN);
-    conn.half[dir].watching = armed.is_ok();
+fn watch(io: &mut Io<'_>, d: &mut Dir<'_, Half>) -> Step {
+    let armed = io.watch_readable(d.ends, d.dir, POLL_IN);
+    d.half.watching = armed.is_ok();
     armed
 }
 
