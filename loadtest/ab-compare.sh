@@ -9,7 +9,8 @@
 #   BASELINE=/path/to/old/ringlb loadtest/ab-compare.sh [rounds=10] [seconds=5]
 #       env: CONNS=32 RELAY=copy IO_BACKEND=io_uring MODE=rr (wrk keep-alive requests to
 #       nginx) or MODE=bulk (one iperf3 stream per round to an iperf3 server: Gbit/s and CPU
-#       per GiB instead)
+#       per GiB instead); BASELINE_RELAY=... runs the baseline with another relay (e.g.
+#       BASELINE=target/release/ringlb BASELINE_RELAY=copy RELAY=auto: one build, two relays)
 #
 # On loopback ~96 % of a proxy's CPU is the kernel's TCP stack: CPU per request is the honest
 # efficiency figure; throughput on a shared 2-core machine swings with everything else.
@@ -55,13 +56,13 @@ CONF
 wait_port "$backend"
 
 declare -A port pid
-# $1 = name, $2 = binary.
+# $1 = name, $2 = binary, $3 = relay.
 start_ringlb() {
   local p; p=$(free_port); port[$1]=$p
   cat >"$tmp/$1.toml" <<TOML
 listen = "127.0.0.1:$p"
 workers = 1
-relay = "$RELAY"
+relay = "$3"
 io_backend = "$IO_BACKEND"
 [health_check]
 interval = "1s"
@@ -75,9 +76,9 @@ TOML
   pid[$1]=$!
   wait_port "$p"
 }
-start_ringlb before "$BASELINE"
-start_ringlb after "$BIN/ringlb"
-start_ringlb control "$BIN/ringlb"
+start_ringlb before "$BASELINE" "${BASELINE_RELAY:-$RELAY}"
+start_ringlb after "$BIN/ringlb" "$RELAY"
+start_ringlb control "$BIN/ringlb" "$RELAY"
 sleep 1.5 # the first health round
 
 # Clock ticks (user + system) of process $1.
@@ -85,7 +86,7 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 paths=(before after control)
 declare -A rps cpu
-echo "$MODE: wrk -t1 -c$CONNS or iperf3 -P1, ${SECS}s, relay $RELAY on $IO_BACKEND, $([ "$MODE" = bulk ] && echo iperf3 || echo nginx) backend, $ROUNDS rounds, $(nproc) cores, $(uname -r)"
+echo "$MODE: wrk -t1 -c$CONNS or iperf3 -P1, ${SECS}s, relay $RELAY (baseline ${BASELINE_RELAY:-$RELAY}) on $IO_BACKEND, $([ "$MODE" = bulk ] && echo iperf3 || echo nginx) backend, $ROUNDS rounds, $(nproc) cores, $(uname -r)"
 for r in $(seq 1 "$ROUNDS"); do
   order=("${paths[@]:$((r % 3))}" "${paths[@]:0:$((r % 3))}")
   for path in "${order[@]}"; do

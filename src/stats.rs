@@ -30,17 +30,23 @@ pub enum WorkerCounter {
     AcceptError,
     /// A client was closed for an invalid, oversized or late PROXY header (`accept_proxy`).
     ProxyHeaderRefused,
+    /// `relay = "auto"`: a direction moved from copy to splice (it carries bulk).
+    ToSplice,
+    /// `relay = "auto"`: a direction moved back from splice to copy (its traffic turned small).
+    ToCopy,
 }
 
 impl WorkerCounter {
     /// Every counter, in exposition order.
-    pub const ALL: [WorkerCounter; 6] = [
+    pub const ALL: [WorkerCounter; 8] = [
         WorkerCounter::Accepted,
         WorkerCounter::Rejected,
         WorkerCounter::Retry,
         WorkerCounter::LimitReached,
         WorkerCounter::AcceptError,
         WorkerCounter::ProxyHeaderRefused,
+        WorkerCounter::ToSplice,
+        WorkerCounter::ToCopy,
     ];
 
     fn index(self) -> usize {

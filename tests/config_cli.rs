@@ -74,7 +74,7 @@ fn shipped_config_prints_the_effective_configuration() {
     );
     for line in [
         "listen = \"0.0.0.0:80\"",
-        "relay = \"copy\"",
+        "relay = \"auto\"",
         "interval = \"5s\"",
         "timeout = \"1s\"",
         "address = \"http-api-2:8001\"",

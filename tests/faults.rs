@@ -41,7 +41,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-/// `mod $test { splice, splice_inline, copy }`: one test per relay strategy, each calling
+/// `mod $test { splice, splice_inline, copy, auto }`: one test per relay strategy, each calling
 /// `$test(relay)`.
 macro_rules! for_every_relay {
     ($test:ident) => {
@@ -61,6 +61,11 @@ macro_rules! for_every_relay {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn copy() {
                 super::$test(RelayMode::Copy).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn auto() {
+                super::$test(RelayMode::Auto).await;
             }
         }
     };

@@ -113,6 +113,11 @@ async fn slow_readers_leave_the_worker_free_splice_inline() {
     slow_readers_leave_the_worker_free("splice-inline").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_leave_the_worker_free_auto() {
+    slow_readers_leave_the_worker_free("auto").await;
+}
+
 // --- 2. Idle clients --------------------------------------------------------------------------
 
 /// How long the backends of test 2 wait for a request before closing the client.

@@ -17,7 +17,7 @@ impl Default for Startup {
             pin_workers: false,
             // `copy` measured fastest on request/response traffic (docs/benchmarks.md), the
             // seed's workload.
-            relay: RelayMode::Copy,
+            relay: RelayMode::Auto,
             // io_uring where the kernel allows it, the epoll backend elsewhere (a container under
             // Docker's default seccomp profile, gVisor): the same file runs everywhere.
             io_backend: IoBackend::Auto,

@@ -75,13 +75,15 @@ pub enum RelayMode {
     Splice,
     /// io_uring readiness, then non-blocking `splice(2)` from the worker thread.
     SpliceInline,
-    /// Multishot recv into a provided buffer ring, then send.
+    /// A receive into a provided-buffer ring, then a non-blocking send.
     Copy,
+    /// Per direction: `Copy` for small exchanges, `SpliceInline` while it carries bulk.
+    Auto,
 }
 
 impl RelayMode {
     /// Every relay mode, in the order messages list them.
-    pub const ALL: [RelayMode; 3] = [Self::Splice, Self::SpliceInline, Self::Copy];
+    pub const ALL: [RelayMode; 4] = [Self::Splice, Self::SpliceInline, Self::Copy, Self::Auto];
 
     /// The spelling in the file.
     pub fn as_str(self) -> &'static str {
@@ -89,6 +91,7 @@ impl RelayMode {
             Self::Splice => "splice",
             Self::SpliceInline => "splice-inline",
             Self::Copy => "copy",
+            Self::Auto => "auto",
         }
     }
 }

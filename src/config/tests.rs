@@ -56,7 +56,7 @@ fn seed_loads_with_all_defaults() {
                 listen: "0.0.0.0:80".parse().unwrap(),
                 workers: 0,
                 pin_workers: false,
-                relay: RelayMode::Copy,
+                relay: RelayMode::Auto,
                 io_backend: IoBackend::Auto,
                 admin: Admin {
                     enabled: true,
@@ -159,7 +159,7 @@ fn display_spells_out_defaults() {
         "listen = \"0.0.0.0:80\"",
         "workers = 0",
         "pin_workers = false",
-        "relay = \"copy\"",
+        "relay = \"auto\"",
         "connect_timeout = \"3s\"",
         "idle_timeout = \"5m\"",
         "drain_timeout = \"30s\"",

@@ -82,6 +82,14 @@ impl Collector {
         for (name, event) in totals {
             single(encoder, name, counter(s.total(event)))?;
         }
+        let switches = [
+            (
+                [("to", "splice")],
+                counter(s.total(WorkerCounter::ToSplice)),
+            ),
+            ([("to", "copy")], counter(s.total(WorkerCounter::ToCopy))),
+        ];
+        family(encoder, names::RELAY_SWITCHES, switches)?;
         single(encoder, names::HEALTH_ROUNDS, counter(s.health.rounds()))
     }
 

@@ -58,6 +58,13 @@ pub const PROXY_HEADERS_REFUSED: Family = Family {
     help: "Clients closed because their PROXY protocol header was invalid, too long or not \
            complete within 5 s (accept_proxy)",
 };
+/// Counter, label `to`: directions of `relay = "auto"` connections that switched relay.
+pub const RELAY_SWITCHES: Family = Family {
+    name: "ringlb_relay_switches",
+    help:
+        "relay = \"auto\": directions that moved to splice (to=\"splice\", bulk) or back to copy \
+           (to=\"copy\", small traffic)",
+};
 /// Counter: finished health-check rounds.
 pub const HEALTH_ROUNDS: Family = Family {
     name: "ringlb_health_check_rounds",

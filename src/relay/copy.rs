@@ -25,7 +25,7 @@ use crate::{
     uring::{buf_ring::BufRing, sys},
 };
 
-const RECV: u8 = 0;
+pub(super) const RECV: u8 = 0;
 const SEND: u8 = 1;
 const POLL_OUT: u8 = 2;
 
@@ -49,6 +49,11 @@ impl CopyRelay {
             size,
             spares: Vec::new(),
         }
+    }
+
+    /// Size of every buffer, ring or spare: a receive that fills it had more waiting.
+    pub(super) fn buffer_size(&self) -> usize {
+        self.size
     }
 
     fn spare(&mut self) -> Box<[u8]> {
@@ -94,6 +99,16 @@ pub struct Half {
     /// Bytes of `held` already sent.
     sent: u32,
     busy: Busy,
+    /// Receive no more once what is held is sent (`relay = "auto"` is handing the direction
+    /// to another relay).
+    pub(super) pause: bool,
+}
+
+impl Half {
+    /// Nothing held and nothing in flight: the direction may change hands.
+    pub(super) fn idle(&self) -> bool {
+        self.busy == Busy::No && matches!(self.held, Held::Nothing)
+    }
 }
 
 /// Per-connection state.
@@ -291,6 +306,9 @@ impl CopyRelay {
             return Ok(());
         }
         self.release_held(d);
+        if d.half.pause {
+            return Ok(());
+        }
         self.receive(io, d)
     }
 

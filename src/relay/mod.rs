@@ -8,6 +8,7 @@
 //! says when a socket fails: what the failed side sent is still delivered, then the other side
 //! is reset once it has it.
 
+pub mod auto;
 pub mod copy;
 
 mod pipes;
@@ -105,6 +106,17 @@ pub struct Dir<'a, H> {
 }
 
 impl<H> Dir<'_, H> {
+    /// The same direction with `part` of its state: lets a strategy that combines two drive
+    /// each one's functions on its own share.
+    pub fn part<G>(&mut self, part: impl FnOnce(&mut H) -> &mut G) -> Dir<'_, G> {
+        Dir {
+            ends: self.ends,
+            ending: self.ending,
+            half: part(self.half),
+            dir: self.dir,
+        }
+    }
+
     /// Where this direction reads from.
     fn src(&self) -> RawFd {
         self.ends.src(self.dir)
@@ -145,6 +157,8 @@ pub struct Io<'a> {
     /// Bytes written to their destination during this call, per direction; the worker adds
     /// them to the backend's counters once the strategy returns.
     pub(crate) moved: [u64; 2],
+    /// Added to every operation kind submitted (see [`Io::kinds_from`]).
+    pub(crate) kind_base: u8,
 }
 
 impl Io<'_> {
@@ -162,11 +176,32 @@ impl Io<'_> {
     /// [`Relay::complete`] (buffers live in the strategy, descriptors until the worker's teardown,
     /// which waits for every counted operation).
     pub unsafe fn submit(&mut self, entry: squeue::Entry, kind: u8, dir: usize) -> Step {
-        let entry = entry.user_data(self.token.with_op(Op::relay(kind, dir)).into());
+        let op = Op::relay(kind + self.kind_base, dir);
+        let entry = entry.user_data(self.token.with_op(op).into());
         // SAFETY: forwarded from the caller.
         unsafe { self.ring.push(&entry) }.map_err(|_| libc::ENOMEM)?;
         *self.inflight += 1;
         Ok(())
+    }
+
+    /// Submits `entry` with a token whose completion the worker ignores (cancellations).
+    ///
+    /// # Safety
+    /// As for [`Io::submit`]; the completion is never seen, so `entry` must reference nothing
+    /// that outlives the connection.
+    pub unsafe fn submit_untracked(&mut self, entry: squeue::Entry) -> Step {
+        let entry = entry.user_data(Token::IGNORE.into());
+        // SAFETY: forwarded from the caller.
+        unsafe { self.ring.push(&entry) }.map_err(|_| libc::ENOMEM)
+    }
+
+    /// Runs `f` with every kind it submits offset by `base`: a strategy combining two others
+    /// (`relay = "auto"`) tells their completions apart by kind.
+    pub fn kinds_from<T>(&mut self, base: u8, f: impl FnOnce(&mut Self) -> T) -> T {
+        let before = std::mem::replace(&mut self.kind_base, base);
+        let out = f(self);
+        self.kind_base = before;
+        out
     }
 
     /// Arms a multishot poll, operation `kind`, that completes each time direction `dir`'s

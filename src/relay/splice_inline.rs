@@ -17,7 +17,7 @@ use crate::{
     uring::sys::{self, Pipe},
 };
 
-const POLL_IN: u8 = 0;
+pub(super) const POLL_IN: u8 = 0;
 const POLL_OUT: u8 = 1;
 const RESUME: u8 = 2;
 
@@ -55,6 +55,33 @@ pub struct Half {
     blocked: bool,
     /// The budget ran out: a no-op is queued to carry on after the other connections.
     resuming: bool,
+    /// Bytes the last wakeup moved, and whether it ended with the source empty.
+    last_moved: usize,
+    dry: bool,
+}
+
+impl Half {
+    /// Whether the multishot readable poll is armed.
+    pub(super) fn watching(&self) -> bool {
+        self.watching
+    }
+
+    /// The last wakeup found the source empty after moving less than `limit` bytes, and
+    /// nothing waits in the pipe or for room: the traffic is small.
+    pub(super) fn small_and_dry(&self, limit: usize) -> bool {
+        self.dry && self.last_moved < limit && self.queued == 0 && !self.blocked && !self.resuming
+    }
+
+    /// Takes note of a completion that arrives after the direction moved to another relay
+    /// (the cancelled poll's), without acting on it.
+    pub(super) fn forget(&mut self, kind: u8, flags: u32) {
+        match kind {
+            POLL_IN if !io_uring::cqueue::more(flags) => self.watching = false,
+            POLL_OUT => self.blocked = false,
+            RESUME => self.resuming = false,
+            _ => {}
+        }
+    }
 }
 
 /// Per-connection state.
@@ -138,11 +165,18 @@ impl SpliceInline {
 }
 
 impl SpliceInline {
-    /// Moves bytes in direction `dir` until the source is empty, the destination full, a
-    /// socket failed or the budget is spent.
+    /// Moves bytes in direction `d` until the source is empty, the destination full, a
+    /// socket failed or the budget is spent; notes what the wakeup moved.
     fn pump(&mut self, io: &mut Io<'_>, d: &mut Dir<'_, Half>) -> Step {
-        let (src, dst) = (d.src(), d.dst());
+        d.half.dry = false;
         let mut moved = 0;
+        let step = self.pump_some(io, d, &mut moved);
+        d.half.last_moved = moved;
+        step
+    }
+
+    fn pump_some(&mut self, io: &mut Io<'_>, d: &mut Dir<'_, Half>, moved: &mut usize) -> Step {
+        let (src, dst) = (d.src(), d.dst());
         loop {
             if d.ending.over(d.dir) {
                 self.release(d);
@@ -154,7 +188,7 @@ impl SpliceInline {
                 match sys::splice(pipe.read_fd(), dst, half.queued) {
                     Ok(n) => {
                         half.queued -= n;
-                        moved += n;
+                        *moved += n;
                         io.delivered(d.dir, n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -174,7 +208,7 @@ impl SpliceInline {
                 d.ending.end(d.dir);
                 return Ok(());
             }
-            if moved >= BUDGET {
+            if *moved >= BUDGET {
                 // SAFETY: a no-op references nothing.
                 unsafe { io.submit(opcode::Nop::new().build(), RESUME, d.dir) }?;
                 half.resuming = true;
@@ -192,6 +226,7 @@ impl SpliceInline {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.pipes.give(pipe);
+                    half.dry = true;
                     return if half.watching { Ok(()) } else { watch(io, d) };
                 }
                 Err(e) => {

@@ -15,7 +15,7 @@ use std::{io, os::fd::OwnedFd, sync::Arc};
 use crate::{
     config::RelayMode,
     conn::settings::WorkerContext,
-    relay::{copy::CopyRelay, splice::Splice, splice_inline::SpliceInline},
+    relay::{auto::AutoRelay, copy::CopyRelay, splice::Splice, splice_inline::SpliceInline},
     uring::{buf_ring::BufRing, ring::Ring},
 };
 
@@ -55,6 +55,13 @@ impl Worker {
             RelayMode::Copy => {
                 let buffers = BufRing::register(&ring, 0, COPY_BUFFERS, COPY_BUFFER_SIZE)?;
                 Engine::new(self, ring, CopyRelay::new(buffers, COPY_BUFFER_SIZE)).run()
+            }
+            RelayMode::Auto => {
+                let buffers = BufRing::register(&ring, 0, COPY_BUFFERS, COPY_BUFFER_SIZE)?;
+                let copy = CopyRelay::new(buffers, COPY_BUFFER_SIZE);
+                let stats = std::sync::Arc::clone(&self.ctx.stats);
+                let relay = AutoRelay::new(copy, SpliceInline::new(PIPE_CAPACITY), stats);
+                Engine::new(self, ring, relay).run()
             }
         }
     }

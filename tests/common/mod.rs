@@ -25,7 +25,12 @@ use tokio::{
 /// Every wait in these tests is bounded by this.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-pub const RELAYS: [RelayMode; 3] = [RelayMode::Splice, RelayMode::SpliceInline, RelayMode::Copy];
+pub const RELAYS: [RelayMode; 4] = [
+    RelayMode::Splice,
+    RelayMode::SpliceInline,
+    RelayMode::Copy,
+    RelayMode::Auto,
+];
 
 /// The I/O backend the end-to-end tests run on: `RINGLB_TEST_IO_BACKEND` = `io_uring` (the
 /// default) or `epoll`. CI runs the suites once with each.

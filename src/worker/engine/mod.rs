@@ -261,6 +261,7 @@ impl<R: Relay> Engine<R> {
             token,
             inflight: &mut slot.inflight,
             moved: [0; 2],
+            kind_base: 0,
         };
         let flow = self
             .relay

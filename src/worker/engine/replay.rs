@@ -57,6 +57,7 @@ impl<R: Relay> Engine<R> {
             token,
             inflight: &mut slot.inflight,
             moved: [0; 2],
+            kind_base: 0,
         };
         let flow = self.relay.start(&mut io, &mut conn);
         super::count_bytes(slot.backend.as_deref(), self.id, io.moved);
