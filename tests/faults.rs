@@ -25,7 +25,7 @@ use std::{
     io::ErrorKind,
     net::SocketAddr,
     sync::{
-        atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -361,8 +361,10 @@ const CONNECTIONS: u32 = 1000;
 const CONCURRENCY: usize = 32;
 /// Share of the connections the fault relays reset, in percent.
 const FAULT_PERCENT: u64 = 25;
-/// Deadline of one connection.
-const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a connection may go without a byte either way before it counts as hung. Progress,
+/// not total time: a connection of 64-byte segments with pauses is slow, not hung, on a loaded
+/// 2-core machine.
+const STALL: Duration = Duration::from_secs(10);
 /// No connection starts after this much of the workload's time.
 const WORKLOAD_BUDGET: Duration = Duration::from_secs(60);
 
@@ -428,27 +430,56 @@ impl Exchange {
         out
     }
 
-    /// Runs it through `addr`: `None` if it did not end within [`CONNECTION_DEADLINE`].
+    /// Runs it through `addr`: `None` if no byte moved either way for [`STALL`] before it
+    /// ended (or the connect failed).
     async fn run(&self, addr: SocketAddr) -> Option<(Vec<u8>, End, End)> {
         let mut stream = TcpStream::connect(addr).await.ok()?;
         stream.set_nodelay(true).unwrap();
-        let (rd, mut wr) = stream.split();
+        let (mut rd, mut wr) = stream.split();
         let mut out = self.header.encode().to_vec();
         out.extend_from_slice(&self.payload);
+        // Milliseconds since `began` at the last byte either way (an atomic: the future is Send).
+        let began = Instant::now();
+        let progress = AtomicU64::new(0);
+        let moved = || progress.store(began.elapsed().as_millis() as u64, Relaxed);
         let write = async {
             let mut rng = Rng::new(self.seed);
             let mut rest = out.as_slice();
             while !rest.is_empty() {
                 let n = rest.len().min(1 + rng.below(self.max_write) as usize);
                 wr.write_all(&rest[..n]).await?;
+                moved();
                 rest = &rest[n..];
             }
             wr.shutdown().await
         };
-        let both = async { tokio::join!(write, read_to_end(rd)) };
-        let (write, (received, read)) =
-            tokio::time::timeout(CONNECTION_DEADLINE, both).await.ok()?;
-        Some((received, read, write.map_err(|e| e.kind())))
+        let read = async {
+            let mut received = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) => return (received, Ok(())),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                    Err(e) => return (received, Err(e.kind())),
+                }
+                moved();
+            }
+        };
+        let both = async { tokio::join!(write, read) };
+        let mut both = std::pin::pin!(both);
+        loop {
+            tokio::select! {
+                (write, (received, read)) = &mut both => {
+                    return Some((received, read, write.map_err(|e| e.kind())));
+                }
+                () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    let last = Duration::from_millis(progress.load(Relaxed));
+                    if began.elapsed().saturating_sub(last) >= STALL {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 
     fn describe(&self) -> String {
@@ -515,7 +546,7 @@ fn judge(exchange: &Exchange, ended: Option<(Vec<u8>, End, End)>) -> (Outcome, b
     let planned = exchange.plan.fault.is_some();
     let Some((received, read, write)) = ended else {
         let line = format!(
-            "{}: no EOF nor error within {CONNECTION_DEADLINE:?} (or the connect failed)",
+            "{}: no byte either way for {STALL:?}, no EOF nor error (or the connect failed)",
             exchange.describe()
         );
         return (Outcome::Hung, planned, line);
