@@ -12,7 +12,8 @@ use crossbeam_utils::CachePadded;
 #[derive(Debug)]
 pub struct ConnectionLimit {
     open: CachePadded<AtomicUsize>,
-    max: usize,
+    /// The cap; a reload may change it (workers read it on every accept and close).
+    max: AtomicUsize,
 }
 
 impl ConnectionLimit {
@@ -20,13 +21,13 @@ impl ConnectionLimit {
     pub fn new(max: usize) -> Self {
         Self {
             open: CachePadded::new(AtomicUsize::new(0)),
-            max,
+            max: AtomicUsize::new(max),
         }
     }
 
     /// Counts a new connection; `true` when the cap is now reached (stop accepting).
     pub fn acquire(&self) -> bool {
-        self.open.fetch_add(1, Relaxed) + 1 >= self.max
+        self.open.fetch_add(1, Relaxed) + 1 >= self.max.load(Relaxed)
     }
 
     /// Counts a closed connection.
@@ -36,7 +37,12 @@ impl ConnectionLimit {
 
     /// Whether another connection may be accepted.
     pub fn has_room(&self) -> bool {
-        self.open.load(Relaxed) < self.max
+        self.open.load(Relaxed) < self.max.load(Relaxed)
+    }
+
+    /// A reload's new cap: open connections over it run to their end, new ones wait.
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Relaxed);
     }
 
     /// Connections open now.

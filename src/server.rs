@@ -22,11 +22,13 @@ use std::{
     thread::JoinHandle,
 };
 
+use arc_swap::ArcSwap;
+
 use crate::{
     admin::{self, AdminServer},
     balancer::Balancer,
     config::{Config, IoBackend, Startup},
-    conn::settings::{WorkerContext, WorkerSettings},
+    conn::settings::{Published, WorkerContext, WorkerSettings},
     health::{HealthChecker, HealthStatus, Reloader, Resolver, SystemResolver},
     limit::ConnectionLimit,
     listener,
@@ -153,20 +155,21 @@ impl Server {
         health.prime();
 
         let limit = Arc::new(ConnectionLimit::new(startup.traffic.max_connections));
+        // The workers' settings, live: a reload publishes new ones for new connections.
+        let published: Published = Arc::new(ArcSwap::from_pointee(worker_settings(startup)));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
         let mut worker_stats = Vec::with_capacity(count);
         for (id, listener) in listeners.into_iter().enumerate() {
             let stats = Arc::new(WorkerStats::new(id));
             worker_stats.push(Arc::clone(&stats));
-            let settings = worker_settings(startup);
             let ctx = WorkerContext {
                 id,
                 listener,
                 balancer: Arc::clone(&balancer),
                 limit: Arc::clone(&limit),
                 ejector: health.ejector(),
-                settings,
+                settings: Arc::clone(&published),
                 stats,
             };
             let worker = Driver::new(io_backend, ctx, &shutdown)
@@ -223,6 +226,8 @@ impl Server {
             reload: ReloadHandle {
                 reloader,
                 running: Arc::new(Mutex::new(config.clone())),
+                published,
+                limit: Arc::clone(&limit),
             },
             shutdown,
             workers,
@@ -309,6 +314,10 @@ pub struct ReloadHandle {
     reloader: Reloader,
     /// The configuration running now (control plane only: reloads compare against it).
     running: Arc<Mutex<Config>>,
+    /// Where the workers read their settings: a reload stores new ones.
+    published: Published,
+    /// The connection cap, changed in place by a reload.
+    limit: Arc<ConnectionLimit>,
 }
 
 impl ReloadHandle {
@@ -319,6 +328,14 @@ impl ReloadHandle {
     /// really runs.
     pub fn reload(&self, config: &Config) -> Vec<String> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        // The workers' own settings are live: new connections take them, open ones keep theirs.
+        let traffic = &config.startup.traffic;
+        if *traffic != running.startup.traffic {
+            running.startup.traffic = traffic.clone();
+            self.limit.set_max(traffic.max_connections);
+            self.published
+                .store(Arc::new(worker_settings(&running.startup)));
+        }
         let restart = running.restart_keys(config);
         let live = &config.live;
         self.reloader.reload(

@@ -17,7 +17,7 @@
 //! Pure bookkeeping on the backend's atomics plus the report to the checker; never touches a
 //! socket.
 
-use std::io;
+use std::{cell::Cell, io};
 
 use crate::{backend::Backend, health::Ejector, local_error};
 
@@ -34,8 +34,9 @@ pub(crate) enum EarlyClose {
 #[derive(Clone, Debug)]
 pub(crate) struct Passive {
     ejector: Ejector,
-    /// Consecutive early closes after which a backend is reported (at least 1).
-    fall: u32,
+    /// Consecutive early closes after which a backend is reported (at least 1); a reload may
+    /// change it while connections are in their replay phase.
+    fall: Cell<u32>,
     worker: usize,
 }
 
@@ -44,9 +45,14 @@ impl Passive {
     pub(crate) fn new(ejector: Ejector, fall: u32, worker: usize) -> Self {
         Self {
             ejector,
-            fall: fall.max(1),
+            fall: Cell::new(fall.max(1)),
             worker,
         }
+    }
+
+    /// A reload changed `passive_fall`: strikes from now on count against the new threshold.
+    pub(crate) fn set_fall(&self, fall: u32) {
+        self.fall.set(fall.max(1));
     }
 
     /// The worker these rules run on (for logs and counters).
@@ -97,7 +103,7 @@ impl Passive {
         let strikes = backend.early_closed();
         tracing::debug!(worker = self.worker, backend = %backend.name, strikes,
             "backend closed before answering: replaying elsewhere");
-        if strikes >= self.fall {
+        if strikes >= self.fall.get() {
             self.ejector.eject(backend, libc::ECONNRESET);
         }
     }

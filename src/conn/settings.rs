@@ -1,10 +1,14 @@
 //! What a worker is given, whichever I/O driver runs it: its settings from the configuration and
 //! the handles it shares with the rest of the process.
 //!
-//! Owns nothing but the description; the server fills it in, a driver consumes it. Never does
-//! I/O.
+//! The settings are live: the server publishes a new [`WorkerSettings`] on reload, and each
+//! worker picks it up for the connections it accepts from then on ([`Current`]); a connection
+//! keeps the settings it started with. Owns nothing but the description and that hand-over; the
+//! server fills it in, a driver consumes it. Never does I/O.
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{net::TcpListener, rc::Rc, sync::Arc, time::Duration};
+
+use arc_swap::ArcSwap;
 
 use crate::{
     balancer::Balancer,
@@ -14,8 +18,11 @@ use crate::{
     stats::WorkerStats,
 };
 
+/// The workers' settings as the server publishes them; a reload stores a new value.
+pub type Published = Arc<ArcSwap<WorkerSettings>>;
+
 /// Per-worker settings taken from the configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WorkerSettings {
     /// How bytes are moved (io_uring only; the epoll driver always copies).
     pub relay: RelayMode,
@@ -40,6 +47,22 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
+    /// The defaults, for unit tests of the drivers.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> WorkerSettings {
+        WorkerSettings {
+            relay: RelayMode::Copy,
+            connect_timeout: Duration::from_secs(3),
+            drain_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            retries: 2,
+            replay_buffer: None,
+            on_no_backend: OnNoBackend::Http503,
+            accept_proxy: false,
+            passive_fall: 3,
+        }
+    }
+
     /// Connect attempts per client: the first plus `retries`, at most
     /// [`super::tried::MAX_ATTEMPTS`].
     pub fn attempts(&self) -> usize {
@@ -62,8 +85,69 @@ pub struct WorkerContext {
     pub limit: Arc<ConnectionLimit>,
     /// Where failed connects are reported.
     pub ejector: Ejector,
-    /// Its settings.
-    pub settings: WorkerSettings,
+    /// Its settings, as published (live).
+    pub settings: Published,
     /// Its event counters.
     pub stats: Arc<WorkerStats>,
+}
+
+/// One worker's view of the published settings: the latest, copied into worker-local memory
+/// when they change, so handing them to a connection costs a non-atomic reference count.
+pub struct Current<T> {
+    published: Published,
+    seen: Arc<WorkerSettings>,
+    local: Rc<T>,
+    derive: fn(&WorkerSettings) -> T,
+}
+
+impl<T> Current<T> {
+    /// A view of `published`; `derive` turns published settings into the driver's own form
+    /// (with its timers, say), once per change.
+    pub fn new(published: Published, derive: fn(&WorkerSettings) -> T) -> Self {
+        let seen = published.load_full();
+        let local = Rc::new(derive(&seen));
+        Self {
+            published,
+            seen,
+            local,
+            derive,
+        }
+    }
+
+    /// The settings a new connection starts with: one atomic load, and a copy only when the
+    /// server published new ones.
+    pub fn get(&mut self) -> Rc<T> {
+        let now = self.published.load();
+        if !Arc::ptr_eq(&now, &self.seen) {
+            self.seen = arc_swap::Guard::into_inner(now);
+            self.local = Rc::new((self.derive)(&self.seen));
+        }
+        Rc::clone(&self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(retries: u32) -> WorkerSettings {
+        WorkerSettings {
+            retries,
+            ..WorkerSettings::for_tests()
+        }
+    }
+
+    #[test]
+    fn a_published_change_reaches_new_connections_only() {
+        let published: Published = Arc::new(ArcSwap::from_pointee(settings(2)));
+        let mut current = Current::new(Arc::clone(&published), |s| s.retries);
+        let open = current.get();
+        assert!(
+            Rc::ptr_eq(&open, &current.get()),
+            "no copy while nothing changed"
+        );
+        published.store(Arc::new(settings(5)));
+        assert_eq!(*current.get(), 5, "a new connection sees the reload");
+        assert_eq!(*open, 2, "an open one keeps what it started with");
+    }
 }

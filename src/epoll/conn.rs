@@ -22,6 +22,8 @@ use super::{
 };
 use crate::{
     backend::Backend,
+    config::OnNoBackend,
+    conn::settings::WorkerSettings,
     conn::{
         ending::{Close, Side},
         passive::{EarlyClose, Passive},
@@ -80,7 +82,10 @@ impl Drop for Opened {
 
 /// Serves one accepted client until both sides are closed.
 pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAddr) {
-    let prelude = if shared.settings.accept_proxy {
+    // The settings this connection keeps to its end, whatever a reload publishes meanwhile.
+    let settings = shared.settings.borrow_mut().get();
+    shared.passive.set_fall(settings.passive_fall);
+    let prelude = if settings.accept_proxy {
         match Prelude::accept(&shared.headers, &client).await {
             Ok(prelude) => prelude,
             Err(why) => return refuse_header(&shared, why),
@@ -89,22 +94,25 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
         Prelude::none()
     };
     let peer = prelude.client().unwrap_or(peer);
-    let mut replay = shared.replay.as_ref().map(|pool| Replay::new(pool.take()));
+    let mut replay = settings
+        .replay_buffer
+        .map(|len| Replay::new(shared.replay.take_len(len)));
     let mut pending = Pending {
         client: &client,
         peer,
         prelude: &prelude,
         replay: replay.as_mut(),
+        settings: &settings,
     };
     let connected = connect(&shared, &mut pending).await;
     // The header and replay buffers go back to their pools before the relay starts.
     drop((prelude, replay));
     let (mut server, opened) = match connected {
         Ok(Some(pair)) => pair,
-        Ok(None) => return reject(&shared, client).await,
+        Ok(None) => return reject(&shared, client, settings.on_no_backend).await,
         Err(e) => return ended(&shared, e),
     };
-    let idle = shared.settings.idle_timeout;
+    let idle = settings.idle_timeout;
     let count = copy::Delivered {
         backend: &opened.0,
         worker: shared.id,
@@ -150,7 +158,8 @@ async fn connect(
     pending: &mut Pending<'_, '_>,
 ) -> io::Result<Option<(TcpStream, Opened)>> {
     let mut failed = Tried::default();
-    for attempt in 1..=shared.settings.attempts() {
+    let settings = pending.settings;
+    for attempt in 1..=settings.attempts() {
         if attempt > 1 {
             shared.stats.add(WorkerCounter::Retry);
         }
@@ -168,10 +177,9 @@ async fn connect(
         let connecting = socket.connect(opened.0.addr);
         // A backend that never answers the SYN must not hold the client for the kernel's
         // two-minute SYN retry budget.
-        let failure = match tokio::time::timeout(shared.settings.connect_timeout, connecting).await
-        {
+        let failure = match tokio::time::timeout(settings.connect_timeout, connecting).await {
             Ok(Ok(server)) => {
-                let idle = shared.settings.idle_timeout;
+                let idle = settings.idle_timeout;
                 match pending
                     .handshake(&shared.passive, idle, &server, &opened.0)
                     .await?
@@ -213,6 +221,8 @@ struct Pending<'a, 'b> {
     peer: SocketAddr,
     prelude: &'a Prelude<'b>,
     replay: Option<&'a mut Replay<'b>>,
+    /// The settings the connection started with.
+    settings: &'a WorkerSettings,
 }
 
 impl Pending<'_, '_> {
@@ -275,9 +285,9 @@ fn backend_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
 
 /// Answers as [`crate::conn::reject`] decides: the answer, a FIN, then what the client still
 /// sends read and dropped for at most [`LINGER`]; or the reset.
-async fn reject(shared: &Shared, mut client: TcpStream) {
+async fn reject(shared: &Shared, mut client: TcpStream, on_no_backend: OnNoBackend) {
     shared.stats.add(WorkerCounter::Rejected);
-    match Rejection::from(shared.settings.on_no_backend) {
+    match Rejection::from(on_no_backend) {
         Rejection::Answer(answer) => {
             if client.write_all(answer).await.is_err() {
                 return;
@@ -332,6 +342,7 @@ mod tests {
             peer: client.peer_addr().unwrap(),
             prelude: &prelude,
             replay: Some(&mut replay),
+            settings: &WorkerSettings::for_tests(),
         };
         let passive = passive();
         let done = pending.handshake(&passive, Duration::from_secs(5), &server, &backend);
@@ -348,6 +359,7 @@ mod tests {
             peer: client.peer_addr().unwrap(),
             prelude: &prelude,
             replay: None,
+            settings: &WorkerSettings::for_tests(),
         };
         let passive = passive();
         let done = pending.handshake(&passive, Duration::from_secs(5), &server, &backend);

@@ -53,6 +53,14 @@ impl Buffers {
     }
 
     /// A buffer, reused when one is idle; it returns on drop.
+    /// A buffer of `len` bytes, reused when an idle one has that length (the replay pool's
+    /// size changes when a reload changes `replay_buffer`); it returns on drop.
+    pub(super) fn take_len(&self, len: usize) -> Buffer<'_> {
+        let reused = self.idle.borrow_mut().pop().filter(|b| b.len() == len);
+        let bytes = reused.unwrap_or_else(|| vec![0; len].into_boxed_slice());
+        Buffer { bytes, pool: self }
+    }
+
     pub(super) fn take(&self) -> Buffer<'_> {
         let bytes = self
             .idle

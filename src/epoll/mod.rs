@@ -19,7 +19,7 @@ mod replay;
 #[cfg(test)]
 mod testing;
 
-use std::{io, net::TcpListener as StdListener, rc::Rc, sync::Arc};
+use std::{cell::RefCell, io, net::TcpListener as StdListener, rc::Rc, sync::Arc};
 
 use tokio::{
     net::TcpListener,
@@ -31,7 +31,7 @@ use crate::{
     conn::{
         events::{self, ACCEPT_PAUSE},
         passive::Passive,
-        settings::{WorkerContext, WorkerSettings},
+        settings::{Current, WorkerContext, WorkerSettings},
     },
     limit::ConnectionLimit,
     metrics::{WorkerCounter, WorkerStats},
@@ -43,9 +43,8 @@ use copy::Buffers;
 
 /// One epoll worker, ready to run on its own thread.
 pub struct EpollWorker {
-    listener: StdListener,
+    ctx: WorkerContext,
     shutdown: Shutdown,
-    shared: Shared,
 }
 
 /// What every connection task of one worker reads: the worker's settings and handles.
@@ -55,13 +54,14 @@ struct Shared {
     limit: Arc<ConnectionLimit>,
     /// Which failures in traffic count against a backend, and the reports to the checker.
     passive: Passive,
-    settings: WorkerSettings,
+    /// The published settings; each new connection takes the latest (a reload changes them).
+    settings: RefCell<Current<WorkerSettings>>,
     /// This worker's event counters (`Relaxed` increments on its own cache line).
     stats: Arc<WorkerStats>,
     /// This worker's relay buffers, borrowed only while bytes are in flight.
     buffers: Buffers,
-    /// `retry_on_early_close`: replay buffers of `replay_buffer` bytes, `None` when off.
-    replay: Option<Buffers>,
+    /// `retry_on_early_close`: replay buffers of `replay_buffer` bytes.
+    replay: Buffers,
     /// `accept_proxy`: buffers for the clients' PROXY headers (and the bytes after them).
     headers: Buffers,
 }
@@ -69,6 +69,16 @@ struct Shared {
 impl EpollWorker {
     /// A worker for `ctx` on the epoll driver, serving until `shutdown` fires.
     pub fn new(ctx: WorkerContext, shutdown: Shutdown) -> EpollWorker {
+        EpollWorker { ctx, shutdown }
+    }
+
+    /// Runs the worker until shutdown and drain complete, on the calling thread (its state is
+    /// built here: it is not `Send`).
+    pub fn run(self) -> io::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
         let WorkerContext {
             id,
             listener,
@@ -77,43 +87,32 @@ impl EpollWorker {
             ejector,
             settings,
             stats,
-        } = ctx;
-        EpollWorker {
-            listener,
-            shutdown,
-            shared: Shared {
-                id,
-                balancer,
-                limit,
-                passive: Passive::new(ejector, settings.passive_fall, id),
-                replay: settings.replay_buffer.map(Buffers::new),
-                headers: Buffers::new(MAX_V2_LEN),
-                settings,
-                stats,
-                buffers: Buffers::new(copy::BUFFER_SIZE),
-            },
-        }
+        } = self.ctx;
+        let start = settings.load_full();
+        let shared = Shared {
+            id,
+            balancer,
+            limit,
+            passive: Passive::new(ejector, start.passive_fall, id),
+            replay: Buffers::new(start.replay_buffer.unwrap_or(0)),
+            headers: Buffers::new(MAX_V2_LEN),
+            settings: RefCell::new(Current::new(settings, WorkerSettings::clone)),
+            stats,
+            buffers: Buffers::new(copy::BUFFER_SIZE),
+        };
+        LocalSet::new().block_on(&runtime, serve(shared, listener, self.shutdown))
     }
+}
 
-    /// Runs the worker until shutdown and drain complete, on the calling thread.
-    pub fn run(self) -> io::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()?;
-        LocalSet::new().block_on(&runtime, self.serve())
-    }
-
-    async fn serve(self) -> io::Result<()> {
-        let listener = TcpListener::from_std(self.listener)?;
-        let shared = Rc::new(self.shared);
-        let mut open = JoinSet::new();
-        accept_until_stopped(&shared, listener, &self.shutdown, &mut open).await;
-        // The listener is closed: the kernel now refuses new clients.
-        drain(&shared, &mut open).await;
-        events::stopped(shared.id);
-        Ok(())
-    }
+async fn serve(shared: Shared, listener: StdListener, shutdown: Shutdown) -> io::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
+    let shared = Rc::new(shared);
+    let mut open = JoinSet::new();
+    accept_until_stopped(&shared, listener, &shutdown, &mut open).await;
+    // The listener is closed: the kernel now refuses new clients.
+    drain(&shared, &mut open).await;
+    events::stopped(shared.id);
+    Ok(())
 }
 
 /// Accepts and spawns a task per client until `shutdown` fires; pauses at the connection cap
@@ -175,10 +174,9 @@ async fn drain(shared: &Shared, open: &mut JoinSet<()>) {
     }
     events::stopping(shared.id, open.len());
     let finished = async { while open.join_next().await.is_some() {} };
-    if tokio::time::timeout(shared.settings.drain_timeout, finished)
-        .await
-        .is_err()
-    {
+    // The drain deadline as published now (a reload may have changed it).
+    let deadline = shared.settings.borrow_mut().get().drain_timeout;
+    if tokio::time::timeout(deadline, finished).await.is_err() {
         events::drain_expired(shared.id, open.len());
         // Aborting a task drops its sockets, which closes them.
         open.shutdown().await;

@@ -8,6 +8,7 @@
 mod engine;
 mod prelude;
 mod replay_state;
+mod settings;
 mod slots;
 
 use std::{io, os::fd::OwnedFd, sync::Arc};
@@ -47,7 +48,7 @@ impl Worker {
     /// the worker's own thread, because it is a single-issuer ring.
     pub fn run(self) -> io::Result<()> {
         let ring = Ring::new(RING_ENTRIES)?;
-        match self.ctx.settings.relay {
+        match self.ctx.settings.load().relay {
             RelayMode::SpliceInline => {
                 Engine::new(self, ring, SpliceInline::new(PIPE_CAPACITY)).run()
             }

@@ -4,10 +4,11 @@
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     os::fd::RawFd,
+    rc::Rc,
     sync::Arc,
 };
 
-use super::{prelude::Prelude, replay_state::Replay};
+use super::{prelude::Prelude, replay_state::Replay, settings::Settings};
 use crate::{
     backend::Backend,
     conn::{
@@ -52,9 +53,18 @@ pub struct Slot<C> {
     pub prelude: Prelude,
     /// After a fault: the side to reset once its send queue has drained, and the wait for it.
     pub reset: Option<(Side, Linger)>,
+    /// The settings this connection started with (a reload never changes them under it).
+    pub settings: Option<Rc<Settings>>,
 }
 
 impl<C> Slot<C> {
+    /// The settings this connection started with; every live slot has them from its accept.
+    pub fn settings(&self) -> &Settings {
+        self.settings
+            .as_deref()
+            .expect("a live slot has its settings from the accept")
+    }
+
     fn empty() -> Self {
         Slot {
             generation: 0,
@@ -72,6 +82,7 @@ impl<C> Slot<C> {
             replay: None,
             prelude: Prelude::default(),
             reset: None,
+            settings: None,
         }
     }
 }

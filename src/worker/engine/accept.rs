@@ -5,7 +5,7 @@ use std::{os::fd::AsRawFd, os::fd::RawFd};
 
 use io_uring::{
     cqueue, opcode,
-    types::{CancelBuilder, Fd},
+    types::{CancelBuilder, Fd, Timespec},
 };
 
 use super::Engine;
@@ -69,9 +69,14 @@ impl<R: Relay> Engine<R> {
         if self.limit.acquire() && !self.at_capacity {
             self.pause_for_capacity();
         }
+        let settings = self.settings.get();
+        self.passive.set_fall(settings.base.passive_fall);
+        let accept_proxy = settings.base.accept_proxy;
         let index = self.slots.insert(client);
-        self.slots.at(index).last_active = self.tick;
-        if self.accept_proxy {
+        let slot = self.slots.at(index);
+        slot.last_active = self.tick;
+        slot.settings = Some(settings);
+        if accept_proxy {
             self.start_header(index);
         } else {
             self.start_connect(index);
@@ -137,6 +142,8 @@ impl<R: Relay> Engine<R> {
         if !self.accept_armed {
             self.listener = None;
         }
+        // The drain deadline as published now (a reload may have changed it).
+        self.timers.drain = Timespec::from(self.settings.get().base.drain_timeout);
         if self.slots.live() > 0 && !self.arm_timer(Op::DrainDeadline) {
             self.close_all();
         }

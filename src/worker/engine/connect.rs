@@ -58,7 +58,7 @@ impl<R: Relay> Engine<R> {
         .user_data(Token::conn(index, slot.generation, Op::Connect).into());
         // A backend that never answers the SYN must not hold the client for the kernel's
         // two-minute SYN retry budget: the connect is cancelled and the next backend tried.
-        let deadline = opcode::LinkTimeout::new(&self.timers.connect as *const Timespec)
+        let deadline = opcode::LinkTimeout::new(&slot.settings().connect as *const Timespec)
             .build()
             .user_data(Token::IGNORE.into());
         // Counted from the pick, so least-connections sees a burst of new clients.
@@ -68,7 +68,8 @@ impl<R: Relay> Engine<R> {
         slot.attempts += 1;
         slot.backend = Some(backend);
         // SAFETY: the sockaddr lives in the backend, which the slot holds until teardown; the
-        // socket stays open until teardown; the timespec is boxed in `self`.
+        // socket stays open until teardown; the timespec is in the slot's settings, an `Rc` the
+        // slot holds until teardown.
         if !unsafe { self.push_connect(index, connect, deadline) } {
             self.abandon_backend(index);
             self.give_up(index);
@@ -102,9 +103,9 @@ impl<R: Relay> Engine<R> {
         if let Some(replay) = slot.replay.take() {
             self.replay_pool.push(replay.buf);
         }
-        let client = slot.client;
+        let (client, on_no_backend) = (slot.client, slot.settings().base.on_no_backend);
         self.slots.remove(index);
-        self.reject(client);
+        self.reject(client, on_no_backend);
     }
 
     pub(super) fn on_connect(&mut self, token: Token, result: i32) {
@@ -150,7 +151,7 @@ impl<R: Relay> Engine<R> {
     fn try_next(&mut self, index: u32, failed: Arc<Backend>) {
         let slot = self.slots.at(index);
         slot.failed.push(failed);
-        if slot.attempts < self.attempts {
+        if slot.attempts < slot.settings().attempts {
             self.stats.add(WorkerCounter::Retry);
             self.connect(index);
         } else {

@@ -26,17 +26,18 @@ use io_uring::{
 };
 
 use super::{
+    settings::Settings,
     slots::{Slot, Slots},
     Worker,
 };
 use crate::{
     backend::Backend,
     balancer::Balancer,
-    config::OnNoBackend,
     conn::{
         ending::{Close, Linger, LingerStep, Side, LINGER_POLL},
         events,
         passive::Passive,
+        settings::Current,
     },
     limit::ConnectionLimit,
     metrics::WorkerStats,
@@ -50,7 +51,6 @@ use crate::{
 
 /// Timer values the kernel reads at submission; boxed so their addresses stay put.
 struct Timers {
-    connect: Timespec,
     drain: Timespec,
     linger: Timespec,
     accept_pause: Timespec,
@@ -76,21 +76,16 @@ pub(super) struct Engine<R: Relay> {
     stats: Arc<WorkerStats>,
     wake_buf: Box<u64>,
     timers: Box<Timers>,
-    /// Connect attempts per client: the first plus `retries`.
-    attempts: u8,
-    /// `retry_on_early_close`: the replay buffer size, `None` when off.
-    replay_size: Option<usize>,
-    /// Replay buffers ready for reuse.
+    /// The published settings; each new connection takes the latest (a reload changes them).
+    settings: Current<Settings>,
+    /// Replay buffers ready for reuse, and their size (buffers of another size, from before a
+    /// reload changed `replay_buffer`, are dropped).
     replay_pool: Vec<Box<[u8]>>,
-    /// What a client gets when no backend can take it.
-    on_no_backend: OnNoBackend,
-    /// Clients begin with a PROXY header.
-    accept_proxy: bool,
     /// The address clients connect to, when the listener is bound to one (not a wildcard).
     local_addr: Option<SocketAddr>,
-    /// Idle sweeps: the current tick, and how many ticks without activity close a connection.
+    /// Idle sweeps: the current tick, and its period (fixed at start from `idle_timeout`).
     tick: u32,
-    idle_ticks: u32,
+    tick_period: Duration,
     slots: Slots<R::Conn>,
     /// Rejected clients whose answer is still being written or drained.
     rejecting: usize,
@@ -106,12 +101,13 @@ pub(super) struct Engine<R: Relay> {
 impl<R: Relay> Engine<R> {
     pub(super) fn new(worker: Worker, ring: Ring, relay: R) -> Self {
         let Worker { ctx, wake } = worker;
-        let settings = ctx.settings;
+        let start = ctx.settings.load_full();
+        let settings = Current::new(ctx.settings, Settings::derive);
         // Sweep often enough that a connection is closed within a quarter of its idle timeout
-        // past it, and at least every second.
+        // past it, and at least every second. The period stays; a reload to a shorter idle
+        // timeout is kept to within one period (at most a second).
         let tick =
-            (settings.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let idle_ticks = settings.idle_timeout.as_nanos().div_ceil(tick.as_nanos()) as u32;
+            (start.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         // Known once for a listener bound to one address; a wildcard one asks per connection.
         let local_addr = ctx.listener.local_addr().ok();
         let local_addr = local_addr.filter(|a| !a.ip().is_unspecified());
@@ -122,26 +118,22 @@ impl<R: Relay> Engine<R> {
             listener: Some(ctx.listener),
             balancer: ctx.balancer,
             limit: ctx.limit,
-            passive: Passive::new(ctx.ejector, settings.passive_fall, ctx.id),
+            passive: Passive::new(ctx.ejector, start.passive_fall, ctx.id),
             wake,
             stats: ctx.stats,
             wake_buf: Box::new(0),
             timers: Box::new(Timers {
-                connect: Timespec::from(settings.connect_timeout),
-                drain: Timespec::from(settings.drain_timeout),
+                drain: Timespec::from(start.drain_timeout),
                 linger: Timespec::from(crate::conn::reject::LINGER),
                 accept_pause: Timespec::from(events::ACCEPT_PAUSE),
                 tick: Timespec::from(tick),
                 linger_poll: Timespec::from(LINGER_POLL),
             }),
-            attempts: settings.attempts() as u8,
-            replay_size: settings.replay_buffer,
+            settings,
             replay_pool: Vec::new(),
-            on_no_backend: settings.on_no_backend,
-            accept_proxy: settings.accept_proxy,
             local_addr,
             tick: 0,
-            idle_ticks: idle_ticks.max(1),
+            tick_period: tick,
             slots: Slots::with_capacity(1024),
             rejecting: 0,
             accept_armed: false,
@@ -291,12 +283,22 @@ impl<R: Relay> Engine<R> {
     /// Closes relayed connections that moved no byte for `idle_timeout`.
     fn on_tick(&mut self) {
         self.tick = self.tick.wrapping_add(1);
-        let (now, idle) = (self.tick, self.idle_ticks);
+        let (now, period) = (self.tick, self.tick_period.as_nanos().max(1));
         let expired: Vec<(u32, u32)> = self
             .slots
             .live_tokens()
             .filter(|&(i, _)| {
                 let slot = self.slots.peek(i);
+                let Some(settings) = slot.settings.as_deref() else {
+                    return false;
+                };
+                // Each connection's own idle timeout, in ticks (at least one).
+                let idle = settings
+                    .base
+                    .idle_timeout
+                    .as_nanos()
+                    .div_ceil(period)
+                    .max(1) as u32;
                 slot.opened && !slot.closing && now.wrapping_sub(slot.last_active) >= idle
             })
             .collect();

@@ -246,7 +246,7 @@ impl<R: Relay> Engine<R> {
         }
         if sent <= 0 {
             let errno = if sent == 0 { libc::EPIPE } else { -sent };
-            if self.replay_size.is_some() {
+            if slot.settings().base.replay_buffer.is_some() {
                 // The backend went away before it answered: an early close like any other.
                 // Nothing of it reached the client, and the prelude is staged afresh for the
                 // next backend.

@@ -11,6 +11,7 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
+    config::OnNoBackend,
     conn::reject::Rejection,
     metrics::WorkerCounter,
     relay::Relay,
@@ -21,9 +22,9 @@ use crate::{
 impl<R: Relay> Engine<R> {
     /// Answers as `on_no_backend` says; the client descriptor travels in the token instead of a
     /// slot.
-    pub(super) fn reject(&mut self, client: RawFd) {
+    pub(super) fn reject(&mut self, client: RawFd, on_no_backend: OnNoBackend) {
         self.stats.add(WorkerCounter::Rejected);
-        match Rejection::from(self.on_no_backend) {
+        match Rejection::from(on_no_backend) {
             Rejection::Answer(b"") => {
                 // The FIN, the drain and the close of the answer's path, without the answer.
                 self.rejecting += 1;

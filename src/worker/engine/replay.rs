@@ -27,17 +27,18 @@ impl<R: Relay> Engine<R> {
     /// The backend is connected: start (or, after a retry, restart) the replay phase, or hand
     /// the connection to the relay at once when replay is off.
     pub(super) fn on_connected(&mut self, index: u32, generation: u32) {
-        let Some(size) = self.replay_size else {
+        let slot = self.slots.at(index);
+        let Some(size) = slot.settings().base.replay_buffer else {
             return self.start_relay(index, generation);
         };
-        let slot = self.slots.at(index);
         match slot.replay.as_mut() {
             Some(replay) => replay.restart(),
             None => {
-                let buf = self
-                    .replay_pool
-                    .pop()
-                    .unwrap_or_else(|| vec![0u8; size].into_boxed_slice());
+                // A pooled buffer of another size is from before a reload: let it go.
+                let buf = match self.replay_pool.pop() {
+                    Some(buf) if buf.len() == size => buf,
+                    _ => vec![0u8; size].into_boxed_slice(),
+                };
                 slot.replay = Some(Replay::new(buf));
             }
         }
