@@ -10,6 +10,26 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Listen backlog: large, so bursts queue in the kernel instead of being refused.
 const BACKLOG: i32 = 4096;
 
+/// The listeners for `addr`: the `inherited` ones (handed over by the process this one
+/// succeeds), then as many new ones as make `count`. More inherited than `count` are all kept:
+/// closing one would reset the connections queued in it.
+pub fn open(
+    addr: SocketAddr,
+    count: usize,
+    inherited: Vec<TcpListener>,
+) -> io::Result<Vec<TcpListener>> {
+    let Some(first) = inherited.first() else {
+        return bind_all(addr, count);
+    };
+    // The port an inherited listener serves, when the address asked for port 0.
+    let actual = first.local_addr()?;
+    let mut listeners = inherited;
+    while listeners.len() < count {
+        listeners.push(bind_one(actual)?);
+    }
+    Ok(listeners)
+}
+
 /// Binds `count` non-blocking listeners to `addr` with `SO_REUSEPORT`.
 ///
 /// With port 0 the first listener picks an ephemeral port and the others join it, so all of them

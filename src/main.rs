@@ -3,7 +3,9 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use ringlb::{Config, ReloadHandle, Server, Shutdown};
+use std::sync::Arc;
+
+use ringlb::{server::upgrade::Upgrader, Config, ReloadHandle, Server, Shutdown};
 
 /// A thread-per-core io_uring TCP load balancer.
 #[derive(Parser, Debug)]
@@ -91,7 +93,12 @@ fn run(config: &Config) -> anyhow::Result<()> {
     // Handlers are installed before the server starts, so no signal is lost in between.
     let signals = Signals::install()?;
     let server = Server::start(config, shutdown.clone())?;
-    signals.spawn(shutdown, server.reload_handle(), config.source.clone())?;
+    signals.spawn(
+        shutdown,
+        server.reload_handle(),
+        server.upgrader(),
+        config.source.clone(),
+    )?;
     server.wait()?;
     tracing::info!("ringlb stopped");
     Ok(())
@@ -103,6 +110,7 @@ struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -111,22 +119,32 @@ impl Signals {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (term, int, hup) = rt.block_on(async {
+        let (term, int, hup, usr2) = rt.block_on(async {
             anyhow::Ok((
                 signal(SignalKind::terminate())?,
                 signal(SignalKind::interrupt())?,
                 signal(SignalKind::hangup())?,
+                signal(SignalKind::user_defined2())?,
             ))
         })?;
-        Ok(Signals { rt, term, int, hup })
+        Ok(Signals {
+            rt,
+            term,
+            int,
+            hup,
+            usr2,
+        })
     }
 
-    /// SIGHUP reloads `path`; the first SIGINT/SIGTERM starts a graceful stop (stop accepting,
-    /// drain open connections), a second one exits at once.
+    /// SIGHUP reloads `path` (and upgrades when a change needs new sockets or threads);
+    /// SIGUSR2 upgrades to the binary at the path ringlb was started from; the first
+    /// SIGINT/SIGTERM starts a graceful stop (stop accepting, drain open connections), a second
+    /// one exits at once.
     fn spawn(
         mut self,
         shutdown: Shutdown,
         reload: ReloadHandle,
+        upgrader: Arc<Upgrader>,
         path: PathBuf,
     ) -> anyhow::Result<()> {
         std::thread::Builder::new()
@@ -139,7 +157,13 @@ impl Signals {
                             _ = self.term.recv() => "SIGTERM",
                             _ = self.int.recv() => "SIGINT",
                             _ = self.hup.recv() => {
-                                reload_from(&reload, &path);
+                                if reload_from(&reload, &path) {
+                                    upgrade(&upgrader, "SIGHUP").await;
+                                }
+                                continue;
+                            }
+                            _ = self.usr2.recv() => {
+                                upgrade(&upgrader, "SIGUSR2").await;
                                 continue;
                             }
                         };
@@ -158,21 +182,37 @@ impl Signals {
 }
 
 /// Re-reads the configuration file; an invalid one is rejected and the running one kept.
-fn reload_from(reload: &ReloadHandle, path: &std::path::Path) {
+/// `true` when a change needs new sockets or threads: an upgrade carries it out.
+fn reload_from(reload: &ReloadHandle, path: &std::path::Path) -> bool {
     match Config::load(path) {
-        Err(e) => tracing::error!("SIGHUP: configuration rejected, the running one is kept: {e}"),
+        Err(e) => {
+            tracing::error!("SIGHUP: configuration rejected, the running one is kept: {e}");
+            false
+        }
         Ok(config) => {
             let restart = reload.reload(&config);
             tracing::info!(
                 targets = config.live.targets.len(),
                 "SIGHUP: configuration reloaded"
             );
-            for key in restart {
-                tracing::warn!(
+            for key in &restart {
+                tracing::info!(
                     key,
-                    "SIGHUP: changing {key} needs a restart; the running value is kept"
+                    "SIGHUP: changing {key} needs new sockets or threads: upgrading in place"
                 );
             }
+            !restart.is_empty()
         }
+    }
+}
+
+/// Hands over to a new process (`why`: the signal); on failure this one keeps serving.
+async fn upgrade(upgrader: &Arc<Upgrader>, why: &'static str) {
+    let upgrader = Arc::clone(upgrader);
+    let done = tokio::task::spawn_blocking(move || upgrader.upgrade()).await;
+    match done {
+        Ok(Ok(pid)) => tracing::info!(pid, "{why}: upgraded; this process drains and exits"),
+        Ok(Err(e)) => tracing::error!("{why}: upgrade failed, this process keeps serving: {e}"),
+        Err(e) => tracing::error!("{why}: upgrade failed, this process keeps serving: {e}"),
     }
 }

@@ -11,7 +11,12 @@ mod descriptors;
 mod driver;
 #[cfg(debug_assertions)]
 mod fault;
+mod listeners;
 mod supervise;
+pub mod upgrade;
+
+use listeners::Listeners;
+use upgrade::Upgrader;
 
 use driver::Driver;
 
@@ -31,7 +36,6 @@ use crate::{
     conn::settings::{Published, WorkerContext, WorkerSettings},
     health::{HealthChecker, HealthStatus, Reloader, Resolver, SystemResolver},
     limit::ConnectionLimit,
-    listener,
     metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
     uring,
@@ -91,6 +95,10 @@ pub struct Server {
     /// `None` when `[admin] enabled = false`.
     admin: Option<AdminServer>,
     io_backend: IoBackend,
+    /// Hands the listeners to a successor (SIGUSR2, or a reload needing new sockets).
+    upgrader: Arc<Upgrader>,
+    /// Where this process's id is written while it serves.
+    pid_file: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -121,29 +129,19 @@ impl Server {
             Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
         }
         let Config { startup, live, .. } = config;
-        let count = startup.worker_count();
-        let listeners =
-            listener::bind_all(startup.listen, count).map_err(|source| StartError::Bind {
-                addr: startup.listen,
-                source,
-            })?;
+        let Listeners {
+            traffic: listeners,
+            admin: admin_listener,
+            handover,
+        } = listeners::open(startup)?;
+        // One worker per listener: more inherited than configured are all served.
+        let count = listeners.len();
         let local_addr = listeners[0]
             .local_addr()
             .map_err(|source| StartError::Bind {
                 addr: startup.listen,
                 source,
             })?;
-        let admin_listener = match startup.admin.enabled {
-            true => {
-                Some(
-                    admin::bind(startup.admin.listen).map_err(|source| StartError::Admin {
-                        addr: startup.admin.listen,
-                        source,
-                    })?,
-                )
-            }
-            false => None,
-        };
 
         let balancer = Arc::new(Balancer::with_strategy(live.balance));
         let mut health = HealthChecker::new(
@@ -217,6 +215,25 @@ impl Server {
             }
             None => None,
         };
+        let admin_stop = admin.as_ref().map(AdminServer::stop_handle);
+        let upgrader = Upgrader::new(handover, shutdown.clone(), admin_stop).map_err(|source| {
+            StartError::Bind {
+                addr: startup.listen,
+                source,
+            }
+        })?;
+        let upgrader = Arc::new(upgrader);
+        let weak = Arc::downgrade(&upgrader);
+        // Stopping without a successor: the kernel must refuse new clients once the workers
+        // close their listeners, so these copies go first.
+        shutdown.on_trigger(move || {
+            if let Some(upgrader) = weak.upgrade() {
+                upgrader.release();
+            }
+        });
+        let pid_file = startup.pid_file.clone();
+        // Serving: tell the process this one succeeds (if any), and write the pid file.
+        upgrade::announce_ready(pid_file.as_deref());
         tracing::info!(listen = %local_addr, workers = count, relay = ?startup.relay,
             io_backend = io_backend.as_str(), "ringlb started");
         Ok(Server {
@@ -235,7 +252,16 @@ impl Server {
             metrics,
             admin,
             io_backend,
+            upgrader,
+            pid_file,
         })
+    }
+
+    /// Starts a successor from the same binary and arguments, hands it the listeners and, once
+    /// it serves, stops this server gracefully (see [`upgrade`]); this one keeps serving if the
+    /// successor fails.
+    pub fn upgrader(&self) -> Arc<Upgrader> {
+        Arc::clone(&self.upgrader)
     }
 
     /// The address the listeners are bound to (with the real port when 0 was configured).
@@ -300,6 +326,10 @@ impl Server {
         let _ = self.health.join();
         if let Some(admin) = self.admin {
             admin.stop();
+        }
+        if let Some(path) = &self.pid_file {
+            // Kept when it names a successor that took over.
+            upgrade::remove_pid_file(path);
         }
         match self.metrics.worker_failure() {
             Some(first) => Err(io::Error::other(first.to_string())),

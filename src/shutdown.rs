@@ -25,6 +25,17 @@ struct Inner {
     fired: watch::Sender<bool>,
     // Control plane only: registered once per worker, read once at trigger.
     eventfds: Mutex<Vec<Arc<OwnedFd>>>,
+    /// Run once, first thing, when the signal fires.
+    hooks: Mutex<Vec<Hook>>,
+}
+
+/// Something to do the moment the signal fires.
+struct Hook(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hook")
+    }
 }
 
 impl Default for Shutdown {
@@ -40,12 +51,18 @@ impl Shutdown {
             inner: Arc::new(Inner {
                 fired: watch::Sender::new(false),
                 eventfds: Mutex::new(Vec::new()),
+                hooks: Mutex::new(Vec::new()),
             }),
         }
     }
 
     /// Fires the signal: wakes every waiter and every registered eventfd.
     pub fn trigger(&self) {
+        let hooks =
+            std::mem::take(&mut *self.inner.hooks.lock().unwrap_or_else(|e| e.into_inner()));
+        for hook in hooks {
+            (hook.0)();
+        }
         self.inner.fired.send_replace(true);
         let fds = self
             .inner
@@ -55,6 +72,20 @@ impl Shutdown {
         for fd in fds.iter() {
             sys::eventfd_signal(fd);
         }
+    }
+
+    /// Runs `hook` when the signal fires, before anyone is woken (at once if it already has):
+    /// for what must be undone before the workers stop, such as extra descriptors of the
+    /// listeners that would keep them open.
+    pub fn on_trigger(&self, hook: impl FnOnce() + Send + 'static) {
+        if self.is_triggered() {
+            return hook();
+        }
+        self.inner
+            .hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Hook(Box::new(hook)));
     }
 
     /// Whether [`Shutdown::trigger`] has been called.

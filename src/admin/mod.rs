@@ -120,6 +120,11 @@ impl AdminServer {
         Ok(Self { addr, stop, thread })
     }
 
+    /// A handle that stops this listener (an upgrade's successor takes its socket over).
+    pub fn stop_handle(&self) -> Shutdown {
+        self.stop.clone()
+    }
+
     /// The address the admin listener is bound to (with the real port when 0 was configured).
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -15,13 +15,14 @@ impl Default for Startup {
             // One per CPU core: thread-per-core is the design.
             workers: 0,
             pin_workers: false,
-            // `copy` measured fastest on request/response traffic (docs/benchmarks.md), the
-            // seed's workload.
+            // Copy for request/response traffic (the seed's workload), splice while a direction
+            // carries bulk: the best of both (docs/benchmarks.md).
             relay: RelayMode::Auto,
             // io_uring where the kernel allows it, the epoll backend elsewhere (a container under
             // Docker's default seccomp profile, gVisor): the same file runs everywhere.
             io_backend: IoBackend::Auto,
             admin: Admin::default(),
+            pid_file: None,
             traffic: Traffic::default(),
         }
     }

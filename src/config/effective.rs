@@ -35,6 +35,7 @@ impl From<&Config> for FileConfig {
             relay,
             io_backend,
             admin,
+            pid_file,
             traffic,
         } = &config.startup;
         let Traffic {
@@ -78,6 +79,7 @@ impl From<&Config> for FileConfig {
             on_no_backend: *on_no_backend,
             send_proxy: *send_proxy,
             accept_proxy: *accept_proxy,
+            pid_file: pid_file.clone(),
             health_check: FileHealthCheck {
                 interval: *interval,
                 timeout: *timeout,

@@ -7,7 +7,7 @@
 //! keys (targets present and distinct, a target's health-check keys) are `validate.rs`'s.
 //! Never resolves names and never panics on input.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -58,6 +58,8 @@ pub(super) struct FileConfig {
     pub(super) send_proxy: SendProxy,
     #[serde(deserialize_with = "de::boolean")]
     pub(super) accept_proxy: bool,
+    #[serde(deserialize_with = "pid_file", skip_serializing_if = "Option::is_none")]
+    pub(super) pid_file: Option<PathBuf>,
     #[serde(deserialize_with = "super::table::table")]
     pub(super) health_check: FileHealthCheck,
     #[serde(deserialize_with = "super::table::table")]
@@ -311,4 +313,16 @@ fn dotted(path: &serde_path_to_error::Path) -> String {
     } else {
         key
     }
+}
+
+/// `pid_file`: where the serving process writes its id.
+fn pid_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    const EXPECTED: &str = "a file path such as \"/run/ringlb.pid\"";
+    de::read(d, |found| {
+        let text = de::string(found, EXPECTED)?;
+        if text.is_empty() {
+            return Err(format!("is empty; expected {EXPECTED}"));
+        }
+        Ok(Some(PathBuf::from(text.into_owned())))
+    })
 }

@@ -6,7 +6,7 @@
 //! (see [`super::Config::restart_keys`]). Never knows about targets or health checks, which
 //! change live ([`super::Live`]).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use super::{IoBackend, OnNoBackend};
 
@@ -25,6 +25,8 @@ pub struct Startup {
     pub io_backend: IoBackend,
     /// The admin HTTP listener: `/metrics`, `/status`, `/healthz`.
     pub admin: Admin,
+    /// Where the serving process writes its id (atomically, also after an upgrade).
+    pub pid_file: Option<PathBuf>,
     /// How the workers treat each connection.
     pub traffic: Traffic,
 }

@@ -62,6 +62,7 @@ fn seed_loads_with_all_defaults() {
                     enabled: true,
                     listen: "127.0.0.1:9100".parse().unwrap(),
                 },
+                pid_file: None,
                 traffic: Traffic {
                     connect_timeout: Duration::from_secs(3),
                     idle_timeout: Duration::from_secs(300),

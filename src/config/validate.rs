@@ -61,6 +61,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         on_no_backend,
         send_proxy,
         accept_proxy,
+        pid_file,
         health_check,
         admin,
         targets: file_targets,
@@ -86,6 +87,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
             enabled,
             listen: admin_listen,
         },
+        pid_file,
         traffic: Traffic {
             connect_timeout,
             idle_timeout,

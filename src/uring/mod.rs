@@ -5,6 +5,7 @@
 //! each with a `// SAFETY:` comment about descriptor and buffer lifetimes.
 
 pub mod buf_ring;
+pub mod handover;
 pub mod ring;
 pub mod sys;
 pub mod token;

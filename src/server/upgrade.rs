@@ -1,0 +1,408 @@
+//! Binary upgrades without a lost connection: SIGUSR2 (or a reload that changes what needs new
+//! sockets or threads) starts the binary at the path this process was started from, with the
+//! same arguments, and hands it the listening sockets; the new process serves, says it is
+//! ready, and only then does this one stop accepting, drain and exit 0.
+//!
+//! No listening socket is ever closed while a process still serves it: the successor holds its
+//! own descriptors of the very same sockets, so connections queued in them are accepted by one
+//! process or the other, never reset. If the successor fails (a configuration that does not
+//! load, a crash, no readiness within [`READY_DEADLINE`]), this process keeps serving and says
+//! why; the upgrade can be tried again. The same adoption path takes listeners from systemd
+//! socket activation (`LISTEN_FDS`).
+//!
+//! Owns the hand-over protocol: which descriptors go down (`RINGLB_LISTEN_FDS`, numbers made
+//! inheritable for the one spawn), the readiness pipe (`RINGLB_READY_FD`), and the pid file,
+//! written atomically by whichever process serves. Control plane only.
+
+use std::{
+    ffi::OsString,
+    io::{self, Read, Write},
+    net::{SocketAddr, TcpListener},
+    os::fd::{AsRawFd, OwnedFd, RawFd},
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use crate::{shutdown::Shutdown, uring::handover};
+
+/// The listening descriptors a ringlb hands its successor, comma-separated, each with its role:
+/// `listen:3,listen:4,admin:5`.
+pub const FDS_VAR: &str = "RINGLB_LISTEN_FDS";
+/// The descriptor of the pipe a successor writes `ready` to once it serves.
+pub const READY_VAR: &str = "RINGLB_READY_FD";
+/// How long a successor has to load its configuration, bind and start serving.
+pub const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Why an upgrade did not happen; the running process keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    /// Stopping already, or an upgrade handed the listeners over before.
+    #[error("no listener to hand over (stopping, or already upgraded)")]
+    NothingToHand,
+    /// The new process could not be started.
+    #[error("cannot start {exe}: {source}")]
+    Spawn {
+        /// The binary.
+        exe: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The new process ended, or closed its readiness pipe, before it served.
+    #[error("the new process (pid {pid}) exited before it was ready ({status}); see its log")]
+    Exited {
+        /// Its process id.
+        pid: u32,
+        /// How it ended.
+        status: String,
+    },
+    /// The new process did not say it was ready in time; it was stopped.
+    #[error("the new process (pid {pid}) was not ready within {READY_DEADLINE:?}; it was stopped")]
+    Late {
+        /// Its process id.
+        pid: u32,
+    },
+    /// The hand-over itself failed (pipes, descriptor flags).
+    #[error("cannot hand the listeners over: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What a handed-down listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Client traffic (`listen`).
+    Listen,
+    /// The admin endpoints (`[admin] listen`).
+    Admin,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Listen => "listen",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// Listeners this process was handed when it started, by a ringlb it succeeds or by systemd.
+#[derive(Debug, Default)]
+pub struct Inherited(Vec<(Role, TcpListener)>);
+
+impl Inherited {
+    /// The listeners named by `RINGLB_LISTEN_FDS`, or systemd's `LISTEN_FDS` (fds 3 and up,
+    /// all traffic listeners) when `LISTEN_PID` is this process; none otherwise. The variables
+    /// are removed, so a program this process starts does not inherit the claim.
+    pub fn from_env() -> io::Result<Inherited> {
+        let fds: Vec<(Role, RawFd)> = if let Some(list) = std::env::var_os(FDS_VAR) {
+            std::env::remove_var(FDS_VAR);
+            parse_fds(&list.to_string_lossy())?
+        } else if let Some(count) = systemd_fds() {
+            (3..3 + count).map(|fd| (Role::Listen, fd)).collect()
+        } else {
+            Vec::new()
+        };
+        let listeners = fds
+            .into_iter()
+            .map(|(role, fd)| handover::adopt_listener(fd).map(|l| (role, l)))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Inherited(listeners))
+    }
+
+    /// Takes the inherited listeners of `role` that serve `addr` (any port when `addr` asks
+    /// for port 0: the inherited one is what the previous process was given).
+    pub fn take(&mut self, role: Role, addr: SocketAddr) -> Vec<TcpListener> {
+        let serves = |l: &TcpListener| {
+            l.local_addr()
+                .is_ok_and(|a| a == addr || (addr.port() == 0 && a.ip() == addr.ip()))
+        };
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|(r, l)| *r == role && serves(l));
+        self.0 = rest;
+        mine.into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// Inherited listeners nobody took (an address no longer configured).
+    pub fn leftover(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// `listen:3,admin:7` → roles and descriptors.
+fn parse_fds(list: &str) -> io::Result<Vec<(Role, RawFd)>> {
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let bad = || io::Error::other(format!("{FDS_VAR}: {item:?} is not ROLE:FD"));
+            let (role, fd) = item.trim().split_once(':').ok_or_else(bad)?;
+            let role = match role {
+                "listen" => Role::Listen,
+                "admin" => Role::Admin,
+                _ => return Err(bad()),
+            };
+            let fd = fd
+                .parse::<RawFd>()
+                .ok()
+                .filter(|&fd| fd > 2)
+                .ok_or_else(bad)?;
+            Ok((role, fd))
+        })
+        .collect()
+}
+
+/// systemd socket activation: `LISTEN_FDS` descriptors from 3, meant for `LISTEN_PID`.
+fn systemd_fds() -> Option<i32> {
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let count: i32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    if pid != std::process::id() || count <= 0 {
+        return None;
+    }
+    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(var);
+    }
+    Some(count)
+}
+
+/// Starts successors and hands them this process's listeners.
+#[derive(Debug)]
+pub struct Upgrader {
+    exe: PathBuf,
+    args: Vec<OsString>,
+    /// Descriptors of the serving listeners (the workers and the admin thread hold their own);
+    /// `None` once stopping or handed over, so the kernel refuses new clients when the workers
+    /// close theirs.
+    listeners: Mutex<Option<Vec<(Role, OwnedFd)>>>,
+    shutdown: Shutdown,
+    /// Stops the admin listener once a successor serves (it answers on the same socket).
+    admin_stop: Option<Shutdown>,
+}
+
+impl Upgrader {
+    /// An upgrader handing over `listeners` (descriptors of the serving sockets) to the binary
+    /// this process was started from, with its arguments.
+    pub(super) fn new(
+        listeners: Vec<(Role, OwnedFd)>,
+        shutdown: Shutdown,
+        admin_stop: Option<Shutdown>,
+    ) -> io::Result<Upgrader> {
+        // Resolved now: an upgrade installs the new binary under the same path.
+        let exe = std::env::current_exe()?;
+        Ok(Upgrader {
+            exe,
+            args: std::env::args_os().skip(1).collect(),
+            listeners: Mutex::new(Some(listeners)),
+            shutdown,
+            admin_stop,
+        })
+    }
+
+    /// Starts the successor, waits until it serves, then stops this process gracefully (it
+    /// drains and exits 0). On failure this process keeps serving; the error says why.
+    pub fn upgrade(&self) -> Result<u32, UpgradeError> {
+        let mut held = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let fds: Vec<(Role, RawFd)> = match held.as_ref() {
+            Some(fds) if !self.shutdown.is_triggered() => fds
+                .iter()
+                .map(|(role, fd)| (*role, fd.as_raw_fd()))
+                .collect(),
+            _ => return Err(UpgradeError::NothingToHand),
+        };
+        let mut child = self.spawn(&fds)?;
+        let pid = child.0.id();
+        wait_ready(&mut child)?;
+        tracing::info!(
+            pid,
+            "upgrade: the new process serves; this one stops accepting and drains"
+        );
+        // The successor holds its own descriptors of the listening sockets: closing ours never
+        // resets a queued connection.
+        *held = None;
+        // Released before the trigger: its hook takes the same lock.
+        drop(held);
+        if let Some(admin) = &self.admin_stop {
+            // The successor answers the admin endpoints from now on.
+            admin.trigger();
+        }
+        self.shutdown.trigger();
+        Ok(pid)
+    }
+
+    /// Drops this process's extra descriptors of the listeners, so that once the workers close
+    /// theirs the kernel refuses new clients (stopping without a successor).
+    pub fn release(&self) {
+        *self.listeners.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn spawn(&self, fds: &[(Role, RawFd)]) -> Result<Successor, UpgradeError> {
+        let (ready_rd, ready_wr) = handover::pipe()?;
+        let inheritable = fds.iter().map(|(_, fd)| *fd).chain([ready_wr.as_raw_fd()]);
+        for fd in inheritable.clone() {
+            handover::set_inheritable(fd, true)?;
+        }
+        let list: Vec<String> = fds
+            .iter()
+            .map(|(role, fd)| format!("{}:{fd}", role.as_str()))
+            .collect();
+        let spawned = Command::new(&self.exe)
+            .args(&self.args)
+            .env(FDS_VAR, list.join(","))
+            .env(READY_VAR, ready_wr.as_raw_fd().to_string())
+            .spawn();
+        // Inherited by that one program only.
+        for fd in inheritable {
+            let _ = handover::set_inheritable(fd, false);
+        }
+        drop(ready_wr);
+        let child = spawned.map_err(|source| UpgradeError::Spawn {
+            exe: self.exe.clone(),
+            source,
+        })?;
+        tracing::info!(pid = child.id(), exe = %self.exe.display(), listeners = fds.len(),
+            "upgrade: started the new process, handing it the listeners");
+        Ok(Successor(child, std::fs::File::from(ready_rd)))
+    }
+}
+
+/// A started successor and the read end of its readiness pipe.
+struct Successor(Child, std::fs::File);
+
+/// Waits until `child` writes `ready`, exits or runs out of time (then it is stopped).
+fn wait_ready(child: &mut Successor) -> Result<(), UpgradeError> {
+    let pid = child.0.id();
+    let deadline = Instant::now() + READY_DEADLINE;
+    let fd = child.1.as_raw_fd();
+    let mut got = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let _ = child.0.kill();
+            let _ = child.0.wait();
+            return Err(UpgradeError::Late { pid });
+        }
+        if !handover::readable_within(fd, left.min(Duration::from_millis(200)))? {
+            if let Some(status) = child.0.try_wait()? {
+                return Err(UpgradeError::Exited {
+                    pid,
+                    status: status.to_string(),
+                });
+            }
+            continue;
+        }
+        let mut buf = [0u8; 16];
+        let n = child.1.read(&mut buf)?;
+        got.extend_from_slice(&buf[..n]);
+        if got.starts_with(b"ready") {
+            // Reaped in the background when it exits: it is the new server, not a child to wait
+            // for.
+            return Ok(());
+        }
+        if n == 0 {
+            let status = child
+                .0
+                .wait()
+                .map_or_else(|e| e.to_string(), |s| s.to_string());
+            return Err(UpgradeError::Exited { pid, status });
+        }
+    }
+}
+
+/// Tells the process that started this one (an upgrade) that it serves, and writes the pid
+/// file; a process started any other way only writes the pid file.
+pub fn announce_ready(pid_file: Option<&Path>) {
+    if let Some(path) = pid_file {
+        match write_pid_file(path) {
+            Ok(()) => tracing::info!(path = %path.display(), "pid file written"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the pid file")
+            }
+        }
+    }
+    let Some(fd) = std::env::var_os(READY_VAR) else {
+        return;
+    };
+    std::env::remove_var(READY_VAR);
+    let fd: Option<RawFd> = fd.to_string_lossy().parse().ok();
+    let told = fd
+        .ok_or_else(|| io::Error::other("not a descriptor"))
+        .and_then(handover::adopt_pipe)
+        .and_then(|mut pipe| pipe.write_all(b"ready\n"));
+    if let Err(e) = told {
+        tracing::warn!(error = %e, "cannot tell the previous process that this one serves");
+    }
+}
+
+/// Writes this process's id to `path` atomically (a temporary file renamed over it), so a
+/// reader never sees a half-written or empty file.
+fn write_pid_file(path: &Path) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Removes the pid file on a stop without a successor, if it still names this process.
+pub fn remove_pid_file(path: &Path) {
+    let ours = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        == Some(std::process::id());
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_lists_are_checked() {
+        assert_eq!(
+            parse_fds("listen:3,listen:4,admin:10").unwrap(),
+            [(Role::Listen, 3), (Role::Listen, 4), (Role::Admin, 10)]
+        );
+        assert!(parse_fds("").unwrap().is_empty());
+        assert!(parse_fds("listen:3,listen:x").is_err());
+        assert!(parse_fds("3").is_err(), "a role is required");
+        assert!(parse_fds("listen:1").is_err(), "stdout is never a listener");
+    }
+
+    #[test]
+    fn inherited_listeners_are_taken_by_role_and_address() {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (addr, admin) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut inherited = Inherited(vec![(Role::Listen, a), (Role::Admin, b)]);
+        assert!(
+            inherited.take(Role::Listen, admin).is_empty(),
+            "not the admin's"
+        );
+        assert_eq!(inherited.take(Role::Listen, addr).len(), 1);
+        assert_eq!(inherited.leftover(), 1);
+        let any_port = "127.0.0.1:0".parse().unwrap();
+        assert_eq!(
+            inherited.take(Role::Admin, any_port).len(),
+            1,
+            "port 0 takes any"
+        );
+        assert_eq!(inherited.leftover(), 0);
+    }
+
+    #[test]
+    fn the_pid_file_is_replaced_whole_and_removed_only_when_ours() {
+        let dir = std::env::temp_dir().join(format!("ringlb-pid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ringlb.pid");
+        write_pid_file(&path).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written.trim(), std::process::id().to_string());
+        std::fs::write(&path, "1\n").unwrap();
+        remove_pid_file(&path);
+        assert!(path.exists(), "another process's pid file stays");
+        write_pid_file(&path).unwrap();
+        remove_pid_file(&path);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
