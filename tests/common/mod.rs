@@ -7,7 +7,12 @@ pub mod binary;
 pub mod fault_relay;
 pub mod flood;
 pub mod hostile;
+pub mod io_backends;
 pub mod line;
+
+// For `use common::*`: suites that run no test through them do not use them.
+#[allow(unused_imports)]
+pub(crate) use io_backends::{io_backends, relay_on};
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
