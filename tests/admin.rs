@@ -266,7 +266,7 @@ fn the_parser_rejects_what_prometheus_would() {
 async fn metrics_follow_the_traffic_for_every_relay() {
     let echo = EchoBackend::start().await;
     for relay in RELAYS {
-        let proxy = Proxy::start(&config(&[echo.addr], relay));
+        let proxy = Proxy::start(&config(test_io_backend(), &[echo.addr], relay));
         proxy.wait_healthy(1).await;
         let admin = admin_addr(&proxy);
         let before = scrape(admin).await;
@@ -341,7 +341,7 @@ async fn metrics_follow_the_traffic_for_every_relay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_clients_are_counted_as_503s() {
-    let proxy = Proxy::start(&config(&[dead_addr()], RelayMode::Copy));
+    let proxy = Proxy::start(&config(test_io_backend(), &[dead_addr()], RelayMode::Copy));
     proxy.wait_healthy(0).await;
     let admin = admin_addr(&proxy);
     for _ in 0..2 {
@@ -364,7 +364,11 @@ async fn rejected_clients_are_counted_as_503s() {
 async fn status_shows_the_real_health_states() {
     let echo = EchoBackend::start().await;
     let named = NamedBackend::start("b").await;
-    let proxy = Proxy::start(&config(&[echo.addr, named.addr], RelayMode::Copy));
+    let proxy = Proxy::start(&config(
+        test_io_backend(),
+        &[echo.addr, named.addr],
+        RelayMode::Copy,
+    ));
     proxy.wait_healthy(2).await;
     let admin = admin_addr(&proxy);
 
@@ -447,7 +451,7 @@ async fn status_shows_the_real_health_states() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_503_while_draining_and_stops_after() {
     let echo = EchoBackend::start().await;
-    let mut proxy = Proxy::start(&config(&[echo.addr], RelayMode::Copy));
+    let mut proxy = Proxy::start(&config(test_io_backend(), &[echo.addr], RelayMode::Copy));
     proxy.wait_healthy(1).await;
     let admin = admin_addr(&proxy);
     let ok = get_admin(admin, "/healthz").await;
@@ -496,7 +500,7 @@ async fn healthz_answers_503_while_draining_and_stops_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_paths_and_methods_are_refused_politely() {
     let echo = EchoBackend::start().await;
-    let proxy = Proxy::start(&config(&[echo.addr], RelayMode::Copy));
+    let proxy = Proxy::start(&config(test_io_backend(), &[echo.addr], RelayMode::Copy));
     let admin = admin_addr(&proxy);
     assert_eq!(get_admin(admin, "/nope").await.status, 404);
     let post = request(admin, "POST", "/metrics").await;
@@ -524,7 +528,7 @@ async fn other_paths_and_methods_are_refused_politely() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_listener_can_be_disabled() {
     let echo = EchoBackend::start().await;
-    let mut cfg = config(&[echo.addr], RelayMode::Copy);
+    let mut cfg = config(test_io_backend(), &[echo.addr], RelayMode::Copy);
     cfg.startup.admin.enabled = false;
     let proxy = Proxy::start(&cfg);
     assert_eq!(proxy.server().admin_addr(), None);
@@ -559,7 +563,7 @@ async fn probe_admin_says_healthy_while_serving_and_unhealthy_while_draining() {
     let echo = EchoBackend::start().await;
     // The probe reads the admin address from the file, so it needs a real port.
     let admin = dead_addr();
-    let text = toml(&[echo.addr], "").replace(
+    let text = toml(test_io_backend(), &[echo.addr], "").replace(
         "[admin]\nlisten = \"127.0.0.1:0\"\n",
         &format!("[admin]\nlisten = \"0.0.0.0:{}\"\n", admin.port()),
     );

@@ -17,7 +17,7 @@ use common::{
 /// advance (the probe reads it from the file, so 0 will not do).
 fn config_with_admin_port(backend: std::net::SocketAddr) -> String {
     let admin = dead_addr();
-    let text = toml(&[backend], "").replace(
+    let text = toml(test_io_backend(), &[backend], "").replace(
         "[admin]\nlisten = \"127.0.0.1:0\"\n",
         &format!("[admin]\nlisten = \"{admin}\"\n"),
     );
@@ -53,7 +53,7 @@ async fn healthz_answers_with_more_idle_connections_than_slots() {
         return;
     }
     let echo = EchoBackend::start().await;
-    let ringlb = Process::start(&toml(&[echo.addr], ""), None);
+    let ringlb = Process::start(&toml(test_io_backend(), &[echo.addr], ""), None);
     let admin = admin_addr(&ringlb);
     let flood = Flood::start(admin, flood_size);
     // ringlb says when it had to close an idle connection to make room: the cap was reached.

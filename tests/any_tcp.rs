@@ -54,7 +54,7 @@ fn redis_target(addr: SocketAddr) -> Target {
 
 /// The test configuration (fast checks, two workers, copy relay) for `targets`.
 fn l4_config(targets: Vec<Target>) -> Config {
-    let mut cfg = config(&[], RelayMode::Copy);
+    let mut cfg = config(test_io_backend(), &[], RelayMode::Copy);
     cfg.live.targets = targets;
     cfg
 }

@@ -23,7 +23,11 @@ async fn weights_3_1_0_are_honoured_smoothly() {
     let a = NamedBackend::start("A").await;
     let b = NamedBackend::start("B").await;
     let c = NamedBackend::start("C").await;
-    let mut cfg = config(&[a.addr, b.addr, c.addr], RelayMode::Copy);
+    let mut cfg = config(
+        test_io_backend(),
+        &[a.addr, b.addr, c.addr],
+        RelayMode::Copy,
+    );
     weighted(&mut cfg, &[3, 1, 0]);
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(3).await;
@@ -75,7 +79,11 @@ async fn new_connections_go_to_the_idle_backend(strategy: Strategy) {
     let a_addr = dead_addr();
     let b_addr = dead_addr();
     let _a = holding_backend("A", a_addr).await;
-    let mut cfg = config(&[a_addr, b_addr], RelayMode::SpliceInline);
+    let mut cfg = config(
+        test_io_backend(),
+        &[a_addr, b_addr],
+        RelayMode::SpliceInline,
+    );
     cfg.live.balance = strategy;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(1).await;
@@ -132,7 +140,7 @@ async fn source_hash_keeps_clients_on_their_backend() {
         backends.push(NamedBackend::start(name).await);
     }
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
-    let mut cfg = config(&addrs, RelayMode::Copy);
+    let mut cfg = config(test_io_backend(), &addrs, RelayMode::Copy);
     cfg.live.balance = Strategy::SourceHash;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(5).await;
@@ -177,7 +185,7 @@ async fn source_hash_keeps_clients_on_their_backend() {
 async fn a_refused_connect_retries_elsewhere_and_ejects_at_once() {
     let a = NamedBackend::start("A").await;
     let b = NamedBackend::start("B").await;
-    let mut cfg = config(&[b.addr, a.addr], RelayMode::Copy);
+    let mut cfg = config(test_io_backend(), &[b.addr, a.addr], RelayMode::Copy);
     // One probe round (at start), then none during the test: only the workers' passive check
     // can take B out once it dies.
     cfg.live.health_check.interval = Duration::from_secs(3600);

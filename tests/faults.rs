@@ -188,7 +188,7 @@ async fn backend_resets_after_64k(relay: RelayMode) {
     }
     let least = *direct.iter().min().unwrap();
 
-    let proxy = Proxy::start(&config(&[addr], relay));
+    let proxy = Proxy::start(&config(test_io_backend(), &[addr], relay));
     proxy.wait_healthy(1).await;
     let mut failures = Vec::new();
     for round in 0..RESET_ROUNDS {
@@ -313,7 +313,7 @@ async fn backend_answers_early_and_closes(relay: RelayMode) {
         // Closing with the rest of the upload unread: the kernel sends a reset.
     })
     .await;
-    let proxy = Proxy::start(&config(&[addr], relay));
+    let proxy = Proxy::start(&config(test_io_backend(), &[addr], relay));
     proxy.wait_healthy(1).await;
 
     let mut failures = Vec::new();
@@ -661,7 +661,7 @@ async fn random_faults(relay: RelayMode) {
         on(relay)
     );
     let rig = Rig::start(seed).await;
-    let mut cfg = config(&rig.relay_addrs(), relay);
+    let mut cfg = config(test_io_backend(), &rig.relay_addrs(), relay);
     // A probe slowed down by the load must not take both targets out: the clients would get
     // the 503, which looks like a truncated answer.
     cfg.live.health_check.fall = 1_000_000;

@@ -38,7 +38,11 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 async fn slow_readers_leave_the_worker_free(relay: &str) {
     let _one = ONE_AT_A_TIME.lock().await;
     let backend = PushBackend::start().await;
-    let text = binary::toml(&[backend.addr], &format!("relay = \"{relay}\""));
+    let text = binary::toml(
+        test_io_backend(),
+        &[backend.addr],
+        &format!("relay = \"{relay}\""),
+    );
     assert!(text.contains("workers = 1\n"), "{text}");
     let ringlb = start(&text);
     tokio::task::block_in_place(|| ringlb.wait_log("Healthy targets: 1", 1));
@@ -128,7 +132,11 @@ const STAYS_UP: Duration = Duration::from_millis(500);
 async fn idle_clients_closed_by_their_backends_eject_no_one() {
     let a = ImpatientBackend::start("a", PATIENCE).await;
     let b = ImpatientBackend::start("b", PATIENCE).await;
-    let text = binary::toml(&[a.addr, b.addr], "retry_on_early_close = true");
+    let text = binary::toml(
+        test_io_backend(),
+        &[a.addr, b.addr],
+        "retry_on_early_close = true",
+    );
     // Probes must not bring an ejected backend back during the test.
     let ringlb = start(&health_check(&text, "interval = \"60s\""));
     let admin = admin_addr(&ringlb);
@@ -192,6 +200,7 @@ async fn a_backend_resetting_requests_is_ejected_after_passive_fall_of_them() {
     let bad = ResettingBackend::start().await;
     let good = NamedBackend::start("B").await;
     let text = binary::toml(
+        test_io_backend(),
         &[bad.addr, good.addr],
         "retry_on_early_close = true\nbalance = \"round_robin\"",
     );

@@ -33,7 +33,7 @@ async fn slow_echo(addr: std::net::SocketAddr, data: Vec<u8>, pause: Duration) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_long_transfer_finish_and_refuses_new_clients() {
     let echo = EchoBackend::start().await;
-    let mut ringlb = Process::start(&toml(&[echo.addr], ""), None);
+    let mut ringlb = Process::start(&toml(test_io_backend(), &[echo.addr], ""), None);
     let addr = ringlb.addr;
     let data = random_bytes(8 * 1024 * 1024, 42);
     let transfer = tokio::spawn(slow_echo(addr, data.clone(), Duration::from_millis(50)));
@@ -67,7 +67,10 @@ async fn sigterm_lets_a_long_transfer_finish_and_refuses_new_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_exits_at_once() {
     let echo = EchoBackend::start().await;
-    let mut ringlb = Process::start(&toml(&[echo.addr], "drain_timeout = \"1m\""), None);
+    let mut ringlb = Process::start(
+        &toml(test_io_backend(), &[echo.addr], "drain_timeout = \"1m\""),
+        None,
+    );
     let mut idle = TcpStream::connect(ringlb.addr).await.unwrap();
     idle.write_all(b"x").await.unwrap();
     let mut one = [0u8; 1];
@@ -83,7 +86,7 @@ async fn a_second_signal_exits_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_and_busy_ones_kept() {
     let echo = EchoBackend::start().await;
-    let mut cfg = config(&[echo.addr], RelayMode::SpliceInline);
+    let mut cfg = config(test_io_backend(), &[echo.addr], RelayMode::SpliceInline);
     cfg.startup.traffic.idle_timeout = Duration::from_millis(400);
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(1).await;
@@ -124,7 +127,7 @@ async fn echo_once(stream: &mut TcpStream) -> std::io::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_holds_new_clients_until_one_closes() {
     let echo = EchoBackend::start().await;
-    let mut cfg = config(&[echo.addr], RelayMode::Copy);
+    let mut cfg = config(test_io_backend(), &[echo.addr], RelayMode::Copy);
     cfg.startup.traffic.max_connections = 4;
     cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
@@ -153,7 +156,7 @@ async fn descriptor_exhaustion_is_survived_and_logged_sparingly() {
     }
     let echo = EchoBackend::start().await;
     let mut ringlb = Process::start(
-        &toml(&[echo.addr], "relay = \"copy\""),
+        &toml(test_io_backend(), &[echo.addr], "relay = \"copy\""),
         Some("--nofile=48:48"),
     );
     let addr = ringlb.addr;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{
     binary::{toml, Process},
-    body, NamedBackend,
+    body, test_io_backend, NamedBackend,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -35,7 +35,7 @@ async fn descriptor_exhaustion_leaves_healthy_backends_in_rotation() {
     }
     let a = NamedBackend::start("a").await;
     let b = NamedBackend::start("b").await;
-    let config = toml(&[a.addr, b.addr], "");
+    let config = toml(test_io_backend(), &[a.addr, b.addr], "");
     assert!(config.contains("interval = \"100ms\""), "{config}");
     let config = config.replace("interval = \"100ms\"", "interval = \"300ms\"");
     let ringlb = Process::start(&config, Some("--nofile=64:64"));

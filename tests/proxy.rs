@@ -18,7 +18,11 @@ const EXACT_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: tex
 async fn sequential_connections_alternate_strictly() {
     let a = NamedBackend::start("A").await;
     let b = NamedBackend::start("B").await;
-    let proxy = Proxy::start(&config(&[a.addr, b.addr], RelayMode::SpliceInline));
+    let proxy = Proxy::start(&config(
+        test_io_backend(),
+        &[a.addr, b.addr],
+        RelayMode::SpliceInline,
+    ));
     proxy.wait_healthy(2).await;
     let mut seen = Vec::new();
     for _ in 0..10 {
@@ -33,6 +37,7 @@ async fn sequential_connections_alternate_strictly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_healthy_backend_gets_the_exact_503() {
     let proxy = Proxy::start(&config(
+        test_io_backend(),
         &[dead_addr(), dead_addr()],
         RelayMode::SpliceInline,
     ));
@@ -46,7 +51,11 @@ async fn no_healthy_backend_gets_the_exact_503() {
 async fn stopped_backend_leaves_and_returns() {
     let a = NamedBackend::start("A").await;
     let b = NamedBackend::start("B").await;
-    let proxy = Proxy::start(&config(&[a.addr, b.addr], RelayMode::SpliceInline));
+    let proxy = Proxy::start(&config(
+        test_io_backend(),
+        &[a.addr, b.addr],
+        RelayMode::SpliceInline,
+    ));
     proxy.wait_healthy(2).await;
 
     let b_addr = b.stop().await;
@@ -95,7 +104,7 @@ async fn echo_round_trip(addr: std::net::SocketAddr, data: Vec<u8>) {
 async fn integrity(relay: RelayMode) {
     let echo = EchoBackend::start().await;
     let echo2 = EchoBackend::start().await;
-    let proxy = Proxy::start(&config(&[echo.addr, echo2.addr], relay));
+    let proxy = Proxy::start(&config(test_io_backend(), &[echo.addr, echo2.addr], relay));
     proxy.wait_healthy(2).await;
     let mut tasks = Vec::new();
     for i in 0..32 {
@@ -144,7 +153,7 @@ async fn backend_closes_mid_stream(relay: RelayMode) {
             });
         }
     });
-    let proxy = Proxy::start(&config(&[addr], relay));
+    let proxy = Proxy::start(&config(test_io_backend(), &[addr], relay));
     proxy.wait_healthy(1).await;
     for _ in 0..3 {
         let mut s = TcpStream::connect(proxy.addr).await.unwrap();
@@ -178,7 +187,7 @@ async fn backend_closing_mid_stream_closes_client() {
 /// serves the next client.
 async fn client_vanishes(relay: RelayMode) {
     let echo = EchoBackend::start().await;
-    let proxy = Proxy::start(&config(&[echo.addr], relay));
+    let proxy = Proxy::start(&config(test_io_backend(), &[echo.addr], relay));
     proxy.wait_healthy(1).await;
     let closed = echo.closed.notified();
     {
@@ -224,7 +233,11 @@ fn blackhole() -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {
 async fn connect_timeout_moves_on_to_the_next_backend() {
     let (_hole, _filler, hole_addr) = blackhole();
     let a = NamedBackend::start("A").await;
-    let mut cfg = config(&[hole_addr, a.addr], RelayMode::SpliceInline);
+    let mut cfg = config(
+        test_io_backend(),
+        &[hole_addr, a.addr],
+        RelayMode::SpliceInline,
+    );
     // Keep the blackhole in rotation: its probe hangs for longer than this test.
     cfg.live.health_check.interval = Duration::from_secs(60);
     cfg.live.health_check.timeout = Duration::from_secs(30);
@@ -247,7 +260,7 @@ async fn connect_timeout_moves_on_to_the_next_backend() {
 async fn aborted_transfers_never_leak_bytes_into_later_connections() {
     for relay in RELAYS {
         let echo = EchoBackend::start().await;
-        let mut cfg = config(&[echo.addr], relay);
+        let mut cfg = config(test_io_backend(), &[echo.addr], relay);
         cfg.startup.workers = 1;
         let proxy = Proxy::start(&cfg);
         proxy.wait_healthy(1).await;

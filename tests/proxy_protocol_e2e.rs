@@ -47,7 +47,7 @@ fn target(addr: SocketAddr) -> Target {
 
 /// A configuration on the tests' I/O backend with `send_proxy` as the default of `targets`.
 fn proxied_config(targets: Vec<Target>, send_proxy: SendProxy, relay: RelayMode) -> Config {
-    let mut cfg = config(&[], relay);
+    let mut cfg = config(test_io_backend(), &[], relay);
     cfg.live.targets = targets;
     cfg.live.send_proxy = send_proxy;
     cfg

@@ -60,13 +60,17 @@ async fn open(proxy: SocketAddr) -> (TcpStream, u8) {
 async fn sighup_adds_and_removes_targets_for_new_connections_only() {
     let x = named_echo(b'X').await;
     let y = named_echo(b'Y').await;
-    let ringlb = Process::start(&toml(&[x], ""), None);
+    let ringlb = Process::start(&toml(test_io_backend(), &[x], ""), None);
     let proxy = ringlb.addr;
 
     // A transfer to X is open when X is removed from the configuration.
     let (mut kept, name) = open(proxy).await;
     assert_eq!(name, b'X');
-    std::fs::write(&ringlb.config_path, toml(&[y], "relay = \"splice\"")).unwrap();
+    std::fs::write(
+        &ringlb.config_path,
+        toml(test_io_backend(), &[y], "relay = \"splice\""),
+    )
+    .unwrap();
     ringlb.signal("HUP");
     tokio::task::block_in_place(|| ringlb.wait_log("configuration reloaded", 2));
     assert_eq!(

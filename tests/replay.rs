@@ -51,7 +51,7 @@ async fn try_get(addr: SocketAddr) -> Option<String> {
 async fn failures(replay: bool, relay: RelayMode) -> usize {
     let bad = early_closer().await;
     let good = NamedBackend::start("A").await;
-    let mut cfg = config(&[bad, good.addr], relay);
+    let mut cfg = config(test_io_backend(), &[bad, good.addr], relay);
     cfg.startup.traffic.retry_on_early_close = replay;
     cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
@@ -92,7 +92,7 @@ async fn without_replay_early_closes_fail_requests() {
 async fn replay_keeps_bytes_intact_past_the_buffer_and_for_server_first_protocols() {
     for relay in RELAYS {
         let echo = EchoBackend::start().await;
-        let mut cfg = config(&[echo.addr], relay);
+        let mut cfg = config(test_io_backend(), &[echo.addr], relay);
         cfg.startup.traffic.retry_on_early_close = true;
         cfg.startup.traffic.replay_buffer = 4096;
         let proxy = Proxy::start(&cfg);
@@ -134,7 +134,7 @@ async fn replay_keeps_bytes_intact_past_the_buffer_and_for_server_first_protocol
             });
         }
     });
-    let mut cfg = config(&[addr], RelayMode::Copy);
+    let mut cfg = config(test_io_backend(), &[addr], RelayMode::Copy);
     cfg.startup.traffic.retry_on_early_close = true;
     cfg.live.health_check.interval = Duration::from_secs(3600);
     let proxy = Proxy::start(&cfg);

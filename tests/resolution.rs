@@ -45,7 +45,7 @@ impl Resolver for Switchable {
 
 /// The test configuration with its targets named `host:port` instead of IP literals.
 fn named_config(targets: &[(&str, u16)]) -> Config {
-    let mut cfg = config(&[], RelayMode::Copy);
+    let mut cfg = config(test_io_backend(), &[], RelayMode::Copy);
     cfg.live.targets = targets
         .iter()
         .map(|&(host, port)| target(host, port))

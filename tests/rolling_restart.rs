@@ -159,7 +159,7 @@ async fn start(replay: bool) -> (Vec<Replica>, Proxy) {
         replicas.push(Replica::start("127.0.0.1:0".parse().unwrap()).await);
     }
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
-    let mut cfg = config(&addrs, RelayMode::Copy);
+    let mut cfg = config(test_io_backend(), &addrs, RelayMode::Copy);
     cfg.live.health_check = ringlb::Config::new(vec![]).live.health_check; // the shipped 5 s default
     cfg.startup.traffic.retry_on_early_close = replay;
     let proxy = Proxy::start(&cfg);

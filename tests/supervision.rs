@@ -41,7 +41,8 @@ async fn connection_to_a_live_worker(addr: SocketAddr) -> (TcpStream, Vec<TcpStr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_panics_stops_ringlb_after_a_drain_with_a_failure() {
     let echo = EchoBackend::start().await;
-    let text = toml(&[echo.addr], "drain_timeout = \"2s\"").replace("workers = 1", "workers = 2");
+    let text = toml(test_io_backend(), &[echo.addr], "drain_timeout = \"2s\"")
+        .replace("workers = 1", "workers = 2");
     assert!(text.contains("workers = 2"), "{text}");
     let mut ringlb = Process::start_with(&text, None, |cmd| {
         cmd.env("RINGLB_DEBUG_PANIC_WORKER", "1");
@@ -103,13 +104,13 @@ async fn a_descriptor_limit_too_small_for_max_connections_is_warned_about() {
     let echo = EchoBackend::start().await;
     // The warning comes before "ringlb started", which Process::start waits for. 10
     // connections (20 descriptors) and no admin API fit in 64 with the reserve.
-    let small = toml(&[echo.addr], "max_connections = 10")
+    let small = toml(test_io_backend(), &[echo.addr], "max_connections = 10")
         .replace("[admin]\n", "[admin]\nenabled = false\n");
     let roomy = Process::start(&small, Some("--nofile=64:64"));
     assert_eq!(roomy.log_lines("open-files limit is too small"), 0);
     drop(roomy);
     // 100 connections do not, and the admin API may hold 1024 more descriptors.
-    let text = toml(&[echo.addr], "max_connections = 100");
+    let text = toml(test_io_backend(), &[echo.addr], "max_connections = 100");
     let tight = Process::start(&text, Some("--nofile=64:64"));
     let warnings: Vec<String> = {
         let log = tight.log.lock().unwrap();

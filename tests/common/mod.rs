@@ -42,9 +42,9 @@ pub fn test_io_backend() -> IoBackend {
     }
 }
 
-/// A configuration for `targets` with a fast health check, two workers, the given relay and the
-/// backend of [`test_io_backend`].
-pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
+/// A configuration for `targets` on the I/O backend `io` (the test's, from [`io_backends!`])
+/// with a fast health check, two workers and the given relay.
+pub fn config(io: IoBackend, targets: &[SocketAddr], relay: RelayMode) -> Config {
     let targets = targets
         .iter()
         .map(|a| target(&a.ip().to_string(), a.port()))
@@ -56,7 +56,7 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             workers: 2,
             relay,
-            io_backend: test_io_backend(),
+            io_backend: io,
             // Many instances run at once: an ephemeral admin port each.
             admin: Admin {
                 enabled: true,
