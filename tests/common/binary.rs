@@ -174,9 +174,9 @@ impl Drop for Process {
 /// [`io_backends!`](super::io_backends!)): listen on an ephemeral port, one worker, `extra`
 /// top-level keys.
 pub fn toml(io: IoBackend, targets: &[SocketAddr], extra: &str) -> String {
-    let mut text = format!(
-        "io_backend = \"{io}\"\nlisten = \"127.0.0.1:0\"\nworkers = 1\n{extra}\n[health_check]\ninterval = \"100ms\"\ntimeout = \"500ms\"\n"
-    );
+    let mut text =
+        format!("io_backend = \"{io}\"\nlisten = \"127.0.0.1:0\"\nworkers = 1\n{extra}\n");
+    text.push_str("[health_check]\ninterval = \"100ms\"\ntimeout = \"500ms\"\n");
     // Many instances run at once: an ephemeral admin port each.
     text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
     for t in targets {

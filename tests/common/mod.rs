@@ -30,18 +30,6 @@ use tokio::{
 /// Every wait in these tests is bounded by this.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-pub const RELAYS: [RelayMode; 3] = [RelayMode::Splice, RelayMode::SpliceInline, RelayMode::Copy];
-
-/// The I/O backend the end-to-end tests run on: `RINGLB_TEST_IO_BACKEND` = `io_uring` (the
-/// default) or `epoll`. CI runs the suites once with each.
-pub fn test_io_backend() -> IoBackend {
-    match std::env::var("RINGLB_TEST_IO_BACKEND").as_deref() {
-        Err(_) | Ok("" | "io_uring") => IoBackend::IoUring,
-        Ok("epoll") => IoBackend::Epoll,
-        Ok(other) => panic!("RINGLB_TEST_IO_BACKEND={other:?}: expected io_uring or epoll"),
-    }
-}
-
 /// A configuration for `targets` on the I/O backend `io` (the test's, from [`io_backends!`])
 /// with a fast health check, two workers and the given relay.
 pub fn config(io: IoBackend, targets: &[SocketAddr], relay: RelayMode) -> Config {
