@@ -6,7 +6,7 @@ mod common;
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use common::*;
-use ringlb::config::RelayMode;
+use ringlb::config::{IoBackend, RelayMode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -262,21 +262,18 @@ fn the_parser_rejects_what_prometheus_would() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_follow_the_traffic_for_every_relay() {
-    let echo = EchoBackend::start().await;
-    for relay in RELAYS {
-        let proxy = Proxy::start(&config(&[echo.addr], relay));
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_follow_the_traffic_for_every_relay(io: IoBackend, relay: RelayMode) {
+        let echo = EchoBackend::start().await;
+        let proxy = Proxy::start(&config(io, &[echo.addr], relay));
         proxy.wait_healthy(1).await;
         let admin = admin_addr(&proxy);
         let before = scrape(admin).await;
         assert_eq!(before.types["ringlb_backend_bytes_total"], "counter");
         assert_eq!(before.types["ringlb_backend_up"], "gauge");
         assert_eq!(
-            before.get(
-                "ringlb_io_backend",
-                &[("backend", test_io_backend().as_str())]
-            ),
+            before.get("ringlb_io_backend", &[("backend", io.as_str())]),
             Some(1.0)
         );
         assert_eq!(before.sum("ringlb_worker_accepted_connections_total"), 0.0);
@@ -337,210 +334,220 @@ async fn metrics_follow_the_traffic_for_every_relay() {
         let check = after.get("ringlb_backend_health_check_duration_seconds", &labels);
         assert!(check.is_some_and(|s| s > 0.0 && s < 1.0), "{check:?}");
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rejected_clients_are_counted_as_503s() {
-    let proxy = Proxy::start(&config(&[dead_addr()], RelayMode::Copy));
-    proxy.wait_healthy(0).await;
-    let admin = admin_addr(&proxy);
-    for _ in 0..2 {
-        let response = get(proxy.addr).await;
-        assert!(
-            response.starts_with(b"HTTP/1.1 503 "),
-            "{:?}",
-            String::from_utf8_lossy(&response)
-        );
-    }
-    let metrics = scrape_until(admin, "two 503s", |m| {
-        m.get("ringlb_rejected_connections_total", &[]) == Some(2.0)
-    })
-    .await;
-    assert_eq!(metrics.sum("ringlb_worker_accepted_connections_total"), 2.0);
-    assert_eq!(metrics.sum("ringlb_backend_up"), 0.0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_shows_the_real_health_states() {
-    let echo = EchoBackend::start().await;
-    let named = NamedBackend::start("b").await;
-    let proxy = Proxy::start(&config(&[echo.addr, named.addr], RelayMode::Copy));
-    proxy.wait_healthy(2).await;
-    let admin = admin_addr(&proxy);
-
-    // One open connection to the echo backend. Round robin may hand a connection to the
-    // named backend instead, which answers and closes: then try again.
-    let mut attempts = 0;
-    let open = loop {
-        attempts += 1;
-        assert!(attempts < 10, "never reached the echo backend");
-        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        let mut four = [0u8; 4];
-        tokio::time::timeout(DEADLINE, s.read_exact(&mut four))
-            .await
-            .expect("an answer")
-            .unwrap();
-        if &four == b"GET " {
-            break s;
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rejected_clients_are_counted_as_503s(io: IoBackend) {
+        let proxy = Proxy::start(&config(io, &[dead_addr()], RelayMode::Copy));
+        proxy.wait_healthy(0).await;
+        let admin = admin_addr(&proxy);
+        for _ in 0..2 {
+            let response = get(proxy.addr).await;
+            assert!(
+                response.starts_with(b"HTTP/1.1 503 "),
+                "{:?}",
+                String::from_utf8_lossy(&response)
+            );
         }
-    };
+        let metrics = scrape_until(admin, "two 503s", |m| {
+            m.get("ringlb_rejected_connections_total", &[]) == Some(2.0)
+        })
+        .await;
+        assert_eq!(metrics.sum("ringlb_worker_accepted_connections_total"), 2.0);
+        assert_eq!(metrics.sum("ringlb_backend_up"), 0.0);
+    }
+);
 
-    let stopped = named.stop().await;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let status = loop {
-        let answer = get_admin(admin, "/status").await;
-        assert_eq!(answer.status, 200);
-        assert_eq!(answer.headers["content-type"], "application/json");
-        let status: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
-        // A probe that was in the stopped listener's backlog fails as "reset"; every later
-        // one is refused, which is what this test pins.
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn status_shows_the_real_health_states(io: IoBackend) {
+        let echo = EchoBackend::start().await;
+        let named = NamedBackend::start("b").await;
+        let proxy = Proxy::start(&config(io, &[echo.addr, named.addr], RelayMode::Copy));
+        proxy.wait_healthy(2).await;
+        let admin = admin_addr(&proxy);
+
+        // One open connection to the echo backend. Round robin may hand a connection to the
+        // named backend instead, which answers and closes: then try again.
+        let mut attempts = 0;
+        let open = loop {
+            attempts += 1;
+            assert!(attempts < 10, "never reached the echo backend");
+            let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            let mut four = [0u8; 4];
+            tokio::time::timeout(DEADLINE, s.read_exact(&mut four))
+                .await
+                .expect("an answer")
+                .unwrap();
+            if &four == b"GET " {
+                break s;
+            }
+        };
+
+        let stopped = named.stop().await;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let status = loop {
+            let answer = get_admin(admin, "/status").await;
+            assert_eq!(answer.status, 200);
+            assert_eq!(answer.headers["content-type"], "application/json");
+            let status: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
+            // A probe that was in the stopped listener's backlog fails as "reset"; every later
+            // one is refused, which is what this test pins.
+            let down = &status["targets"][1]["endpoints"][0];
+            if down["state"] == "down" && down["reason"] == "refused" {
+                break status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never down: {status:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+
+        assert_eq!(status["draining"], false);
+        assert_eq!(status["io_backend"], io.as_str());
+        let echo_target = &status["targets"][0];
+        assert_eq!(echo_target["name"], echo.addr.to_string());
+        assert_eq!(
+            echo_target["addresses"],
+            serde_json::json!([echo.addr.to_string()])
+        );
+        assert_eq!(echo_target["resolve_error"], serde_json::Value::Null);
+        let up = &echo_target["endpoints"][0];
+        assert_eq!(up["addr"], echo.addr.to_string());
+        assert_eq!(up["state"], "up");
+        assert_eq!(up["last_check"], "passed");
+        assert_eq!(up["reason"], serde_json::Value::Null);
+        assert_eq!(up["active_connections"], 1);
+        assert!(up["last_check_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+
         let down = &status["targets"][1]["endpoints"][0];
-        if down["state"] == "down" && down["reason"] == "refused" {
-            break status;
+        assert_eq!(down["addr"], stopped.to_string());
+        assert_eq!(down["last_check"], "failed");
+        assert_eq!(down["reason"], "refused");
+        assert_eq!(down["active_connections"], 0);
+        assert!(down["consecutive_failures"]
+            .as_u64()
+            .is_some_and(|n| n >= 1));
+
+        // The same as the health checker's own report.
+        let report = proxy.server().health_status().report();
+        for (t, target) in report.targets.iter().enumerate() {
+            for (e, endpoint) in target.endpoints.iter().enumerate() {
+                let shown = &status["targets"][t]["endpoints"][e];
+                assert_eq!(shown["addr"], endpoint.addr.to_string());
+                assert_eq!(shown["state"] == "up", endpoint.healthy, "{shown}");
+            }
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never down: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-
-    assert_eq!(status["draining"], false);
-    assert_eq!(status["io_backend"], test_io_backend().as_str());
-    let echo_target = &status["targets"][0];
-    assert_eq!(echo_target["name"], echo.addr.to_string());
-    assert_eq!(
-        echo_target["addresses"],
-        serde_json::json!([echo.addr.to_string()])
-    );
-    assert_eq!(echo_target["resolve_error"], serde_json::Value::Null);
-    let up = &echo_target["endpoints"][0];
-    assert_eq!(up["addr"], echo.addr.to_string());
-    assert_eq!(up["state"], "up");
-    assert_eq!(up["last_check"], "passed");
-    assert_eq!(up["reason"], serde_json::Value::Null);
-    assert_eq!(up["active_connections"], 1);
-    assert!(up["last_check_ms"].as_f64().is_some_and(|ms| ms > 0.0));
-
-    let down = &status["targets"][1]["endpoints"][0];
-    assert_eq!(down["addr"], stopped.to_string());
-    assert_eq!(down["last_check"], "failed");
-    assert_eq!(down["reason"], "refused");
-    assert_eq!(down["active_connections"], 0);
-    assert!(down["consecutive_failures"]
-        .as_u64()
-        .is_some_and(|n| n >= 1));
-
-    // The same as the health checker's own report.
-    let report = proxy.server().health_status().report();
-    for (t, target) in report.targets.iter().enumerate() {
-        for (e, endpoint) in target.endpoints.iter().enumerate() {
-            let shown = &status["targets"][t]["endpoints"][e];
-            assert_eq!(shown["addr"], endpoint.addr.to_string());
-            assert_eq!(shown["state"] == "up", endpoint.healthy, "{shown}");
-        }
+        drop(open);
     }
-    drop(open);
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn healthz_answers_503_while_draining_and_stops_after() {
-    let echo = EchoBackend::start().await;
-    let mut proxy = Proxy::start(&config(&[echo.addr], RelayMode::Copy));
-    proxy.wait_healthy(1).await;
-    let admin = admin_addr(&proxy);
-    let ok = get_admin(admin, "/healthz").await;
-    assert_eq!((ok.status, ok.body.as_str()), (200, "ok\n"));
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn healthz_answers_503_while_draining_and_stops_after(io: IoBackend) {
+        let echo = EchoBackend::start().await;
+        let mut proxy = Proxy::start(&config(io, &[echo.addr], RelayMode::Copy));
+        proxy.wait_healthy(1).await;
+        let admin = admin_addr(&proxy);
+        let ok = get_admin(admin, "/healthz").await;
+        assert_eq!((ok.status, ok.body.as_str()), (200, "ok\n"));
 
-    // A long-lived connection keeps the drain going.
-    let mut open = TcpStream::connect(proxy.addr).await.unwrap();
-    open.write_all(b"hello").await.unwrap();
-    let mut five = [0u8; 5];
-    open.read_exact(&mut five).await.unwrap();
+        // A long-lived connection keeps the drain going.
+        let mut open = TcpStream::connect(proxy.addr).await.unwrap();
+        open.write_all(b"hello").await.unwrap();
+        let mut five = [0u8; 5];
+        open.read_exact(&mut five).await.unwrap();
 
-    proxy.server().stop();
-    let draining = get_admin(admin, "/healthz").await;
-    assert_eq!(
-        (draining.status, draining.body.as_str()),
-        (503, "draining\n")
-    );
-    let metrics = scrape(admin).await;
-    assert_eq!(metrics.get("ringlb_draining", &[]), Some(1.0));
-    assert_eq!(metrics.get("ringlb_open_connections", &[]), Some(1.0));
-    let status = get_admin(admin, "/status").await;
-    assert!(
-        status.body.contains("\"draining\": true"),
-        "{}",
-        status.body
-    );
+        proxy.server().stop();
+        let draining = get_admin(admin, "/healthz").await;
+        assert_eq!(
+            (draining.status, draining.body.as_str()),
+            (503, "draining\n")
+        );
+        let metrics = scrape(admin).await;
+        assert_eq!(metrics.get("ringlb_draining", &[]), Some(1.0));
+        assert_eq!(metrics.get("ringlb_open_connections", &[]), Some(1.0));
+        let status = get_admin(admin, "/status").await;
+        assert!(
+            status.body.contains("\"draining\": true"),
+            "{}",
+            status.body
+        );
 
-    // The connection still relays during the drain; closing it ends the drain.
-    open.write_all(b"again").await.unwrap();
-    open.read_exact(&mut five).await.unwrap();
-    assert_eq!(&five, b"again");
-    let still = get_admin(admin, "/healthz").await;
-    assert_eq!(still.status, 503);
-    drop(open);
+        // The connection still relays during the drain; closing it ends the drain.
+        open.write_all(b"again").await.unwrap();
+        open.read_exact(&mut five).await.unwrap();
+        assert_eq!(&five, b"again");
+        let still = get_admin(admin, "/healthz").await;
+        assert_eq!(still.status, 503);
+        drop(open);
 
-    let server = proxy.server.take().unwrap();
-    tokio::time::timeout(DEADLINE, tokio::task::spawn_blocking(move || server.wait()))
-        .await
-        .expect("the drain ends once the connection closed")
-        .unwrap()
-        .unwrap();
-    let refused = TcpStream::connect(admin).await;
-    assert!(refused.is_err(), "the admin listener stops with the server");
-}
+        let server = proxy.server.take().unwrap();
+        tokio::time::timeout(DEADLINE, tokio::task::spawn_blocking(move || server.wait()))
+            .await
+            .expect("the drain ends once the connection closed")
+            .unwrap()
+            .unwrap();
+        let refused = TcpStream::connect(admin).await;
+        assert!(refused.is_err(), "the admin listener stops with the server");
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_paths_and_methods_are_refused_politely() {
-    let echo = EchoBackend::start().await;
-    let proxy = Proxy::start(&config(&[echo.addr], RelayMode::Copy));
-    let admin = admin_addr(&proxy);
-    assert_eq!(get_admin(admin, "/nope").await.status, 404);
-    let post = request(admin, "POST", "/metrics").await;
-    assert_eq!(post.status, 405);
-    assert_eq!(post.headers["allow"], "GET, HEAD");
-    let head = request(admin, "HEAD", "/metrics").await;
-    assert_eq!(head.status, 200);
-    assert!(head.body.is_empty());
-    assert!(head.headers["content-length"].parse::<usize>().unwrap() > 0);
-    let query = get_admin(admin, "/healthz?verbose=1").await;
-    assert_eq!(query.status, 200);
-    // Not HTTP at all.
-    let mut s = TcpStream::connect(admin).await.unwrap();
-    s.write_all(b"\x16\x03\x01\x00\x05hello\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(DEADLINE, s.read_to_string(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
-}
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_paths_and_methods_are_refused_politely(io: IoBackend) {
+        let echo = EchoBackend::start().await;
+        let proxy = Proxy::start(&config(io, &[echo.addr], RelayMode::Copy));
+        let admin = admin_addr(&proxy);
+        assert_eq!(get_admin(admin, "/nope").await.status, 404);
+        let post = request(admin, "POST", "/metrics").await;
+        assert_eq!(post.status, 405);
+        assert_eq!(post.headers["allow"], "GET, HEAD");
+        let head = request(admin, "HEAD", "/metrics").await;
+        assert_eq!(head.status, 200);
+        assert!(head.body.is_empty());
+        assert!(head.headers["content-length"].parse::<usize>().unwrap() > 0);
+        let query = get_admin(admin, "/healthz?verbose=1").await;
+        assert_eq!(query.status, 200);
+        // Not HTTP at all.
+        let mut s = TcpStream::connect(admin).await.unwrap();
+        s.write_all(b"\x16\x03\x01\x00\x05hello\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(DEADLINE, s.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_listener_can_be_disabled() {
-    let echo = EchoBackend::start().await;
-    let mut cfg = config(&[echo.addr], RelayMode::Copy);
-    cfg.startup.admin.enabled = false;
-    let proxy = Proxy::start(&cfg);
-    assert_eq!(proxy.server().admin_addr(), None);
-    proxy.wait_healthy(1).await;
-    // Counting goes on without it.
-    let response = {
-        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-        s.write_all(b"x").await.unwrap();
-        let mut one = [0u8; 1];
-        s.read_exact(&mut one).await.unwrap();
-        one
-    };
-    assert_eq!(&response, b"x");
-    let metrics = proxy.server().metrics();
-    assert_eq!(metrics.total(ringlb::metrics::WorkerCounter::Accepted), 1);
-}
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_admin_listener_can_be_disabled(io: IoBackend) {
+        let echo = EchoBackend::start().await;
+        let mut cfg = config(io, &[echo.addr], RelayMode::Copy);
+        cfg.startup.admin.enabled = false;
+        let proxy = Proxy::start(&cfg);
+        assert_eq!(proxy.server().admin_addr(), None);
+        proxy.wait_healthy(1).await;
+        // Counting goes on without it.
+        let response = {
+            let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+            s.write_all(b"x").await.unwrap();
+            let mut one = [0u8; 1];
+            s.read_exact(&mut one).await.unwrap();
+            one
+        };
+        assert_eq!(&response, b"x");
+        let metrics = proxy.server().metrics();
+        assert_eq!(metrics.total(ringlb::metrics::WorkerCounter::Accepted), 1);
+    }
+);
 
 /// Runs `ringlb --probe-admin --config path`; its exit code.
 fn probe_admin(config: &std::path::Path) -> Option<i32> {
@@ -553,56 +560,58 @@ fn probe_admin(config: &std::path::Path) -> Option<i32> {
     output.status.code()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn probe_admin_says_healthy_while_serving_and_unhealthy_while_draining() {
-    use common::binary::{toml, Process, TempDir};
-    let echo = EchoBackend::start().await;
-    // The probe reads the admin address from the file, so it needs a real port.
-    let admin = dead_addr();
-    let text = toml(&[echo.addr], "").replace(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n",
-        &format!("[admin]\nlisten = \"0.0.0.0:{}\"\n", admin.port()),
-    );
-    assert!(text.contains("0.0.0.0:"), "{text}");
-    let dir = TempDir::new("probe");
-    let path = dir.0.join("ringlb.toml");
-    std::fs::write(&path, &text).unwrap();
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn probe_admin_says_healthy_while_serving_and_unhealthy_while_draining(io: IoBackend) {
+        use common::binary::{toml, Process, TempDir};
+        let echo = EchoBackend::start().await;
+        // The probe reads the admin address from the file, so it needs a real port.
+        let admin = dead_addr();
+        let text = toml(io, &[echo.addr], "").replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n",
+            &format!("[admin]\nlisten = \"0.0.0.0:{}\"\n", admin.port()),
+        );
+        assert!(text.contains("0.0.0.0:"), "{text}");
+        let dir = TempDir::new("probe");
+        let path = dir.0.join("ringlb.toml");
+        std::fs::write(&path, &text).unwrap();
 
-    let mut ringlb = Process::start(&text, None);
-    let probe = path.clone();
-    let code = tokio::task::spawn_blocking(move || probe_admin(&probe))
-        .await
-        .unwrap();
-    assert_eq!(code, Some(0), "healthy while serving");
-
-    let mut open = TcpStream::connect(ringlb.addr).await.unwrap();
-    open.write_all(b"x").await.unwrap();
-    let mut one = [0u8; 1];
-    open.read_exact(&mut one).await.unwrap();
-    ringlb.signal("TERM");
-    // The signal is handled asynchronously: probe until it took effect.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
+        let mut ringlb = Process::start(&text, None);
         let probe = path.clone();
         let code = tokio::task::spawn_blocking(move || probe_admin(&probe))
             .await
             .unwrap();
-        if code == Some(1) {
-            break;
+        assert_eq!(code, Some(0), "healthy while serving");
+
+        let mut open = TcpStream::connect(ringlb.addr).await.unwrap();
+        open.write_all(b"x").await.unwrap();
+        let mut one = [0u8; 1];
+        open.read_exact(&mut one).await.unwrap();
+        ringlb.signal("TERM");
+        // The signal is handled asynchronously: probe until it took effect.
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let probe = path.clone();
+            let code = tokio::task::spawn_blocking(move || probe_admin(&probe))
+                .await
+                .unwrap();
+            if code == Some(1) {
+                break;
+            }
+            assert_eq!(code, Some(0), "0 or 1, nothing else");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never unhealthy while draining"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(code, Some(0), "0 or 1, nothing else");
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never unhealthy while draining"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(ringlb.child.try_wait().unwrap().is_none(), "still draining");
+        drop(open);
+        let status = tokio::task::block_in_place(|| ringlb.wait_exit(DEADLINE));
+        assert!(status.success(), "{status:?}");
+        let code = tokio::task::spawn_blocking(move || probe_admin(&path))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(1), "unhealthy once stopped");
     }
-    assert!(ringlb.child.try_wait().unwrap().is_none(), "still draining");
-    drop(open);
-    let status = tokio::task::block_in_place(|| ringlb.wait_exit(DEADLINE));
-    assert!(status.success(), "{status:?}");
-    let code = tokio::task::spawn_blocking(move || probe_admin(&path))
-        .await
-        .unwrap();
-    assert_eq!(code, Some(1), "unhealthy once stopped");
-}
+);

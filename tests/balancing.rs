@@ -6,7 +6,10 @@ mod common;
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use common::*;
-use ringlb::{balancer::Strategy, config::RelayMode};
+use ringlb::{
+    balancer::Strategy,
+    config::{IoBackend, RelayMode},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
@@ -18,27 +21,29 @@ fn weighted(config: &mut ringlb::Config, weights: &[u32]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn weights_3_1_0_are_honoured_smoothly() {
-    let a = NamedBackend::start("A").await;
-    let b = NamedBackend::start("B").await;
-    let c = NamedBackend::start("C").await;
-    let mut cfg = config(&[a.addr, b.addr, c.addr], RelayMode::Copy);
-    weighted(&mut cfg, &[3, 1, 0]);
-    let proxy = Proxy::start(&cfg);
-    proxy.wait_healthy(3).await;
-    let mut seen = Vec::with_capacity(400);
-    for _ in 0..400 {
-        seen.push(body(&get(proxy.addr).await));
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn weights_3_1_0_are_honoured_smoothly(io: IoBackend) {
+        let a = NamedBackend::start("A").await;
+        let b = NamedBackend::start("B").await;
+        let c = NamedBackend::start("C").await;
+        let mut cfg = config(io, &[a.addr, b.addr, c.addr], RelayMode::Copy);
+        weighted(&mut cfg, &[3, 1, 0]);
+        let proxy = Proxy::start(&cfg);
+        proxy.wait_healthy(3).await;
+        let mut seen = Vec::with_capacity(400);
+        for _ in 0..400 {
+            seen.push(body(&get(proxy.addr).await));
+        }
+        let count = |n: &str| seen.iter().filter(|s| *s == n).count();
+        assert!((270..=330).contains(&count("A")), "A got {}", count("A"));
+        assert!((90..=110).contains(&count("B")), "B got {}", count("B"));
+        assert_eq!(count("C"), 0, "weight 0 receives nothing");
+        for window in seen.windows(8) {
+            assert!(window.iter().any(|s| s == "B"), "no B in {window:?}");
+        }
     }
-    let count = |n: &str| seen.iter().filter(|s| *s == n).count();
-    assert!((270..=330).contains(&count("A")), "A got {}", count("A"));
-    assert!((90..=110).contains(&count("B")), "B got {}", count("B"));
-    assert_eq!(count("C"), 0, "weight 0 receives nothing");
-    for window in seen.windows(8) {
-        assert!(window.iter().any(|s| s == "B"), "no B in {window:?}");
-    }
-}
+);
 
 /// A backend that tells its name on connect and keeps the connection open until the client
 /// closes it, answering health probes with 200.
@@ -71,11 +76,11 @@ async fn hold(proxy: SocketAddr) -> (TcpStream, String) {
     (s, String::from_utf8_lossy(&name).into_owned())
 }
 
-async fn new_connections_go_to_the_idle_backend(strategy: Strategy) {
+async fn new_connections_go_to_the_idle_backend(io: IoBackend, strategy: Strategy) {
     let a_addr = dead_addr();
     let b_addr = dead_addr();
     let _a = holding_backend("A", a_addr).await;
-    let mut cfg = config(&[a_addr, b_addr], RelayMode::SpliceInline);
+    let mut cfg = config(io, &[a_addr, b_addr], RelayMode::SpliceInline);
     cfg.live.balance = strategy;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(1).await;
@@ -98,15 +103,19 @@ async fn new_connections_go_to_the_idle_backend(strategy: Strategy) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn least_connections_prefers_the_idle_backend() {
-    new_connections_go_to_the_idle_backend(Strategy::LeastConnections).await;
-}
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn least_connections_prefers_the_idle_backend(io: IoBackend) {
+        new_connections_go_to_the_idle_backend(io, Strategy::LeastConnections).await;
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn power_of_two_prefers_the_idle_backend() {
-    new_connections_go_to_the_idle_backend(Strategy::PowerOfTwo).await;
-}
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn power_of_two_prefers_the_idle_backend(io: IoBackend) {
+        new_connections_go_to_the_idle_backend(io, Strategy::PowerOfTwo).await;
+    }
+);
 
 /// One request from a client bound to `source`; returns the backend's name.
 async fn get_from(proxy: SocketAddr, source: std::net::IpAddr) -> String {
@@ -124,78 +133,82 @@ async fn get_from(proxy: SocketAddr, source: std::net::IpAddr) -> String {
     body(&out)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn source_hash_keeps_clients_on_their_backend() {
-    const NAMES: [&str; 5] = ["A", "B", "C", "D", "E"];
-    let mut backends = Vec::new();
-    for name in NAMES {
-        backends.push(NamedBackend::start(name).await);
-    }
-    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
-    let mut cfg = config(&addrs, RelayMode::Copy);
-    cfg.live.balance = Strategy::SourceHash;
-    let proxy = Proxy::start(&cfg);
-    proxy.wait_healthy(5).await;
-    let clients: Vec<std::net::IpAddr> = (2..62)
-        .map(|i| format!("127.0.0.{i}").parse().unwrap())
-        .collect();
-    let mut first = HashMap::new();
-    for &c in &clients {
-        let name = get_from(proxy.addr, c).await;
-        for _ in 0..2 {
-            assert_eq!(get_from(proxy.addr, c).await, name, "{c} moved");
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn source_hash_keeps_clients_on_their_backend(io: IoBackend) {
+        const NAMES: [&str; 5] = ["A", "B", "C", "D", "E"];
+        let mut backends = Vec::new();
+        for name in NAMES {
+            backends.push(NamedBackend::start(name).await);
         }
-        first.insert(c, name);
-    }
-    let used: std::collections::HashSet<&String> = first.values().collect();
-    assert!(
-        used.len() >= 4,
-        "sixty clients spread over the backends: {used:?}"
-    );
-
-    // Stop C: only its clients move; at least 90% of the others keep their backend.
-    let stopped = backends.remove(2).stop().await;
-    let _ = stopped;
-    proxy.wait_healthy(4).await;
-    let others: Vec<_> = clients.iter().filter(|c| first[c] != "C").collect();
-    let mut kept = 0;
-    for &&c in &others {
-        let now = get_from(proxy.addr, c).await;
-        assert_ne!(now, "C");
-        if now == first[&c] {
-            kept += 1;
+        let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+        let mut cfg = config(io, &addrs, RelayMode::Copy);
+        cfg.live.balance = Strategy::SourceHash;
+        let proxy = Proxy::start(&cfg);
+        proxy.wait_healthy(5).await;
+        let clients: Vec<std::net::IpAddr> = (2..62)
+            .map(|i| format!("127.0.0.{i}").parse().unwrap())
+            .collect();
+        let mut first = HashMap::new();
+        for &c in &clients {
+            let name = get_from(proxy.addr, c).await;
+            for _ in 0..2 {
+                assert_eq!(get_from(proxy.addr, c).await, name, "{c} moved");
+            }
+            first.insert(c, name);
         }
-    }
-    assert!(
-        kept * 10 >= others.len() * 9,
-        "only {kept} of {} clients kept their backend",
-        others.len()
-    );
-}
+        let used: std::collections::HashSet<&String> = first.values().collect();
+        assert!(
+            used.len() >= 4,
+            "sixty clients spread over the backends: {used:?}"
+        );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_connect_retries_elsewhere_and_ejects_at_once() {
-    let a = NamedBackend::start("A").await;
-    let b = NamedBackend::start("B").await;
-    let mut cfg = config(&[b.addr, a.addr], RelayMode::Copy);
-    // One probe round (at start), then none during the test: only the workers' passive check
-    // can take B out once it dies.
-    cfg.live.health_check.interval = Duration::from_secs(3600);
-    cfg.startup.workers = 1;
-    let proxy = Proxy::start(&cfg);
-    let mut rounds = proxy.server().health_status().subscribe_rounds();
-    tokio::time::timeout(DEADLINE, rounds.wait_for(|&r| r >= 1))
-        .await
-        .unwrap()
-        .unwrap();
-    proxy.wait_healthy(2).await;
-    b.stop().await;
-    for _ in 0..10 {
-        assert_eq!(
-            body(&get(proxy.addr).await),
-            "A",
-            "never a 503 while A lives"
+        // Stop C: only its clients move; at least 90% of the others keep their backend.
+        let stopped = backends.remove(2).stop().await;
+        let _ = stopped;
+        proxy.wait_healthy(4).await;
+        let others: Vec<_> = clients.iter().filter(|c| first[c] != "C").collect();
+        let mut kept = 0;
+        for &&c in &others {
+            let now = get_from(proxy.addr, c).await;
+            assert_ne!(now, "C");
+            if now == first[&c] {
+                kept += 1;
+            }
+        }
+        assert!(
+            kept * 10 >= others.len() * 9,
+            "only {kept} of {} clients kept their backend",
+            others.len()
         );
     }
-    proxy.wait_healthy(1).await;
-}
+);
+
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_connect_retries_elsewhere_and_ejects_at_once(io: IoBackend) {
+        let a = NamedBackend::start("A").await;
+        let b = NamedBackend::start("B").await;
+        let mut cfg = config(io, &[b.addr, a.addr], RelayMode::Copy);
+        // One probe round (at start), then none during the test: only the workers' passive check
+        // can take B out once it dies.
+        cfg.live.health_check.interval = Duration::from_secs(3600);
+        cfg.startup.workers = 1;
+        let proxy = Proxy::start(&cfg);
+        let mut rounds = proxy.server().health_status().subscribe_rounds();
+        tokio::time::timeout(DEADLINE, rounds.wait_for(|&r| r >= 1))
+            .await
+            .unwrap()
+            .unwrap();
+        proxy.wait_healthy(2).await;
+        b.stop().await;
+        for _ in 0..10 {
+            assert_eq!(
+                body(&get(proxy.addr).await),
+                "A",
+                "never a 503 while A lives"
+            );
+        }
+        proxy.wait_healthy(1).await;
+    }
+);

@@ -5,8 +5,8 @@
 //! is then closed with a reset, never with a FIN, so a client never takes a truncated stream for
 //! a whole one. Without a fault a FIN is passed on after every byte, as always.
 //!
-//! Every test runs once per relay strategy (`<test>::splice`, `::splice_inline`, `::copy`) on the
-//! I/O backend of `RINGLB_TEST_IO_BACKEND` (on epoll the three are the same copy loop), and
+//! Every test runs on io_uring once per relay strategy (`<test>::io_uring::splice`,
+//! `::splice_inline`, `::copy`) and once on epoll (`<test>::epoll`, which always copies), and
 //! measures what a client straight at the backend gets as its baseline:
 //!
 //! 1. `backend_resets_after_64k`: a backend writes 64 KiB and resets (`SO_LINGER` 0);
@@ -25,7 +25,7 @@ use std::{
     io::ErrorKind,
     net::SocketAddr,
     sync::{
-        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -35,45 +35,11 @@ use common::{
     fault_relay::{self, ChecksumBackend, FaultRelay, Header, Plan, Rng},
     *,
 };
-use ringlb::config::RelayMode;
+use ringlb::config::{IoBackend, RelayMode};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
-
-/// `mod $test { splice, splice_inline, copy, auto }`: one test per relay strategy, each calling
-/// `$test(relay)`.
-macro_rules! for_every_relay {
-    ($test:ident) => {
-        mod $test {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn splice() {
-                super::$test(RelayMode::Splice).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn splice_inline() {
-                super::$test(RelayMode::SpliceInline).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn copy() {
-                super::$test(RelayMode::Copy).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn auto() {
-                super::$test(RelayMode::Auto).await;
-            }
-        }
-    };
-}
-
-for_every_relay!(backend_resets_after_64k);
-for_every_relay!(backend_answers_early_and_closes);
-for_every_relay!(random_faults);
 
 /// How one side of a client's connection ended: `Ok` for a clean EOF (reading) or a completed
 /// write and half-close (writing).
@@ -135,10 +101,6 @@ where
     addr
 }
 
-fn on(relay: RelayMode) -> String {
-    format!("relay {relay:?} on {}", test_io_backend())
-}
-
 // 1. A backend writes 64 KiB and resets.
 
 /// Bytes the resetting backend writes before its reset.
@@ -162,76 +124,79 @@ async fn fetch(addr: SocketAddr) -> Option<(Vec<u8>, End)> {
     .ok()
 }
 
-async fn backend_resets_after_64k(relay: RelayMode) {
-    let addr = backend(|mut stream| async move {
-        if request_or_probe(&mut stream).await.is_some() {
-            let _ = stream
-                .write_all(&random_bytes(BEFORE_RESET, RESET_SEED))
-                .await;
-            fault_relay::reset(stream);
-        }
-    })
-    .await;
-    let expected = random_bytes(BEFORE_RESET, RESET_SEED);
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backend_resets_after_64k(io: IoBackend, relay: RelayMode) {
+        let addr = backend(|mut stream| async move {
+            if request_or_probe(&mut stream).await.is_some() {
+                let _ = stream
+                    .write_all(&random_bytes(BEFORE_RESET, RESET_SEED))
+                    .await;
+                fault_relay::reset(stream);
+            }
+        })
+        .await;
+        let expected = random_bytes(BEFORE_RESET, RESET_SEED);
 
-    // Straight to the backend: what a client gets without ringlb.
-    let mut direct = Vec::new();
-    for _ in 0..3 {
-        let (received, end) = fetch(addr).await.expect("direct: no EOF nor error in time");
-        assert_eq!(
-            first_difference(&received, &expected),
-            None,
-            "direct: wrong bytes"
-        );
-        assert_eq!(
-            end,
-            Err(ErrorKind::ConnectionReset),
-            "direct: after {} bytes",
-            received.len()
-        );
-        direct.push(received.len());
-    }
-    let least = *direct.iter().min().unwrap();
+        // Straight to the backend: what a client gets without ringlb.
+        let mut direct = Vec::new();
+        for _ in 0..3 {
+            let (received, end) = fetch(addr).await.expect("direct: no EOF nor error in time");
+            assert_eq!(
+                first_difference(&received, &expected),
+                None,
+                "direct: wrong bytes"
+            );
+            assert_eq!(
+                end,
+                Err(ErrorKind::ConnectionReset),
+                "direct: after {} bytes",
+                received.len()
+            );
+            direct.push(received.len());
+        }
+        let least = *direct.iter().min().unwrap();
 
-    let proxy = Proxy::start(&config(&[addr], relay));
-    proxy.wait_healthy(1).await;
-    let mut failures = Vec::new();
-    for round in 0..RESET_ROUNDS {
-        let Some((received, end)) = fetch(proxy.addr).await else {
-            failures.push(format!(
-                "round {round}: neither EOF nor error within {DEADLINE:?}"
-            ));
-            continue;
-        };
-        let mut wrong = Vec::new();
-        if let Some(at) = first_difference(&received, &expected) {
-            wrong.push(format!(
-                "the bytes differ from the backend's at offset {at}"
-            ));
+        let proxy = Proxy::start(&config(io, &[addr], relay));
+        proxy.wait_healthy(1).await;
+        let mut failures = Vec::new();
+        for round in 0..RESET_ROUNDS {
+            let Some((received, end)) = fetch(proxy.addr).await else {
+                failures.push(format!(
+                    "round {round}: neither EOF nor error within {DEADLINE:?}"
+                ));
+                continue;
+            };
+            let mut wrong = Vec::new();
+            if let Some(at) = first_difference(&received, &expected) {
+                wrong.push(format!(
+                    "the bytes differ from the backend's at offset {at}"
+                ));
+            }
+            if received.len() < least {
+                wrong.push(format!("a direct client reads at least {least}"));
+            }
+            if end != Err(ErrorKind::ConnectionReset) {
+                wrong.push("expected ConnectionReset".to_owned());
+            }
+            if !wrong.is_empty() {
+                failures.push(format!(
+                    "round {round}: received {} of {BEFORE_RESET} bytes, then {}: {}",
+                    received.len(),
+                    describe(&end),
+                    wrong.join("; ")
+                ));
+            }
         }
-        if received.len() < least {
-            wrong.push(format!("a direct client reads at least {least}"));
-        }
-        if end != Err(ErrorKind::ConnectionReset) {
-            wrong.push("expected ConnectionReset".to_owned());
-        }
-        if !wrong.is_empty() {
-            failures.push(format!(
-                "round {round}: received {} of {BEFORE_RESET} bytes, then {}: {}",
-                received.len(),
-                describe(&end),
-                wrong.join("; ")
-            ));
-        }
+        assert!(
+            failures.is_empty(),
+            "{}: a backend that writes {BEFORE_RESET} bytes and resets; direct clients read \
+             {direct:?} bytes, then ConnectionReset. Through ringlb:\n  {}",
+            relay_on(io, relay),
+            failures.join("\n  ")
+        );
     }
-    assert!(
-        failures.is_empty(),
-        "{}: a backend that writes {BEFORE_RESET} bytes and resets; direct clients read {direct:?} \
-         bytes, then ConnectionReset. Through ringlb:\n  {}",
-        on(relay),
-        failures.join("\n  ")
-    );
-}
+);
 
 // 2. A client uploads 10 MiB while the backend answers early and closes.
 
@@ -301,57 +266,60 @@ async fn upload(addr: SocketAddr) -> Option<Upload> {
     .ok()
 }
 
-async fn backend_answers_early_and_closes(relay: RelayMode) {
-    let addr = backend(|mut stream| async move {
-        if request_or_probe(&mut stream).await.is_none() {
-            return;
-        }
-        let mut buf = vec![0u8; READ_BEFORE_ANSWER];
-        let mut read = 0;
-        while read < READ_BEFORE_ANSWER {
-            match stream.read(&mut buf[read..]).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => read += n,
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backend_answers_early_and_closes(io: IoBackend, relay: RelayMode) {
+        let addr = backend(|mut stream| async move {
+            if request_or_probe(&mut stream).await.is_none() {
+                return;
+            }
+            let mut buf = vec![0u8; READ_BEFORE_ANSWER];
+            let mut read = 0;
+            while read < READ_BEFORE_ANSWER {
+                match stream.read(&mut buf[read..]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => read += n,
+                }
+            }
+            let _ = stream.write_all(TOO_LARGE).await;
+            // Closing with the rest of the upload unread: the kernel sends a reset.
+        })
+        .await;
+        let proxy = Proxy::start(&config(io, &[addr], relay));
+        proxy.wait_healthy(1).await;
+
+        let mut failures = Vec::new();
+        for round in 0..UPLOAD_ROUNDS {
+            let direct = upload(addr)
+                .await
+                .expect("direct: the upload did not end in time");
+            // This kernel delivers the answer to a client straight to the backend, reset or not;
+            // ringlb must do as well.
+            assert!(
+                direct.got_answer() && direct.saw_error(),
+                "direct, round {round}: expected the 413 answer and an error: {direct}"
+            );
+            let Some(proxied) = upload(proxy.addr).await else {
+                failures.push(format!(
+                    "round {round}: the upload neither ended nor failed within {DEADLINE:?}"
+                ));
+                continue;
+            };
+            if !proxied.got_answer() || !proxied.saw_error() {
+                failures.push(format!("round {round}: {proxied} (direct: {direct})"));
             }
         }
-        let _ = stream.write_all(TOO_LARGE).await;
-        // Closing with the rest of the upload unread: the kernel sends a reset.
-    })
-    .await;
-    let proxy = Proxy::start(&config(&[addr], relay));
-    proxy.wait_healthy(1).await;
-
-    let mut failures = Vec::new();
-    for round in 0..UPLOAD_ROUNDS {
-        let direct = upload(addr)
-            .await
-            .expect("direct: the upload did not end in time");
-        // This kernel delivers the answer to a client straight to the backend, reset or not;
-        // ringlb must do as well.
         assert!(
-            direct.got_answer() && direct.saw_error(),
-            "direct, round {round}: expected the 413 answer and an error: {direct}"
+            failures.is_empty(),
+            "{}: a backend reads {READ_BEFORE_ANSWER} bytes of a {UPLOAD}-byte upload, answers \
+             413 and closes (a reset). A direct client gets the answer, then an error; through \
+             ringlb it must too, but in {} of {UPLOAD_ROUNDS} rounds:\n  {}",
+            relay_on(io, relay),
+            failures.len(),
+            failures[..failures.len().min(10)].join("\n  ")
         );
-        let Some(proxied) = upload(proxy.addr).await else {
-            failures.push(format!(
-                "round {round}: the upload neither ended nor failed within {DEADLINE:?}"
-            ));
-            continue;
-        };
-        if !proxied.got_answer() || !proxied.saw_error() {
-            failures.push(format!("round {round}: {proxied} (direct: {direct})"));
-        }
     }
-    assert!(
-        failures.is_empty(),
-        "{}: a backend reads {READ_BEFORE_ANSWER} bytes of a {UPLOAD}-byte upload, answers 413 \
-         and closes (a reset). A direct client gets the answer, then an error; through ringlb \
-         it must too, but in {} of {UPLOAD_ROUNDS} rounds:\n  {}",
-        on(relay),
-        failures.len(),
-        failures[..failures.len().min(10)].join("\n  ")
-    );
-}
+);
 
 // 3. Random segment splits, pauses and resets between ringlb and its backends.
 
@@ -361,10 +329,8 @@ const CONNECTIONS: u32 = 1000;
 const CONCURRENCY: usize = 32;
 /// Share of the connections the fault relays reset, in percent.
 const FAULT_PERCENT: u64 = 25;
-/// How long a connection may go without a byte either way before it counts as hung. Progress,
-/// not total time: a connection of 64-byte segments with pauses is slow, not hung, on a loaded
-/// 2-core machine.
-const STALL: Duration = Duration::from_secs(10);
+/// Deadline of one connection.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
 /// No connection starts after this much of the workload's time.
 const WORKLOAD_BUDGET: Duration = Duration::from_secs(60);
 
@@ -430,56 +396,27 @@ impl Exchange {
         out
     }
 
-    /// Runs it through `addr`: `None` if no byte moved either way for [`STALL`] before it
-    /// ended (or the connect failed).
+    /// Runs it through `addr`: `None` if it did not end within [`CONNECTION_DEADLINE`].
     async fn run(&self, addr: SocketAddr) -> Option<(Vec<u8>, End, End)> {
         let mut stream = TcpStream::connect(addr).await.ok()?;
         stream.set_nodelay(true).unwrap();
-        let (mut rd, mut wr) = stream.split();
+        let (rd, mut wr) = stream.split();
         let mut out = self.header.encode().to_vec();
         out.extend_from_slice(&self.payload);
-        // Milliseconds since `began` at the last byte either way (an atomic: the future is Send).
-        let began = Instant::now();
-        let progress = AtomicU64::new(0);
-        let moved = || progress.store(began.elapsed().as_millis() as u64, Relaxed);
         let write = async {
             let mut rng = Rng::new(self.seed);
             let mut rest = out.as_slice();
             while !rest.is_empty() {
                 let n = rest.len().min(1 + rng.below(self.max_write) as usize);
                 wr.write_all(&rest[..n]).await?;
-                moved();
                 rest = &rest[n..];
             }
             wr.shutdown().await
         };
-        let read = async {
-            let mut received = Vec::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match rd.read(&mut buf).await {
-                    Ok(0) => return (received, Ok(())),
-                    Ok(n) => received.extend_from_slice(&buf[..n]),
-                    Err(e) => return (received, Err(e.kind())),
-                }
-                moved();
-            }
-        };
-        let both = async { tokio::join!(write, read) };
-        let mut both = std::pin::pin!(both);
-        loop {
-            tokio::select! {
-                (write, (received, read)) = &mut both => {
-                    return Some((received, read, write.map_err(|e| e.kind())));
-                }
-                () = tokio::time::sleep(Duration::from_millis(500)) => {
-                    let last = Duration::from_millis(progress.load(Relaxed));
-                    if began.elapsed().saturating_sub(last) >= STALL {
-                        return None;
-                    }
-                }
-            }
-        }
+        let both = async { tokio::join!(write, read_to_end(rd)) };
+        let (write, (received, read)) =
+            tokio::time::timeout(CONNECTION_DEADLINE, both).await.ok()?;
+        Some((received, read, write.map_err(|e| e.kind())))
     }
 
     fn describe(&self) -> String {
@@ -546,7 +483,7 @@ fn judge(exchange: &Exchange, ended: Option<(Vec<u8>, End, End)>) -> (Outcome, b
     let planned = exchange.plan.fault.is_some();
     let Some((received, read, write)) = ended else {
         let line = format!(
-            "{}: no byte either way for {STALL:?}, no EOF nor error (or the connect failed)",
+            "{}: no EOF nor error within {CONNECTION_DEADLINE:?} (or the connect failed)",
             exchange.describe()
         );
         return (Outcome::Hung, planned, line);
@@ -690,27 +627,33 @@ impl Rig {
     }
 }
 
-async fn random_faults(relay: RelayMode) {
-    let seed = seed();
-    println!(
-        "{}: fault seed {seed:#x} (replay: RINGLB_FAULT_SEED={seed:#x})",
-        on(relay)
-    );
-    let rig = Rig::start(seed).await;
-    let mut cfg = config(&rig.relay_addrs(), relay);
-    // A probe slowed down by the load must not take both targets out: the clients would get
-    // the 503, which looks like a truncated answer.
-    cfg.live.health_check.fall = 1_000_000;
-    cfg.live.health_check.timeout = Duration::from_secs(2);
-    let proxy = Proxy::start(&cfg);
-    proxy.wait_healthy(2).await;
-    rig.check(&format!("through ringlb, {}", on(relay)), &[proxy.addr])
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn random_faults(io: IoBackend, relay: RelayMode) {
+        let seed = seed();
+        println!(
+            "{}: fault seed {seed:#x} (replay: RINGLB_FAULT_SEED={seed:#x})",
+            relay_on(io, relay)
+        );
+        let rig = Rig::start(seed).await;
+        let mut cfg = config(io, &rig.relay_addrs(), relay);
+        // A probe slowed down by the load must not take both targets out: the clients would get
+        // the 503, which looks like a truncated answer.
+        cfg.live.health_check.fall = 1_000_000;
+        cfg.live.health_check.timeout = Duration::from_secs(2);
+        let proxy = Proxy::start(&cfg);
+        proxy.wait_healthy(2).await;
+        rig.check(
+            &format!("through ringlb, {}", relay_on(io, relay)),
+            &[proxy.addr],
+        )
         .await;
-}
+    }
+);
 
 /// The same workload with the clients straight at the fault relays, which pass every reset on
 /// as a reset: what a proxy that loses nothing looks like, and the proof that the assertions of
-/// [`random_faults`] can hold on this kernel.
+/// [`random_faults`] can hold on this kernel. No ringlb, so no I/O backend: it runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_faults_without_ringlb() {
     let seed = seed();

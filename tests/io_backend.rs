@@ -1,6 +1,9 @@
 //! Choosing the I/O backend: the real binary in a child process whose io_uring system calls a
 //! seccomp filter refuses, as Docker's default profile does. `auto` falls back to epoll and
 //! serves; `io_uring` refuses to start with the clear message.
+//!
+//! Not through `io_backends!`: each test here sets `io_backend` itself (`auto` under the filter
+//! and where io_uring works, `io_uring` under the filter), since the choice is what it tests.
 
 mod common;
 
@@ -47,11 +50,7 @@ fn block_io_uring(command: &mut Command) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_falls_back_to_epoll_and_serves_where_io_uring_is_blocked() {
     let a = NamedBackend::start("A").await;
-    let ringlb = Process::start_with(
-        &toml(&[a.addr], "io_backend = \"auto\""),
-        None,
-        block_io_uring,
-    );
+    let ringlb = Process::start_with(&toml(IoBackend::Auto, &[a.addr], ""), None, block_io_uring);
     assert_eq!(
         ringlb.log_lines("io_uring unavailable (Operation not permitted"),
         1,
@@ -69,7 +68,7 @@ fn io_uring_refuses_to_start_where_it_is_blocked() {
     let a = dead_addr();
     let dir = TempDir::new("uring-blocked");
     let path = dir.0.join("ringlb.toml");
-    std::fs::write(&path, toml(&[a], "io_backend = \"io_uring\"")).unwrap();
+    std::fs::write(&path, toml(IoBackend::IoUring, &[a], "")).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_ringlb"));
     command.arg("--config").arg(&path);
     block_io_uring(&mut command);
@@ -84,9 +83,7 @@ fn io_uring_refuses_to_start_where_it_is_blocked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_runs_io_uring_where_it_works() {
     let a = NamedBackend::start("A").await;
-    let mut cfg = config(&[a.addr], RelayMode::Copy);
-    cfg.startup.io_backend = IoBackend::Auto;
-    let proxy = Proxy::start(&cfg);
+    let proxy = Proxy::start(&config(IoBackend::Auto, &[a.addr], RelayMode::Copy));
     assert_eq!(proxy.server().io_backend(), "io_uring");
     proxy.wait_healthy(1).await;
     assert_eq!(body(&get(proxy.addr).await), "A");

@@ -7,7 +7,7 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use common::*;
-use ringlb::config::{OnNoBackend, RelayMode};
+use ringlb::config::{IoBackend, OnNoBackend, RelayMode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -50,57 +50,61 @@ async fn request(proxy: SocketAddr) -> bool {
     matches!(read, Ok(Ok(_))) && body(&answer) == "b"
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_turns_replay_on_for_new_connections_without_a_restart() {
-    let bad = resetter().await;
-    let good = NamedBackend::start("b").await;
-    let mut cfg = config(&[bad, good.addr], RelayMode::Auto);
-    // Probes never bring a passively ejected backend back within the test.
-    cfg.live.health_check.interval = Duration::from_secs(60);
-    cfg.startup.traffic.passive_fall = 1_000;
-    let proxy = Proxy::start(&cfg);
-    proxy.wait_healthy(2).await;
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_turns_replay_on_for_new_connections_without_a_restart(io: IoBackend) {
+        let bad = resetter().await;
+        let good = NamedBackend::start("b").await;
+        let mut cfg = config(io, &[bad, good.addr], RelayMode::Auto);
+        // Probes never bring a passively ejected backend back within the test.
+        cfg.live.health_check.interval = Duration::from_secs(60);
+        cfg.startup.traffic.passive_fall = 1_000;
+        let proxy = Proxy::start(&cfg);
+        proxy.wait_healthy(2).await;
 
-    // Without replay, requests that land on the resetting backend fail.
-    let mut failed = 0;
-    for _ in 0..10 {
-        failed += usize::from(!request(proxy.addr).await);
-    }
-    assert!(
-        failed > 0,
-        "the resetting backend failed some requests before the reload"
-    );
-
-    let mut reloaded = cfg.clone();
-    reloaded.startup.traffic.retry_on_early_close = true;
-    let restart = proxy.server().reload_handle().reload(&reloaded);
-    assert!(
-        restart.is_empty(),
-        "traffic settings need no restart: {restart:?}"
-    );
-    for i in 0..20 {
+        // Without replay, requests that land on the resetting backend fail.
+        let mut failed = 0;
+        for _ in 0..10 {
+            failed += usize::from(!request(proxy.addr).await);
+        }
         assert!(
-            request(proxy.addr).await,
-            "request {i} after the reload failed"
+            failed > 0,
+            "the resetting backend failed some requests before the reload"
+        );
+
+        let mut reloaded = cfg.clone();
+        reloaded.startup.traffic.retry_on_early_close = true;
+        let restart = proxy.server().reload_handle().reload(&reloaded);
+        assert!(
+            restart.is_empty(),
+            "traffic settings need no restart: {restart:?}"
+        );
+        for i in 0..20 {
+            assert!(
+                request(proxy.addr).await,
+                "request {i} after the reload failed"
+            );
+        }
+    }
+);
+
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_changes_the_no_backend_answer(io: IoBackend) {
+        let mut cfg = config(io, &[dead_addr()], RelayMode::Copy);
+        cfg.live.health_check.interval = Duration::from_secs(60);
+        let proxy = Proxy::start(&cfg);
+        // The default answer is the 503.
+        let answer = get(proxy.addr).await;
+        assert!(answer.starts_with(b"HTTP/1.1 503"), "{answer:?}");
+
+        let mut reloaded = cfg.clone();
+        reloaded.startup.traffic.on_no_backend = OnNoBackend::Close;
+        assert!(proxy.server().reload_handle().reload(&reloaded).is_empty());
+        let answer = get(proxy.addr).await;
+        assert!(
+            answer.is_empty(),
+            "a FIN and no byte after the reload: {answer:?}"
         );
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_changes_the_no_backend_answer() {
-    let mut cfg = config(&[dead_addr()], RelayMode::Copy);
-    cfg.live.health_check.interval = Duration::from_secs(60);
-    let proxy = Proxy::start(&cfg);
-    // The default answer is the 503.
-    let answer = get(proxy.addr).await;
-    assert!(answer.starts_with(b"HTTP/1.1 503"), "{answer:?}");
-
-    let mut reloaded = cfg.clone();
-    reloaded.startup.traffic.on_no_backend = OnNoBackend::Close;
-    assert!(proxy.server().reload_handle().reload(&reloaded).is_empty());
-    let answer = get(proxy.addr).await;
-    assert!(
-        answer.is_empty(),
-        "a FIN and no byte after the reload: {answer:?}"
-    );
-}
+);

@@ -6,7 +6,7 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use common::*;
-use ringlb::config::RelayMode;
+use ringlb::config::{IoBackend, RelayMode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -48,10 +48,10 @@ async fn try_get(addr: SocketAddr) -> Option<String> {
     (!out.is_empty()).then(|| body(&out))
 }
 
-async fn failures(replay: bool, relay: RelayMode) -> usize {
+async fn failures(io: IoBackend, replay: bool, relay: RelayMode) -> usize {
     let bad = early_closer().await;
     let good = NamedBackend::start("A").await;
-    let mut cfg = config(&[bad, good.addr], relay);
+    let mut cfg = config(io, &[bad, good.addr], relay);
     cfg.startup.traffic.retry_on_early_close = replay;
     cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
@@ -69,30 +69,32 @@ async fn failures(replay: bool, relay: RelayMode) -> usize {
     failed
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn early_closes_are_replayed_to_another_backend() {
-    for relay in RELAYS {
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn early_closes_are_replayed_to_another_backend(io: IoBackend, relay: RelayMode) {
         assert_eq!(
-            failures(true, relay).await,
+            failures(io, true, relay).await,
             0,
             "{relay:?}: a request failed with replay on"
         );
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_replay_early_closes_fail_requests() {
-    assert!(
-        failures(false, RelayMode::Copy).await > 0,
-        "the early closer should fail some requests when replay is off"
-    );
-}
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_replay_early_closes_fail_requests(io: IoBackend) {
+        assert!(
+            failures(io, false, RelayMode::Copy).await > 0,
+            "the early closer should fail some requests when replay is off"
+        );
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_keeps_bytes_intact_past_the_buffer_and_for_server_first_protocols() {
-    for relay in RELAYS {
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replay_keeps_bytes_intact_past_the_buffer(io: IoBackend, relay: RelayMode) {
         let echo = EchoBackend::start().await;
-        let mut cfg = config(&[echo.addr], relay);
+        let mut cfg = config(io, &[echo.addr], relay);
         cfg.startup.traffic.retry_on_early_close = true;
         cfg.startup.traffic.replay_buffer = 4096;
         let proxy = Proxy::start(&cfg);
@@ -114,39 +116,46 @@ async fn replay_keeps_bytes_intact_past_the_buffer_and_for_server_first_protocol
         writer.await.unwrap();
         assert!(back == expected, "{relay:?}: bytes differ");
     }
-    // A backend that speaks first (a greeting) commits at once. It tells health probes apart
-    // by their request arriving right away; clients that wait get the greeting.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 64];
-                let first = tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await;
-                if let Ok(Ok(n)) = first {
-                    // A client that speaks first is a health probe (or nothing to serve).
-                    answered_health_probe(&mut s, &buf[..n]).await;
-                    return;
-                }
-                let _ = s.write_all(b"220 hello\r\n").await;
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let _ = s.write_all(&buf[..n]).await;
-            });
-        }
-    });
-    let mut cfg = config(&[addr], RelayMode::Copy);
-    cfg.startup.traffic.retry_on_early_close = true;
-    cfg.live.health_check.interval = Duration::from_secs(3600);
-    let proxy = Proxy::start(&cfg);
-    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    let mut greeting = [0u8; 11];
-    tokio::time::timeout(DEADLINE, s.read_exact(&mut greeting))
-        .await
-        .expect("the greeting arrives before the client says anything")
-        .unwrap();
-    assert_eq!(&greeting, b"220 hello\r\n");
-    s.write_all(b"QUIT").await.unwrap();
-    let mut echo = [0u8; 4];
-    s.read_exact(&mut echo).await.unwrap();
-    assert_eq!(&echo, b"QUIT");
-}
+);
+
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replay_keeps_bytes_intact_for_server_first_protocols(io: IoBackend) {
+        // A backend that speaks first (a greeting) commits at once. It tells health probes apart
+        // by their request arriving right away; clients that wait get the greeting.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    let first =
+                        tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await;
+                    if let Ok(Ok(n)) = first {
+                        // A client that speaks first is a health probe (or nothing to serve).
+                        answered_health_probe(&mut s, &buf[..n]).await;
+                        return;
+                    }
+                    let _ = s.write_all(b"220 hello\r\n").await;
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let _ = s.write_all(&buf[..n]).await;
+                });
+            }
+        });
+        let mut cfg = config(io, &[addr], RelayMode::Copy);
+        cfg.startup.traffic.retry_on_early_close = true;
+        cfg.live.health_check.interval = Duration::from_secs(3600);
+        let proxy = Proxy::start(&cfg);
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        let mut greeting = [0u8; 11];
+        tokio::time::timeout(DEADLINE, s.read_exact(&mut greeting))
+            .await
+            .expect("the greeting arrives before the client says anything")
+            .unwrap();
+        assert_eq!(&greeting, b"220 hello\r\n");
+        s.write_all(b"QUIT").await.unwrap();
+        let mut echo = [0u8; 4];
+        s.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"QUIT");
+    }
+);

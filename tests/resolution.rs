@@ -15,7 +15,7 @@ use std::{
 
 use common::*;
 use ringlb::{
-    config::RelayMode,
+    config::{IoBackend, RelayMode},
     health::{ResolveFuture, Resolver},
     Config,
 };
@@ -43,9 +43,9 @@ impl Resolver for Switchable {
     }
 }
 
-/// The test configuration with its targets named `host:port` instead of IP literals.
-fn named_config(targets: &[(&str, u16)]) -> Config {
-    let mut cfg = config(&[], RelayMode::Copy);
+/// The test configuration on `io` with its targets named `host:port` instead of IP literals.
+fn named_config(io: IoBackend, targets: &[(&str, u16)]) -> Config {
+    let mut cfg = config(io, &[], RelayMode::Copy);
     cfg.live.targets = targets
         .iter()
         .map(|&(host, port)| target(host, port))
@@ -70,61 +70,69 @@ async fn until_served_by(proxy: &Proxy, name: &str, n: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_name_whose_answer_changes_is_followed_without_restart() {
-    let a = NamedBackend::start("A").await;
-    let b = NamedBackend::start("B").await;
-    let resolver = Arc::new(Switchable::default());
-    resolver.answer(&[a.addr]);
-    let proxy = Proxy::start_with_resolver(&named_config(&[("api.test", 80)]), resolver.clone());
-    proxy.wait_healthy(1).await;
-    for _ in 0..4 {
-        assert_eq!(body(&get(proxy.addr).await), "A");
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_whose_answer_changes_is_followed_without_restart(io: IoBackend) {
+        let a = NamedBackend::start("A").await;
+        let b = NamedBackend::start("B").await;
+        let resolver = Arc::new(Switchable::default());
+        resolver.answer(&[a.addr]);
+        let proxy =
+            Proxy::start_with_resolver(&named_config(io, &[("api.test", 80)]), resolver.clone());
+        proxy.wait_healthy(1).await;
+        for _ in 0..4 {
+            assert_eq!(body(&get(proxy.addr).await), "A");
+        }
+
+        // The service moved: the name now points at B only. A is still up, so only the new answer
+        // can take traffic away from it.
+        resolver.answer(&[b.addr]);
+        until_served_by(&proxy, "B", 8).await;
+        let snapshot = proxy.server().balancer().snapshot();
+        let addrs: Vec<SocketAddr> = snapshot.backends().iter().map(|b| b.addr).collect();
+        assert_eq!(addrs, [b.addr]);
+
+        // Scaled out: both answer, both serve.
+        resolver.answer(&[a.addr, b.addr]);
+        proxy.wait_healthy(2).await;
+        let mut seen: Vec<String> = Vec::new();
+        for _ in 0..8 {
+            seen.push(body(&get(proxy.addr).await));
+        }
+        assert!(
+            seen.iter().any(|s| s == "A") && seen.iter().any(|s| s == "B"),
+            "{seen:?}"
+        );
     }
+);
 
-    // The service moved: the name now points at B only. A is still up, so only the new answer
-    // can take traffic away from it.
-    resolver.answer(&[b.addr]);
-    until_served_by(&proxy, "B", 8).await;
-    let snapshot = proxy.server().balancer().snapshot();
-    let addrs: Vec<SocketAddr> = snapshot.backends().iter().map(|b| b.addr).collect();
-    assert_eq!(addrs, [b.addr]);
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn localhost_port_targets_serve_and_follow_their_backends(io: IoBackend) {
+        let a = NamedBackend::start("A").await;
+        let b = NamedBackend::start("B").await;
+        let cfg = named_config(
+            io,
+            &[("localhost", a.addr.port()), ("localhost", b.addr.port())],
+        );
+        let proxy = Proxy::start(&cfg);
 
-    // Scaled out: both answer, both serve.
-    resolver.answer(&[a.addr, b.addr]);
-    proxy.wait_healthy(2).await;
-    let mut seen: Vec<String> = Vec::new();
-    for _ in 0..8 {
-        seen.push(body(&get(proxy.addr).await));
+        // `localhost` may also resolve to ::1, where nothing listens: those endpoints fail their
+        // probes (or a connect) and leave, and no client is handed to them.
+        let mut seen: Vec<String> = Vec::new();
+        for _ in 0..12 {
+            seen.push(body(&get(proxy.addr).await));
+        }
+        assert!(seen.iter().all(|s| s == "A" || s == "B"), "{seen:?}");
+        assert!(
+            seen.iter().any(|s| s == "A") && seen.iter().any(|s| s == "B"),
+            "{seen:?}"
+        );
+
+        // B goes away and comes back on the same port: it leaves, then returns, no restart.
+        let b_addr = b.stop().await;
+        until_served_by(&proxy, "A", 8).await;
+        let _b = NamedBackend::start_on(b_addr, "B").await;
+        until_served_by(&proxy, "B", 1).await;
     }
-    assert!(
-        seen.iter().any(|s| s == "A") && seen.iter().any(|s| s == "B"),
-        "{seen:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn localhost_port_targets_serve_and_follow_their_backends() {
-    let a = NamedBackend::start("A").await;
-    let b = NamedBackend::start("B").await;
-    let cfg = named_config(&[("localhost", a.addr.port()), ("localhost", b.addr.port())]);
-    let proxy = Proxy::start(&cfg);
-
-    // `localhost` may also resolve to ::1, where nothing listens: those endpoints fail their
-    // probes (or a connect) and leave, and no client is handed to them.
-    let mut seen: Vec<String> = Vec::new();
-    for _ in 0..12 {
-        seen.push(body(&get(proxy.addr).await));
-    }
-    assert!(seen.iter().all(|s| s == "A" || s == "B"), "{seen:?}");
-    assert!(
-        seen.iter().any(|s| s == "A") && seen.iter().any(|s| s == "B"),
-        "{seen:?}"
-    );
-
-    // B goes away and comes back on the same port: it leaves, then returns, no restart.
-    let b_addr = b.stop().await;
-    until_served_by(&proxy, "A", 8).await;
-    let _b = NamedBackend::start_on(b_addr, "B").await;
-    until_served_by(&proxy, "B", 1).await;
-}
+);

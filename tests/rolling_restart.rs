@@ -14,7 +14,7 @@ use std::{
 };
 
 use common::*;
-use ringlb::config::RelayMode;
+use ringlb::config::{IoBackend, RelayMode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -153,13 +153,13 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
-async fn start(replay: bool) -> (Vec<Replica>, Proxy) {
+async fn start(io: IoBackend, replay: bool) -> (Vec<Replica>, Proxy) {
     let mut replicas = Vec::new();
     for _ in 0..3 {
         replicas.push(Replica::start("127.0.0.1:0".parse().unwrap()).await);
     }
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
-    let mut cfg = config(&addrs, RelayMode::Copy);
+    let mut cfg = config(io, &addrs, RelayMode::Copy);
     cfg.live.health_check = ringlb::Config::new(vec![]).live.health_check; // the shipped 5 s default
     cfg.startup.traffic.retry_on_early_close = replay;
     let proxy = Proxy::start(&cfg);
@@ -178,65 +178,67 @@ async fn restart(replicas: &mut [Replica], i: usize) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drained_rolling_restart_fails_nothing() {
-    let (mut replicas, proxy) = start(false).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed, mut load) = clients(proxy.addr, stop.clone());
-    for i in 0..3 {
-        let target = replicas[i].addr;
-        let balancer = proxy.server().balancer().clone();
-        let in_rotation = |b: &&Arc<ringlb::backend::Backend>| b.addr == target;
-        until("the replica to be in rotation", || {
-            balancer
-                .snapshot()
-                .backends()
-                .iter()
-                .any(|b| in_rotation(&b))
-        })
-        .await;
-        let backend = Arc::clone(
-            balancer
-                .snapshot()
-                .backends()
-                .iter()
-                .find(in_rotation)
-                .unwrap(),
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drained_rolling_restart_fails_nothing(io: IoBackend) {
+        let (mut replicas, proxy) = start(io, false).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed, mut load) = clients(proxy.addr, stop.clone());
+        for i in 0..3 {
+            let target = replicas[i].addr;
+            let balancer = proxy.server().balancer().clone();
+            let in_rotation = |b: &&Arc<ringlb::backend::Backend>| b.addr == target;
+            until("the replica to be in rotation", || {
+                balancer
+                    .snapshot()
+                    .backends()
+                    .iter()
+                    .any(|b| in_rotation(&b))
+            })
+            .await;
+            let backend = Arc::clone(
+                balancer
+                    .snapshot()
+                    .backends()
+                    .iter()
+                    .find(in_rotation)
+                    .unwrap(),
+            );
+            replicas[i].healthy.store(false, Relaxed);
+            until("ringlb to stop sending to the drained replica", || {
+                !balancer
+                    .snapshot()
+                    .backends()
+                    .iter()
+                    .any(|b| in_rotation(&b))
+            })
+            .await;
+            // ringlb counts a connection on its backend from the pick on, so this also covers a
+            // pick made from the last snapshot that still held the replica.
+            until("ringlb's connections to it to end", || {
+                backend.active() == 0
+            })
+            .await;
+            let active = replicas[i].active.clone();
+            until("in-flight requests to finish", || active.load(Relaxed) == 0).await;
+            replicas[i].kill().await;
+            restart(&mut replicas, i).await;
+        }
+        stop.store(true, Relaxed);
+        while load.join_next().await.is_some() {}
+        assert!(ok.load(Relaxed) > 100);
+        assert_eq!(
+            failed.load(Relaxed),
+            0,
+            "requests failed during a drained restart"
         );
-        replicas[i].healthy.store(false, Relaxed);
-        until("ringlb to stop sending to the drained replica", || {
-            !balancer
-                .snapshot()
-                .backends()
-                .iter()
-                .any(|b| in_rotation(&b))
-        })
-        .await;
-        // ringlb counts a connection on its backend from the pick on, so this also covers a
-        // pick made from the last snapshot that still held the replica.
-        until("ringlb's connections to it to end", || {
-            backend.active() == 0
-        })
-        .await;
-        let active = replicas[i].active.clone();
-        until("in-flight requests to finish", || active.load(Relaxed) == 0).await;
-        replicas[i].kill().await;
-        restart(&mut replicas, i).await;
     }
-    stop.store(true, Relaxed);
-    while load.join_next().await.is_some() {}
-    assert!(ok.load(Relaxed) > 100);
-    assert_eq!(
-        failed.load(Relaxed),
-        0,
-        "requests failed during a drained restart"
-    );
-}
+);
 
 /// Each replica in turn stops accepting, then closes its listener (resetting its backlog) while
 /// finishing what it accepted; returns the failed requests.
-async fn abrupt_listener_close(replay: bool, rounds: usize) -> (usize, usize) {
-    let (mut replicas, proxy) = start(replay).await;
+async fn abrupt_listener_close(io: IoBackend, replay: bool, rounds: usize) -> (usize, usize) {
+    let (mut replicas, proxy) = start(io, replay).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed, mut load) = clients(proxy.addr, stop.clone());
     for i in 0..rounds {
@@ -257,59 +259,65 @@ async fn abrupt_listener_close(replay: bool, rounds: usize) -> (usize, usize) {
     (ok.load(Relaxed), failed.load(Relaxed))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abrupt_listener_close_fails_nothing_with_replay() {
-    let (ok, failed) = abrupt_listener_close(true, 3).await;
-    assert!(ok > 100);
-    assert_eq!(
-        failed, 0,
-        "requests failed although retry_on_early_close was on"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abrupt_listener_close_fails_requests_without_replay() {
-    let (_, failed) = abrupt_listener_close(false, 1).await;
-    assert!(
-        failed > 0,
-        "the backlog reset should fail requests when replay is off"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_replica_fails_only_its_in_flight_requests() {
-    let (mut replicas, proxy) = start(false).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed, mut load) = clients(proxy.addr, stop.clone());
-    for i in 0..3 {
-        let served = replicas[i].served.clone();
-        let before = served.load(Relaxed);
-        until("the replica to serve", || {
-            served.load(Relaxed) > before + 10
-        })
-        .await;
-        let failed_before = failed.load(Relaxed);
-        replicas[i].kill().await;
-        // Whatever starts after the kill succeeds: refused connects go elsewhere.
-        let ok_before = ok.load(Relaxed);
-        until("later requests to succeed", || {
-            ok.load(Relaxed) > ok_before + 200
-        })
-        .await;
-        // Each client has one request in flight at a time, so at most the clients whose request
-        // was on the killed replica lose it: never more than one per client.
-        let lost = failed.load(Relaxed) - failed_before;
-        assert!(lost <= 32, "{lost} requests failed for 32 clients");
-        let failed_after_kill = failed.load(Relaxed);
-        let ok_mark = ok.load(Relaxed);
-        until("more requests", || ok.load(Relaxed) > ok_mark + 200).await;
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abrupt_listener_close_fails_nothing_with_replay(io: IoBackend) {
+        let (ok, failed) = abrupt_listener_close(io, true, 3).await;
+        assert!(ok > 100);
         assert_eq!(
-            failed.load(Relaxed),
-            failed_after_kill,
-            "a request after the kill failed"
+            failed, 0,
+            "requests failed although retry_on_early_close was on"
         );
-        restart(&mut replicas, i).await;
     }
-    stop.store(true, Relaxed);
-    while load.join_next().await.is_some() {}
-}
+);
+
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abrupt_listener_close_fails_requests_without_replay(io: IoBackend) {
+        let (_, failed) = abrupt_listener_close(io, false, 1).await;
+        assert!(
+            failed > 0,
+            "the backlog reset should fail requests when replay is off"
+        );
+    }
+);
+
+io_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn killed_replica_fails_only_its_in_flight_requests(io: IoBackend) {
+        let (mut replicas, proxy) = start(io, false).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed, mut load) = clients(proxy.addr, stop.clone());
+        for i in 0..3 {
+            let served = replicas[i].served.clone();
+            let before = served.load(Relaxed);
+            until("the replica to serve", || {
+                served.load(Relaxed) > before + 10
+            })
+            .await;
+            let failed_before = failed.load(Relaxed);
+            replicas[i].kill().await;
+            // Whatever starts after the kill succeeds: refused connects go elsewhere.
+            let ok_before = ok.load(Relaxed);
+            until("later requests to succeed", || {
+                ok.load(Relaxed) > ok_before + 200
+            })
+            .await;
+            // Each client has one request in flight at a time, so at most the clients whose request
+            // was on the killed replica lose it: never more than one per client.
+            let lost = failed.load(Relaxed) - failed_before;
+            assert!(lost <= 32, "{lost} requests failed for 32 clients");
+            let failed_after_kill = failed.load(Relaxed);
+            let ok_mark = ok.load(Relaxed);
+            until("more requests", || ok.load(Relaxed) > ok_mark + 200).await;
+            assert_eq!(
+                failed.load(Relaxed),
+                failed_after_kill,
+                "a request after the kill failed"
+            );
+            restart(&mut replicas, i).await;
+        }
+        stop.store(true, Relaxed);
+        while load.join_next().await.is_some() {}
+    }
+);

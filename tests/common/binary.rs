@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ringlb::config::IoBackend;
+
 /// Whether `prlimit` (util-linux) is installed, for the tests that start ringlb under a
 /// descriptor limit; says so when it is not.
 pub fn prlimit_available() -> bool {
@@ -168,18 +170,15 @@ impl Drop for Process {
     }
 }
 
-/// A config for the binary: listen on an ephemeral port, one worker, `extra` top-level keys, and
-/// the I/O backend of [`super::test_io_backend`] unless `extra` names one.
-pub fn toml(targets: &[SocketAddr], extra: &str) -> String {
-    let mut text = format!(
-        "listen = \"127.0.0.1:0\"\nworkers = 1\n{extra}\n[health_check]\ninterval = \"100ms\"\ntimeout = \"500ms\"\n"
-    );
+/// A config for the binary on the I/O backend `io` (the test's, from
+/// [`io_backends!`](super::io_backends!)): listen on an ephemeral port, one worker, `extra`
+/// top-level keys.
+pub fn toml(io: IoBackend, targets: &[SocketAddr], extra: &str) -> String {
+    let mut text =
+        format!("io_backend = \"{io}\"\nlisten = \"127.0.0.1:0\"\nworkers = 1\n{extra}\n");
+    text.push_str("[health_check]\ninterval = \"100ms\"\ntimeout = \"500ms\"\n");
     // Many instances run at once: an ephemeral admin port each.
     text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
-    if !extra.contains("io_backend") {
-        let backend = format!("io_backend = \"{}\"\n", super::test_io_backend());
-        text.insert_str(0, &backend);
-    }
     for t in targets {
         text.push_str(&format!(
             "[[targets]]\naddress = \"{t}\"\nhealth_check_endpoint = \"/healthz\"\n"

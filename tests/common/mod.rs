@@ -7,7 +7,12 @@ pub mod binary;
 pub mod fault_relay;
 pub mod flood;
 pub mod hostile;
+pub mod io_backends;
 pub mod line;
+
+// For `use common::*`: suites that run no test through them do not use them.
+#[allow(unused_imports)]
+pub(crate) use io_backends::{io_backends, relay_on};
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -25,26 +30,9 @@ use tokio::{
 /// Every wait in these tests is bounded by this.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-pub const RELAYS: [RelayMode; 4] = [
-    RelayMode::Splice,
-    RelayMode::SpliceInline,
-    RelayMode::Copy,
-    RelayMode::Auto,
-];
-
-/// The I/O backend the end-to-end tests run on: `RINGLB_TEST_IO_BACKEND` = `io_uring` (the
-/// default) or `epoll`. CI runs the suites once with each.
-pub fn test_io_backend() -> IoBackend {
-    match std::env::var("RINGLB_TEST_IO_BACKEND").as_deref() {
-        Err(_) | Ok("" | "io_uring") => IoBackend::IoUring,
-        Ok("epoll") => IoBackend::Epoll,
-        Ok(other) => panic!("RINGLB_TEST_IO_BACKEND={other:?}: expected io_uring or epoll"),
-    }
-}
-
-/// A configuration for `targets` with a fast health check, two workers, the given relay and the
-/// backend of [`test_io_backend`].
-pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
+/// A configuration for `targets` on the I/O backend `io` (the test's, from [`io_backends!`])
+/// with a fast health check, two workers and the given relay.
+pub fn config(io: IoBackend, targets: &[SocketAddr], relay: RelayMode) -> Config {
     let targets = targets
         .iter()
         .map(|a| target(&a.ip().to_string(), a.port()))
@@ -56,7 +44,7 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             workers: 2,
             relay,
-            io_backend: test_io_backend(),
+            io_backend: io,
             // Many instances run at once: an ephemeral admin port each.
             admin: Admin {
                 enabled: true,
