@@ -32,7 +32,7 @@ use arc_swap::ArcSwap;
 use crate::{
     admin::{self, AdminServer},
     balancer::Balancer,
-    config::{Config, IoBackend, Startup},
+    config::{Config, IoBackend, Startup, Traffic},
     conn::settings::{Published, WorkerContext, WorkerSettings},
     health::{HealthChecker, HealthStatus, Reloader, Resolver, SystemResolver},
     limit::ConnectionLimit,
@@ -152,9 +152,12 @@ impl Server {
         .with_resolver(resolver);
         health.prime();
 
-        let limit = Arc::new(ConnectionLimit::new(startup.traffic.max_connections));
+        let limit = Arc::new(ConnectionLimit::new(live.traffic.max_connections));
         // The workers' settings, live: a reload publishes new ones for new connections.
-        let published: Published = Arc::new(ArcSwap::from_pointee(worker_settings(startup)));
+        let published: Published = Arc::new(ArcSwap::from_pointee(worker_settings(
+            startup,
+            &live.traffic,
+        )));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
         let mut worker_stats = Vec::with_capacity(count);
@@ -352,21 +355,19 @@ pub struct ReloadHandle {
 
 impl ReloadHandle {
     /// Applies a reloaded configuration: targets (added, removed, changed), weights, health
-    /// settings and the strategy take effect for new connections; open connections are not
-    /// touched. Returns the keys (dotted, as in the file) that changed but need a restart to
-    /// take effect; their running values are kept, so the next reload compares against what
-    /// really runs.
+    /// settings, the strategy and the workers' own settings take effect for new connections;
+    /// open connections keep what they started with. Returns the keys (dotted, as in the file)
+    /// that need new sockets or threads (an upgrade carries them out); their running values
+    /// are kept, so the next reload compares against what really runs.
     pub fn reload(&self, config: &Config) -> Vec<String> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        // The workers' own settings are live: new connections take them, open ones keep theirs.
-        let traffic = &config.startup.traffic;
-        if *traffic != running.startup.traffic {
-            running.startup.traffic = traffic.clone();
-            self.limit.set_max(traffic.max_connections);
-            self.published
-                .store(Arc::new(worker_settings(&running.startup)));
-        }
         let restart = running.restart_keys(config);
+        let traffic = &config.live.traffic;
+        if *traffic != running.live.traffic {
+            self.limit.set_max(traffic.max_connections);
+            let settings = worker_settings(&running.startup, traffic);
+            self.published.store(Arc::new(settings));
+        }
         let live = &config.live;
         self.reloader.reload(
             live.resolved_targets(),
@@ -379,9 +380,8 @@ impl ReloadHandle {
     }
 }
 
-/// What every worker is built with, from the part of the configuration fixed at start.
-fn worker_settings(startup: &Startup) -> WorkerSettings {
-    let traffic = &startup.traffic;
+/// What the workers run with: the relay they were started with and the live traffic settings.
+fn worker_settings(startup: &Startup, traffic: &Traffic) -> WorkerSettings {
     WorkerSettings {
         relay: startup.relay,
         connect_timeout: traffic.connect_timeout,

@@ -259,7 +259,7 @@ io_backends!(
 /// A proxy whose only target is dead, answering clients as `answer` says.
 fn without_backend(io: IoBackend, answer: OnNoBackend) -> Proxy {
     let mut cfg = l4_config(io, vec![target(dead_addr(), HealthCheckKind::Tcp)]);
-    cfg.startup.traffic.on_no_backend = answer;
+    cfg.live.traffic.on_no_backend = answer;
     Proxy::start(&cfg)
 }
 

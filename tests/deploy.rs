@@ -92,9 +92,9 @@ fn grace_periods_cover_the_drain() {
     let grace = yaml_number(&deployment, "terminationGracePeriodSeconds:");
     let pause = yaml_number(&deployment, "seconds:");
     assert!(
-        Duration::from_secs(grace) > Duration::from_secs(pause) + k8s.startup.traffic.drain_timeout,
+        Duration::from_secs(grace) > Duration::from_secs(pause) + k8s.live.traffic.drain_timeout,
         "grace {grace}s <= preStop {pause}s + drain {:?}",
-        k8s.startup.traffic.drain_timeout
+        k8s.live.traffic.drain_timeout
     );
     assert!(deployment.contains("localhostProfile: ringlb/seccomp-io_uring.json"));
 
@@ -105,5 +105,5 @@ fn grace_periods_cover_the_drain() {
         .find_map(|l| l.trim().strip_prefix("stop_grace_period: "))
         .expect("stop_grace_period");
     let stop = humantime::parse_duration(stop).unwrap();
-    assert!(stop > container.startup.traffic.drain_timeout, "{stop:?}");
+    assert!(stop > container.live.traffic.drain_timeout, "{stop:?}");
 }

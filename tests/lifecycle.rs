@@ -89,7 +89,7 @@ io_backends!(
     async fn idle_connections_are_closed_and_busy_ones_kept(io: IoBackend) {
         let echo = EchoBackend::start().await;
         let mut cfg = config(io, &[echo.addr], RelayMode::SpliceInline);
-        cfg.startup.traffic.idle_timeout = Duration::from_millis(400);
+        cfg.live.traffic.idle_timeout = Duration::from_millis(400);
         let proxy = Proxy::start(&cfg);
         proxy.wait_healthy(1).await;
 
@@ -132,7 +132,7 @@ io_backends!(
     async fn max_connections_holds_new_clients_until_one_closes(io: IoBackend) {
         let echo = EchoBackend::start().await;
         let mut cfg = config(io, &[echo.addr], RelayMode::Copy);
-        cfg.startup.traffic.max_connections = 4;
+        cfg.live.traffic.max_connections = 4;
         cfg.startup.workers = 1;
         let proxy = Proxy::start(&cfg);
         proxy.wait_healthy(1).await;

@@ -58,7 +58,7 @@ io_backends!(
         let mut cfg = config(io, &[bad, good.addr], RelayMode::Auto);
         // Probes never bring a passively ejected backend back within the test.
         cfg.live.health_check.interval = Duration::from_secs(60);
-        cfg.startup.traffic.passive_fall = 1_000;
+        cfg.live.traffic.passive_fall = 1_000;
         let proxy = Proxy::start(&cfg);
         proxy.wait_healthy(2).await;
 
@@ -73,7 +73,7 @@ io_backends!(
         );
 
         let mut reloaded = cfg.clone();
-        reloaded.startup.traffic.retry_on_early_close = true;
+        reloaded.live.traffic.retry_on_early_close = true;
         let restart = proxy.server().reload_handle().reload(&reloaded);
         assert!(
             restart.is_empty(),
@@ -99,7 +99,7 @@ io_backends!(
         assert!(answer.starts_with(b"HTTP/1.1 503"), "{answer:?}");
 
         let mut reloaded = cfg.clone();
-        reloaded.startup.traffic.on_no_backend = OnNoBackend::Close;
+        reloaded.live.traffic.on_no_backend = OnNoBackend::Close;
         assert!(proxy.server().reload_handle().reload(&reloaded).is_empty());
         let answer = get(proxy.addr).await;
         assert!(

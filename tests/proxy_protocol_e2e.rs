@@ -241,7 +241,7 @@ fn behind_a_balancer(io: IoBackend, backend: &LineBackend) -> Proxy {
         SendProxy::V2,
         RelayMode::Copy,
     );
-    cfg.startup.traffic.accept_proxy = true;
+    cfg.live.traffic.accept_proxy = true;
     Proxy::start(&cfg)
 }
 
@@ -443,7 +443,7 @@ io_backends!(
             SendProxy::Off,
             RelayMode::Copy,
         );
-        cfg.startup.traffic.accept_proxy = true;
+        cfg.live.traffic.accept_proxy = true;
         cfg.live.balance = ringlb::config::Strategy::SourceHash;
         let proxy = Proxy::start(&cfg);
         proxy.wait_healthy(2).await;
@@ -525,8 +525,8 @@ async fn replay_past_an_early_closer(io: IoBackend, read_first: bool) {
         SendProxy::V2,
         RelayMode::Copy,
     );
-    cfg.startup.traffic.accept_proxy = true;
-    cfg.startup.traffic.retry_on_early_close = true;
+    cfg.live.traffic.accept_proxy = true;
+    cfg.live.traffic.retry_on_early_close = true;
     cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
     for i in 1..=10 {

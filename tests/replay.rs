@@ -52,7 +52,7 @@ async fn failures(io: IoBackend, replay: bool, relay: RelayMode) -> usize {
     let bad = early_closer().await;
     let good = NamedBackend::start("A").await;
     let mut cfg = config(io, &[bad, good.addr], relay);
-    cfg.startup.traffic.retry_on_early_close = replay;
+    cfg.live.traffic.retry_on_early_close = replay;
     cfg.startup.workers = 1;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(2).await;
@@ -95,8 +95,8 @@ io_backends!(
     async fn replay_keeps_bytes_intact_past_the_buffer(io: IoBackend, relay: RelayMode) {
         let echo = EchoBackend::start().await;
         let mut cfg = config(io, &[echo.addr], relay);
-        cfg.startup.traffic.retry_on_early_close = true;
-        cfg.startup.traffic.replay_buffer = 4096;
+        cfg.live.traffic.retry_on_early_close = true;
+        cfg.live.traffic.replay_buffer = 4096;
         let proxy = Proxy::start(&cfg);
         proxy.wait_healthy(1).await;
         // Megabytes through a 4 KiB replay buffer: committed once full, nothing lost.
@@ -143,7 +143,7 @@ io_backends!(
             }
         });
         let mut cfg = config(io, &[addr], RelayMode::Copy);
-        cfg.startup.traffic.retry_on_early_close = true;
+        cfg.live.traffic.retry_on_early_close = true;
         cfg.live.health_check.interval = Duration::from_secs(3600);
         let proxy = Proxy::start(&cfg);
         let mut s = TcpStream::connect(proxy.addr).await.unwrap();

@@ -161,7 +161,7 @@ async fn start(io: IoBackend, replay: bool) -> (Vec<Replica>, Proxy) {
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
     let mut cfg = config(io, &addrs, RelayMode::Copy);
     cfg.live.health_check = ringlb::Config::new(vec![]).live.health_check; // the shipped 5 s default
-    cfg.startup.traffic.retry_on_early_close = replay;
+    cfg.live.traffic.retry_on_early_close = replay;
     let proxy = Proxy::start(&cfg);
     proxy.wait_healthy(3).await;
     (replicas, proxy)

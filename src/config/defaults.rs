@@ -23,7 +23,6 @@ impl Default for Startup {
             io_backend: IoBackend::Auto,
             admin: Admin::default(),
             pid_file: None,
-            traffic: Traffic::default(),
         }
     }
 }

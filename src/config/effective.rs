@@ -36,8 +36,14 @@ impl From<&Config> for FileConfig {
             io_backend,
             admin,
             pid_file,
-            traffic,
         } = &config.startup;
+        let Live {
+            balance,
+            send_proxy,
+            health_check,
+            targets,
+            traffic,
+        } = &config.live;
         let Traffic {
             connect_timeout,
             idle_timeout,
@@ -50,12 +56,6 @@ impl From<&Config> for FileConfig {
             accept_proxy,
             passive_fall,
         } = traffic;
-        let Live {
-            balance,
-            send_proxy,
-            health_check,
-            targets,
-        } = &config.live;
         let HealthCheck {
             interval,
             timeout,

@@ -1,5 +1,5 @@
 //! The part of a configuration a reload applies to a running ringlb: the targets, how one is
-//! chosen, and how the health checker probes them.
+//! chosen, how the health checker probes them, and how the workers treat new connections.
 //!
 //! Owns the shape of that part and the target types. Never holds a setting the workers or the
 //! listeners were built with ([`super::Startup`]): a key that moves here must really take effect
@@ -20,6 +20,9 @@ pub struct Live {
     pub health_check: HealthCheck,
     /// The backends, in configuration order (never empty once validated).
     pub targets: Vec<Target>,
+    /// How the workers treat each new connection (timeouts, retries, replay, the no-backend
+    /// answer, the connection cap).
+    pub traffic: super::Traffic,
 }
 
 /// The health checker's settings.
@@ -102,6 +105,7 @@ impl Live {
             send_proxy: SendProxy::default(),
             health_check: HealthCheck::default(),
             targets,
+            traffic: super::Traffic::default(),
         }
     }
 

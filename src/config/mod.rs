@@ -45,7 +45,7 @@ pub use startup::{Admin, RelayMode, Startup, Traffic};
 ///
 /// let mut config = Config::new(vec![Target::http("10.0.0.1", 8001, "/healthz")]);
 /// config.startup.workers = 2;
-/// config.startup.traffic.connect_timeout = Duration::from_millis(500);
+/// config.live.traffic.connect_timeout = Duration::from_millis(500);
 /// config.live.health_check.interval = Duration::from_secs(1);
 /// assert_eq!(config.worker_count(), 2);
 /// // What `--check` would print loads back to the same configuration.

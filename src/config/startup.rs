@@ -27,12 +27,11 @@ pub struct Startup {
     pub admin: Admin,
     /// Where the serving process writes its id (atomically, also after an upgrade).
     pub pid_file: Option<PathBuf>,
-    /// How the workers treat each connection.
-    pub traffic: Traffic,
 }
 
 /// The workers' own settings: how each connection is connected, retried, timed out and
-/// refused. Fixed at start today, one piece so that it can become live as a whole.
+/// refused. Live: a reload publishes them to the workers for new connections (see
+/// [`super::Live`]); defined here with the other worker-facing types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Traffic {
     /// Longest wait for a backend connect before the next backend is tried.

@@ -63,6 +63,17 @@ fn seed_loads_with_all_defaults() {
                     listen: "127.0.0.1:9100".parse().unwrap(),
                 },
                 pid_file: None,
+            },
+            live: Live {
+                balance: Strategy::RoundRobin,
+                send_proxy: SendProxy::Off,
+                health_check: HealthCheck {
+                    interval: Duration::from_secs(5),
+                    timeout: Duration::from_secs(1),
+                    rise: 1,
+                    fall: 1,
+                },
+                targets: vec![target("http-api-1", 8001), target("http-api-2", 8001)],
                 traffic: Traffic {
                     connect_timeout: Duration::from_secs(3),
                     idle_timeout: Duration::from_secs(300),
@@ -75,17 +86,6 @@ fn seed_loads_with_all_defaults() {
                     accept_proxy: false,
                     passive_fall: 3,
                 },
-            },
-            live: Live {
-                balance: Strategy::RoundRobin,
-                send_proxy: SendProxy::Off,
-                health_check: HealthCheck {
-                    interval: Duration::from_secs(5),
-                    timeout: Duration::from_secs(1),
-                    rise: 1,
-                    fall: 1,
-                },
-                targets: vec![target("http-api-1", 8001), target("http-api-2", 8001)],
             },
         }
     );
@@ -117,7 +117,7 @@ fn every_key_is_read() {
     assert_eq!(startup.listen, "[::]:8080".parse().unwrap());
     assert_eq!((startup.workers, startup.pin_workers), (4, true));
     assert_eq!(startup.relay, RelayMode::Copy);
-    let traffic = &startup.traffic;
+    let traffic = &live.traffic;
     assert_eq!(traffic.connect_timeout, Duration::from_millis(250));
     assert_eq!(traffic.idle_timeout, Duration::from_secs(10));
     assert_eq!(traffic.drain_timeout, Duration::from_secs(2));
@@ -544,8 +544,8 @@ fn replay_keys_are_read_and_checked() {
         "retry_on_early_close = true\nreplay_buffer = 4096\n{TARGET}"
     ))
     .unwrap();
-    assert!(config.startup.traffic.retry_on_early_close);
-    assert_eq!(config.startup.traffic.replay_buffer, 4096);
+    assert!(config.live.traffic.retry_on_early_close);
+    assert_eq!(config.live.traffic.replay_buffer, 4096);
     for (value, problem) in [
         ("0", "too small"),
         ("1048577", "too large"),
@@ -780,9 +780,9 @@ fn l4_keys_are_read_and_printed_back() {
                 health_check_expect = \"+PONG\"\n[[targets]]\naddress = \"c:1\"\n\
                 health_check = \"none\"\nsend_proxy = \"v1\"\n";
     let config = parse(text).unwrap();
-    assert_eq!(config.startup.traffic.on_no_backend, OnNoBackend::Reset);
+    assert_eq!(config.live.traffic.on_no_backend, OnNoBackend::Reset);
     assert_eq!(config.live.send_proxy, SendProxy::V2);
-    assert!(config.startup.traffic.accept_proxy);
+    assert!(config.live.traffic.accept_proxy);
     let effective: Vec<SendProxy> = config
         .live
         .targets

@@ -88,18 +88,18 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
             listen: admin_listen,
         },
         pid_file,
-        traffic: Traffic {
-            connect_timeout,
-            idle_timeout,
-            drain_timeout,
-            max_connections,
-            retries,
-            retry_on_early_close,
-            replay_buffer,
-            on_no_backend,
-            accept_proxy,
-            passive_fall,
-        },
+    };
+    let traffic = Traffic {
+        connect_timeout,
+        idle_timeout,
+        drain_timeout,
+        max_connections,
+        retries,
+        retry_on_early_close,
+        replay_buffer,
+        on_no_backend,
+        accept_proxy,
+        passive_fall,
     };
     let live = Live {
         balance,
@@ -111,6 +111,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
             fall,
         },
         targets: targets(file_targets)?,
+        traffic,
     };
     Ok(Config {
         source: source.to_owned(),

@@ -118,7 +118,7 @@ fn names_a_key(key: &str) -> bool {
 fn check_valid(config: &Config) {
     assert_eq!(config.source, Path::new(SOURCE));
     let positive = |d: Duration| !d.is_zero() && d <= MAX_DURATION;
-    let (traffic, live) = (&config.startup.traffic, &config.live);
+    let (traffic, live) = (&config.live.traffic, &config.live);
     let hc = &live.health_check;
     for d in [
         traffic.connect_timeout,

@@ -41,7 +41,7 @@ impl Demand {
         let reserve =
             FIXED + PER_WORKER * workers + config.live.targets.len() as u64 + admin_clients as u64;
         Demand {
-            connections: config.startup.traffic.max_connections as u64,
+            connections: config.live.traffic.max_connections as u64,
             per_connection,
             reserve,
         }
@@ -95,7 +95,7 @@ mod tests {
         let mut config = Config::new(vec![target]);
         config.startup.workers = 2;
         config.startup.relay = relay;
-        config.startup.traffic.max_connections = max_connections;
+        config.live.traffic.max_connections = max_connections;
         config
     }
 
