@@ -102,7 +102,9 @@ mod tests {
             ("admin.listen", |c| {
                 c.startup.admin.listen = "127.0.0.1:2".parse().unwrap()
             }),
-            ("pid_file", |c| c.startup.pid_file = Some("/run/x.pid".into())),
+            ("pid_file", |c| {
+                c.startup.pid_file = Some("/run/x.pid".into())
+            }),
         ];
         let old = config();
         for (key, change) in changes {
