@@ -107,3 +107,30 @@ fn grace_periods_cover_the_drain() {
     let stop = humantime::parse_duration(stop).unwrap();
     assert!(stop > container.live.traffic.drain_timeout, "{stop:?}");
 }
+
+/// The systemd unit follows an upgrade (the new process becomes the main one), reloads with
+/// SIGHUP, and leaves room for the drain.
+#[test]
+fn the_systemd_unit_follows_upgrades_and_covers_the_drain() {
+    let unit = read("deploy/ringlb.service");
+    for line in [
+        "Type=notify",
+        "NotifyAccess=all",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "PIDFile=/run/ringlb/ringlb.pid",
+        "KillMode=mixed",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing");
+    }
+    let stop: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .expect("a stop timeout")
+        .parse()
+        .unwrap();
+    let drain = Config::new(vec![ringlb::config::Target::http("a", 1, "/")])
+        .live
+        .traffic
+        .drain_timeout;
+    assert!(Duration::from_secs(stop) > drain, "{stop} s < the drain");
+}

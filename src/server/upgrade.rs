@@ -308,9 +308,11 @@ fn wait_ready(child: &mut Successor) -> Result<(), UpgradeError> {
     }
 }
 
-/// Tells the process that started this one (an upgrade) that it serves, and writes the pid
-/// file; a process started any other way only writes the pid file.
+/// Tells the process that started this one (an upgrade) that it serves, writes the pid file,
+/// and tells systemd (`Type=notify`, `NotifyAccess=all`) that this process is now the service's
+/// main one: after an upgrade the old main process exits, and systemd must follow.
 pub fn announce_ready(pid_file: Option<&Path>) {
+    notify_systemd();
     if let Some(path) = pid_file {
         match write_pid_file(path) {
             Ok(()) => tracing::info!(path = %path.display(), "pid file written"),
@@ -330,6 +332,29 @@ pub fn announce_ready(pid_file: Option<&Path>) {
         .and_then(|mut pipe| pipe.write_all(b"ready\n"));
     if let Err(e) = told {
         tracing::warn!(error = %e, "cannot tell the previous process that this one serves");
+    }
+}
+
+/// `READY=1` and `MAINPID=` to `$NOTIFY_SOCKET`, when systemd set one (left set for a
+/// successor, which sends its own).
+fn notify_systemd() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let message = format!("READY=1\nMAINPID={}\n", std::process::id());
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|socket| {
+        let path = path.to_string_lossy();
+        match path.strip_prefix('@') {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+                socket.send_to_addr(message.as_bytes(), &addr)
+            }
+            None => socket.send_to(message.as_bytes(), path.as_ref()),
+        }
+    });
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "cannot notify systemd");
     }
 }
 
@@ -387,6 +412,27 @@ mod tests {
             "port 0 takes any"
         );
         assert_eq!(inherited.leftover(), 0);
+    }
+
+    #[test]
+    fn systemd_hears_ready_and_the_new_main_pid() {
+        let path = std::env::temp_dir().join(format!("ringlb-notify-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        std::env::set_var("NOTIFY_SOCKET", &path);
+        notify_systemd();
+        std::env::remove_var("NOTIFY_SOCKET");
+        let mut buf = [0u8; 128];
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let n = socket.recv(&mut buf).unwrap();
+        let message = std::str::from_utf8(&buf[..n]).unwrap();
+        assert_eq!(
+            message,
+            format!("READY=1\nMAINPID={}\n", std::process::id())
+        );
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
