@@ -9,6 +9,8 @@
 //!   of them against one address for a bounded time;
 //! - [`path`], [`process`], [`ports`] and [`proxy`]: the things under test (direct, ringlb,
 //!   haproxy, nginx, or external targets) and how their processes are started and stopped;
+//! - [`procfs`] and [`cpu`]: what those processes spend (CPU time per request, memory, threads),
+//!   read from `/proc`;
 //! - [`plan`] and [`bench`]: the interleaved rounds and the whole run;
 //! - [`report`]: `.hgrm`, `.hlog`, `summary.json`, `latency.svg` and the console table;
 //! - [`compare`]: the regression gate between two saved `.hgrm` files.
@@ -21,6 +23,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod compare;
+pub mod cpu;
 pub mod lab;
 pub mod outcome;
 pub mod pacer;
@@ -29,6 +32,7 @@ pub mod phase;
 pub mod plan;
 pub mod ports;
 pub mod process;
+pub mod procfs;
 pub mod progress;
 pub mod proxy;
 pub mod recorder;
