@@ -18,8 +18,8 @@ use tokio::runtime::{Builder, Runtime};
 use crate::{
     cli::RunArgs,
     lab::Lab,
-    pacer, phase,
-    plan::{self, Slot},
+    measure::{self, Pass},
+    pacer, plan,
     progress::Progress,
     report::{self, PathRun, Summary},
     workload::Workload,
@@ -64,48 +64,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<bool> {
     Ok(lab.failed.is_empty())
 }
 
-/// Runs the plan's phases in order and collects each path's measured rounds.
+/// The load modes' one pass: every path, the run's workload, warm-up and rounds.
 fn measure(args: &RunArgs, lab: &Lab, load_runtime: &Runtime, progress: &Progress) -> Vec<PathRun> {
-    let workload = Arc::new(Workload {
-        mode: args.mode,
-        rate: args.rate,
-        connections: args.connections,
-        bytes: args.bytes,
-        timeout: args.timeout,
-    });
-    let rounds = plan::effective_rounds(args.rounds, args.duration);
-    let mut runs: Vec<PathRun> = lab
-        .endpoints
-        .iter()
-        .map(|e| PathRun::new(&e.name))
-        .collect();
-    for slot in plan::plan(lab.endpoints.len(), args.rounds, args.duration, args.warmup) {
-        let endpoint = &lab.endpoints[slot.path];
-        let before = lab.served();
-        let bar = progress.phase(
-            &label(&slot, rounds, &endpoint.name),
-            slot.duration,
-            args.mode,
-        );
-        let result = phase::run(load_runtime, &workload, endpoint.addr, slot.duration, &bar);
-        if slot.round.is_some() {
-            let served: Vec<u64> = lab
-                .served()
-                .iter()
-                .zip(&before)
-                .map(|(after, b)| after - b)
-                .collect();
-            runs[slot.path].add(result, &served);
-        }
-    }
-    runs
-}
-
-fn label(slot: &Slot, rounds: usize, name: &str) -> String {
-    match slot.round {
-        None => format!("warm-up    {name}"),
-        Some(r) => format!("round {}/{rounds}  {name}", r + 1),
-    }
+    let pass = Pass {
+        workload: Arc::new(Workload {
+            mode: args.mode,
+            rate: args.rate,
+            connections: args.connections,
+            bytes: args.bytes,
+            timeout: args.timeout,
+        }),
+        paths: (0..lab.endpoints.len()).collect(),
+        rounds: args.rounds,
+        duration: args.duration,
+        warmup: args.warmup,
+        label: String::new(),
+    };
+    measure::run(&pass, lab, load_runtime, progress)
 }
 
 /// A multi-thread runtime of `threads` workers named `name`; load threads get a tight timer

@@ -8,7 +8,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    path::{PathKind, Target},
+    path::{PathKind, Target, TargetPid},
     units::{parse_bytes, parse_duration},
     workload::Mode,
 };
@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// proxies are started. Name targets `direct` / `haproxy` to get ratios against them.
     #[arg(long = "target", value_name = "[NAME=]HOST:PORT")]
     pub targets: Vec<Target>,
+    /// The process behind a --target, for its CPU figures (NAME=PID, repeatable): that process
+    /// and its descendants are counted. Without it a target's CPU columns stay empty.
+    #[arg(long = "target-pid", value_name = "NAME=PID")]
+    pub target_pids: Vec<TargetPid>,
     /// Output directory [default: target/loadtest/<timestamp>/].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -168,10 +172,20 @@ impl RunArgs {
                 "--paths must name a path",
             ),
         ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, message)) => Err((*message).to_owned()),
-            None => Ok(self),
+        if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err((*message).to_owned());
         }
+        if let Some(orphan) = self
+            .target_pids
+            .iter()
+            .find(|p| !self.targets.iter().any(|t| t.name == p.name))
+        {
+            return Err(format!(
+                "--target-pid {}={}: no --target is named {}",
+                orphan.name, orphan.pid, orphan.name
+            ));
+        }
+        Ok(self)
     }
 }
 
@@ -266,6 +280,18 @@ mod tests {
         assert_eq!(run.duration, Duration::from_secs(1));
         assert!(parse(&["--connections", "0"]).run.validated().is_err());
         assert!(parse(&["--rate=-1"]).run.validated().is_err());
+    }
+
+    #[test]
+    fn a_target_pid_must_name_a_target() {
+        let run = parse(&["--target", "lb=127.0.0.1:80", "--target-pid", "lb=42"]);
+        assert_eq!(run.run.validated().unwrap().target_pids[0].pid, 42);
+        let orphan = parse(&["--target", "lb=127.0.0.1:80", "--target-pid", "other=42"]);
+        assert!(orphan
+            .run
+            .validated()
+            .unwrap_err()
+            .contains("no --target is named other"));
     }
 
     #[test]

@@ -90,6 +90,41 @@ impl CpuSample {
     }
 }
 
+/// What a path's processes spent over one phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuSpent {
+    /// CPU time between the samples.
+    pub time: CpuTime,
+    /// The processes read (at the second sample).
+    pub pids: Vec<u32>,
+}
+
+/// Samples the tree of `root` around `phase`; the error says which sample failed and why.
+pub fn around<T>(
+    root: Option<u32>,
+    phase: impl FnOnce() -> T,
+) -> (T, Option<Result<CpuSpent, String>>) {
+    let Some(root) = root else {
+        return (phase(), None);
+    };
+    let before = CpuSample::take(root);
+    let result = phase();
+    let after = CpuSample::take(root);
+    let spent = match (before, after) {
+        (Ok(before), Ok(after)) => Ok(CpuSpent {
+            time: after.since(&before, procfs::clock_ticks_per_second()),
+            pids: after.pids(),
+        }),
+        (Err(e), _) => Err(format!(
+            "cannot read /proc/{root}/stat before the phase: {e}"
+        )),
+        (_, Err(e)) => Err(format!(
+            "cannot read /proc/{root}/stat after the phase: {e}"
+        )),
+    };
+    (result, Some(spent))
+}
+
 /// What CPU time is divided by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum CpuUnit {

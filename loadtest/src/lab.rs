@@ -39,6 +39,9 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// The proxy process behind it, if one was started.
     pub process: Option<Supervised>,
+    /// The process whose tree is the path's CPU and memory: the proxy started, or the
+    /// `--target-pid` of a target; `None` for `direct` and for a target without one.
+    pub pid: Option<u32>,
 }
 
 /// Everything started for a run; dropping it stops the proxies and the replicas.
@@ -65,8 +68,13 @@ impl Lab {
         let mut lab = Lab::default();
         if !args.targets.is_empty() {
             for target in &args.targets {
+                let pid = args
+                    .target_pids
+                    .iter()
+                    .find(|p| p.name == target.name)
+                    .map(|p| p.pid);
                 match target.resolve() {
-                    Ok(addr) => lab.add(&target.name, addr, None),
+                    Ok(addr) => lab.add(&target.name, addr, None, pid),
                     Err(reason) => lab.fail(&target.name, reason, progress),
                 }
             }
@@ -93,7 +101,7 @@ impl Lab {
             }
             seen.push(kind);
             match kind {
-                PathKind::Direct => lab.add("direct", setup.backends[0], None),
+                PathKind::Direct => lab.add("direct", setup.backends[0], None, None),
                 _ => lab.start_proxy(kind, args, &setup, progress),
             }
         }
@@ -121,18 +129,20 @@ impl Lab {
                         running.addr,
                         running.process.id()
                     ));
-                    self.add(kind.name(), running.addr, Some(running.process));
+                    let pid = running.process.id();
+                    self.add(kind.name(), running.addr, Some(running.process), Some(pid));
                 }
                 Err(e) => self.fail(kind.name(), format!("{e:#}"), progress),
             },
         }
     }
 
-    fn add(&mut self, name: &str, addr: SocketAddr, process: Option<Supervised>) {
+    fn add(&mut self, name: &str, addr: SocketAddr, process: Option<Supervised>, pid: Option<u32>) {
         self.endpoints.push(Endpoint {
             name: name.to_owned(),
             addr,
             process,
+            pid,
         });
     }
 

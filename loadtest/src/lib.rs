@@ -11,7 +11,8 @@
 //!   haproxy, nginx, or external targets) and how their processes are started and stopped;
 //! - [`procfs`] and [`cpu`]: what those processes spend (CPU time per request, memory, threads),
 //!   read from `/proc`;
-//! - [`plan`] and [`bench`]: the interleaved rounds and the whole run;
+//! - [`plan`], [`measure`] and [`bench`]: the interleaved rounds, one pass of them with the CPU
+//!   read around each phase, and the whole run;
 //! - [`report`]: `.hgrm`, `.hlog`, `summary.json`, `latency.svg` and the console table;
 //! - [`compare`]: the regression gate between two saved `.hgrm` files.
 //!
@@ -25,6 +26,7 @@ pub mod client;
 pub mod compare;
 pub mod cpu;
 pub mod lab;
+pub mod measure;
 pub mod outcome;
 pub mod pacer;
 pub mod path;

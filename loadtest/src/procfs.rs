@@ -98,7 +98,11 @@ pub fn tree(root: u32) -> io::Result<BTreeMap<u32, Stat>> {
     let root_stat = stat(root)?;
     let mut all = BTreeMap::new();
     for entry in fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Ok(s) = stat(pid) {

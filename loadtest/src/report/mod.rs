@@ -20,7 +20,12 @@ use std::{
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
-use crate::{phase::PhaseResult, recorder::Recorder, workload::Mode};
+use crate::{
+    cpu::{CpuFigures, CpuUnit, RoundCpu},
+    phase::PhaseResult,
+    recorder::Recorder,
+    workload::Mode,
+};
 
 pub use hgrm::{Distribution, REPORTED};
 pub use summary::{Note, Summary};
@@ -72,6 +77,28 @@ impl PathRun {
     /// Intended measured time, over all rounds.
     pub fn duration(&self) -> Duration {
         self.rounds.iter().map(|r| r.duration).sum()
+    }
+
+    /// The path's CPU figures per `unit` over its rounds: `Ok(None)` when it has no process to
+    /// read, an error when some round could not be read (partial figures would mislead).
+    pub fn cpu(&self, unit: CpuUnit) -> Result<Option<CpuFigures>, String> {
+        let mut rounds = Vec::new();
+        let mut pids = Vec::new();
+        for round in &self.rounds {
+            match &round.cpu {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e.clone()),
+                Some(Ok(spent)) => {
+                    pids.clone_from(&spent.pids);
+                    rounds.push(RoundCpu {
+                        time: spent.time,
+                        units: unit.count(round.recorder.ok, round.recorder.bytes),
+                        seconds: round.elapsed.as_secs_f64(),
+                    });
+                }
+            }
+        }
+        Ok(CpuFigures::of(unit, pids, &rounds))
     }
 }
 
