@@ -43,8 +43,9 @@ pub struct Cli {
 pub enum Command {
     /// Run one replica alone (for compose, Docker and manual tests) until SIGINT or SIGTERM.
     Replica(ReplicaArgs),
-    /// Compare two saved runs percentile by percentile; exit 1 when B is worse than A by more
-    /// than --tolerance at p50, p99 or p99.9.
+    /// Compare two saved runs percentile by percentile, and their CPU per request when a
+    /// summary.json lies beside each file; exit 1 when B is worse than A by more than
+    /// --tolerance at p50, p99 or p99.9 (or than --cpu-tolerance in CPU per request).
     Compare(CompareArgs),
 }
 
@@ -214,6 +215,11 @@ pub struct CompareArgs {
     /// percentage (10%).
     #[arg(long, default_value = "10%", value_parser = parse_tolerance)]
     pub tolerance: f64,
+    /// Also gate on CPU per request (per connection, per GiB): B fails when its user + system
+    /// time per unit is above A's by more than this (e.g. 5%). Needs the summary.json of each
+    /// run beside its .hgrm. Without it the CPU rows are shown, not gated.
+    #[arg(long, value_parser = parse_tolerance)]
+    pub cpu_tolerance: Option<f64>,
 }
 
 /// Parses `0.1` or `10%` into 0.1.

@@ -20,7 +20,9 @@ fn main() -> ExitCode {
             replica::standalone::serve_until_signal(args.listen, &args.name, args.threads)
                 .map(|()| true)
         }
-        Some(Command::Compare(args)) => compare::run(&args.a, &args.b, args.tolerance),
+        Some(Command::Compare(args)) => {
+            compare::run(&args.a, &args.b, args.tolerance, args.cpu_tolerance)
+        }
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
