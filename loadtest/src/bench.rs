@@ -16,12 +16,13 @@ use anyhow::{bail, Context};
 use tokio::runtime::{Builder, Runtime};
 
 use crate::{
-    cli::RunArgs,
+    cli::{RunArgs, RunMode},
     lab::Lab,
     measure::{self, Pass},
     pacer, plan,
     progress::Progress,
     report::{self, PathRun, Summary},
+    sweep,
     workload::Workload,
 };
 
@@ -42,35 +43,81 @@ pub fn run(args: RunArgs) -> anyhow::Result<bool> {
     if lab.endpoints.is_empty() {
         bail!("no path could be measured (see the errors above)");
     }
-    let rounds = plan::effective_rounds(args.rounds, args.duration);
-    let runs = measure(&args, &lab, &load_runtime, &progress);
-    lab.check_processes(&progress);
-
-    let stamp = humantime::format_rfc3339_seconds(started).to_string();
-    let summary = Summary::build(
-        &args,
-        rounds,
-        &runs,
-        stamp,
-        lab.skipped.clone(),
-        lab.failed.clone(),
-    );
-    report::write_files(&out, &summary, &runs, started)?;
-    print!("{}", report::table::render(&summary));
-    println!(
-        "\nfiles: {}/ (*.hgrm, *.hlog, summary.json, latency.svg, configs and logs)",
-        out.display()
-    );
+    let run = Run {
+        args: &args,
+        out: &out,
+        started,
+        load_runtime: &load_runtime,
+        progress: &progress,
+    };
+    match args.mode {
+        RunMode::Sweep => run.sweep(&mut lab)?,
+        _ => run.load(&mut lab)?,
+    }
     Ok(lab.failed.is_empty())
+}
+
+/// What every mode's run needs besides the lab.
+struct Run<'a> {
+    args: &'a RunArgs,
+    out: &'a Path,
+    started: SystemTime,
+    load_runtime: &'a Runtime,
+    progress: &'a Progress,
+}
+
+impl Run<'_> {
+    /// The summary's common part, once the lab has run (skipped and failed paths known).
+    fn summary(&self, lab: &mut Lab, runs: &[PathRun]) -> Summary {
+        lab.check_processes(self.progress);
+        let rounds = plan::effective_rounds(self.args.rounds, self.args.duration);
+        let stamp = humantime::format_rfc3339_seconds(self.started).to_string();
+        Summary::build(
+            self.args,
+            rounds,
+            runs,
+            stamp,
+            lab.skipped.clone(),
+            lab.failed.clone(),
+        )
+    }
+
+    /// rate, max, bulk, connect: one pass over every path.
+    fn load(&self, lab: &mut Lab) -> anyhow::Result<()> {
+        let runs = measure(self.args, lab, self.load_runtime, self.progress);
+        let summary = self.summary(lab, &runs);
+        report::write_files(self.out, &summary, &runs, self.started)?;
+        print!("{}", report::table::render(&summary));
+        println!(
+            "\nfiles: {}/ (*.hgrm, *.hlog, summary.json, latency.svg, configs and logs)",
+            self.out.display()
+        );
+        Ok(())
+    }
+
+    /// sweep: a pass per offered rate, until every path saturates.
+    fn sweep(&self, lab: &mut Lab) -> anyhow::Result<()> {
+        let sweep = sweep::run(self.args, lab, self.load_runtime, self.progress);
+        let mut summary = self.summary(lab, &[]);
+        summary.warnings.extend(sweep.warnings);
+        summary.sweep = Some(sweep.report);
+        report::write_sweep_files(self.out, &summary, &sweep.histograms)?;
+        print!("{}", report::table::render(&summary));
+        println!(
+            "\nfiles: {}/ (<path>-<rate>.hgrm, summary.json, sweep.svg, configs and logs)",
+            self.out.display()
+        );
+        Ok(())
+    }
 }
 
 /// The load modes' one pass: every path, the run's workload, warm-up and rounds.
 fn measure(args: &RunArgs, lab: &Lab, load_runtime: &Runtime, progress: &Progress) -> Vec<PathRun> {
     let pass = Pass {
         workload: Arc::new(Workload {
-            mode: args.mode,
+            mode: args.mode.load(),
             rate: args.rate,
-            connections: args.connections,
+            connections: args.connections(),
             bytes: args.bytes,
             timeout: args.timeout,
         }),

@@ -89,7 +89,7 @@ impl Lab {
         let setup = Setup {
             backends: lab.replicas.iter().map(Replica::local_addr).collect(),
             workers: args.workers,
-            connections: args.connections,
+            connections: args.connections(),
             dir: dir.to_owned(),
             relay: args.relay.clone(),
             ringlb_extra: args.ringlb_extra.clone(),

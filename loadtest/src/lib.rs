@@ -41,5 +41,6 @@ pub mod recorder;
 pub mod replica;
 pub mod report;
 pub mod schedule;
+pub mod sweep;
 pub mod units;
 pub mod workload;

@@ -11,13 +11,13 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::{
-    cli::RunArgs,
+    cli::{RunArgs, RunMode},
     cpu::{self, CpuFigures, CpuUnit},
     procfs,
     workload::Mode,
 };
 
-use super::{PathRun, REPORTED};
+use super::{sweep::SweepReport, PathRun, REPORTED};
 
 /// A path must achieve this share of the intended rate to count as keeping it.
 pub const KEEP_RATE: f64 = 0.97;
@@ -180,8 +180,8 @@ pub struct PathSummary {
 /// The settings that shaped the numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
-    /// Workload mode.
-    pub mode: Mode,
+    /// What the run did: `rate`, `max`, `bulk`, `connect`, `sweep` or `idle`.
+    pub mode: RunMode,
     /// Intended total rate (rate mode).
     pub rate: Option<f64>,
     /// Connections.
@@ -236,6 +236,9 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// How to read the CPU figures.
     pub cpu_note: &'static str,
+    /// `--mode sweep`: every step of every path (`paths` is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepReport>,
 }
 
 impl Summary {
@@ -248,7 +251,7 @@ impl Summary {
         skipped: Vec<Note>,
         failed: Vec<Note>,
     ) -> Summary {
-        let mode = args.mode;
+        let mode = args.mode.load();
         let mut warnings = Vec::new();
         let mut paths: Vec<PathSummary> = runs
             .iter()
@@ -265,6 +268,7 @@ impl Summary {
             failed,
             warnings,
             cpu_note: cpu::NOTE,
+            sweep: None,
         }
     }
 }
@@ -345,12 +349,12 @@ fn rate_warnings(paths: &[PathSummary]) -> Vec<String> {
 fn settings(args: &RunArgs, rounds: usize) -> Settings {
     Settings {
         mode: args.mode,
-        rate: (args.mode == Mode::Rate).then_some(args.rate),
-        connections: args.connections,
+        rate: (args.mode == RunMode::Rate).then_some(args.rate),
+        connections: args.connections(),
         duration_s: args.duration.as_secs_f64(),
         warmup_s: args.warmup.as_secs_f64(),
         rounds,
-        bytes: (args.mode == Mode::Bulk).then_some(args.bytes),
+        bytes: (args.mode == RunMode::Bulk).then_some(args.bytes),
         timeout_s: args.timeout.as_secs_f64(),
         replicas: if args.targets.is_empty() {
             args.replicas

@@ -21,6 +21,9 @@ const PERCENTILES: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
 
 /// The whole console report.
 pub fn render(summary: &Summary) -> String {
+    if let Some(sweep) = &summary.sweep {
+        return super::sweep::render(summary, sweep);
+    }
     let mut out = String::new();
     let _ = writeln!(out, "\n{}\n", subtitle(summary));
     out.push_str(&main_table(summary));
@@ -36,13 +39,16 @@ pub fn render(summary: &Summary) -> String {
             out.push_str(&ratio_table(label, summary, pick));
         }
     }
-    if summary.settings.mode == Mode::Connect {
+    if summary.settings.mode.load() == Mode::Connect {
         out.push('\n');
         out.push_str(&percentile_table("connect latency", summary, |p| {
             p.connect_latency_us
         }));
     }
-    out.push_str(&cpu_footer(CpuUnit::of(summary.settings.mode), summary));
+    out.push_str(&cpu_footer(
+        CpuUnit::of(summary.settings.mode.load()),
+        summary,
+    ));
     out.push_str(&notes(summary));
     out
 }
@@ -73,7 +79,7 @@ pub fn cpu_cells(cpu: Option<&crate::cpu::CpuFigures>) -> [String; 3] {
 }
 
 fn main_table(summary: &Summary) -> String {
-    let mode = summary.settings.mode;
+    let mode = summary.settings.mode.load();
     let mut head = vec!["path".to_owned(), throughput_heading(mode).to_owned()];
     if mode == Mode::Rate {
         head.push("of intended".into());
@@ -116,7 +122,9 @@ fn throughput(mode: Mode, path: &PathSummary) -> String {
 }
 
 fn ratio_table(label: &str, summary: &Summary, pick: fn(&PathSummary) -> Option<Ratios>) -> String {
-    let cpu_heading = CpuUnit::of(summary.settings.mode).heading().to_owned();
+    let cpu_heading = CpuUnit::of(summary.settings.mode.load())
+        .heading()
+        .to_owned();
     let mut rows = vec![std::iter::once(label.to_owned())
         .chain(PERCENTILES.iter().map(|s| s.to_string()))
         .chain([cpu_heading])
@@ -149,7 +157,7 @@ fn percentile_table(
 }
 
 /// Errors by kind, warnings, skipped and failed paths.
-fn notes(summary: &Summary) -> String {
+pub fn notes(summary: &Summary) -> String {
     let mut out = String::new();
     for path in summary
         .paths
