@@ -17,9 +17,15 @@ use tokio::runtime::{Builder, Runtime};
 
 use crate::{
     cli::{RunArgs, RunMode},
+    idle::{
+        self,
+        budget::{self, Budget},
+    },
     lab::Lab,
     measure::{self, Pass},
-    pacer, plan,
+    pacer,
+    path::PathKind,
+    plan,
     progress::Progress,
     report::{self, PathRun, Summary},
     sweep,
@@ -29,12 +35,16 @@ use crate::{
 /// Runs the benchmark described by `args`. Returns `false` when a requested path failed (its
 /// reason is in the report), `true` when every path that could run did.
 pub fn run(args: RunArgs) -> anyhow::Result<bool> {
-    let args = args.validated().map_err(anyhow::Error::msg)?;
+    let mut args = args.validated().map_err(anyhow::Error::msg)?;
     let started = SystemTime::now();
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(started));
     fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let progress = Progress::detect();
-    raise_fd_limit();
+    let limit = budget::raise_open_files();
+    let budget = (args.mode == RunMode::Idle).then(|| idle_budget(&mut args, limit, &progress));
+    if budget.as_ref().is_some_and(|b| b.connections == 0) {
+        bail!("the open-files limit ({limit}) is too low to hold any idle connection");
+    }
     let replica_runtime = runtime("replica", args.replica_threads, false)?;
     let load_runtime = runtime("load", args.client_threads, true)?;
 
@@ -50,8 +60,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<bool> {
         load_runtime: &load_runtime,
         progress: &progress,
     };
-    match args.mode {
-        RunMode::Sweep => run.sweep(&mut lab)?,
+    match (args.mode, budget) {
+        (RunMode::Sweep, _) => run.sweep(&mut lab)?,
+        (RunMode::Idle, Some(budget)) => run.idle(&mut lab, &budget)?,
         _ => run.load(&mut lab)?,
     }
     Ok(lab.failed.is_empty())
@@ -90,6 +101,20 @@ impl Run<'_> {
         print!("{}", report::table::render(&summary));
         println!(
             "\nfiles: {}/ (*.hgrm, *.hlog, summary.json, latency.svg, configs and logs)",
+            self.out.display()
+        );
+        Ok(())
+    }
+
+    /// idle: N connections held through each path in turn.
+    fn idle(&self, lab: &mut Lab, budget: &Budget) -> anyhow::Result<()> {
+        let report = idle::run(budget, lab, self.load_runtime, self.progress, self.out);
+        let mut summary = self.summary(lab, &[]);
+        summary.idle = Some(report);
+        report::write_json(self.out, &summary)?;
+        print!("{}", report::table::render(&summary));
+        println!(
+            "\nfiles: {}/ (summary.json, configs and logs)",
             self.out.display()
         );
         Ok(())
@@ -146,15 +171,16 @@ fn runtime(name: &str, threads: usize, tight_timers: bool) -> anyhow::Result<Run
         .with_context(|| format!("cannot start the {name} runtime"))
 }
 
-/// Raises the soft open-file limit to the hard one (inherited by the proxies too): thousands of
-/// connections need twice as many descriptors. Best effort.
-fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
+/// The idle budget under `limit`; clamps `--connections` to it (the proxies are then
+/// configured for that many) and says so.
+fn idle_budget(args: &mut RunArgs, limit: u64, progress: &Progress) -> Budget {
+    let proxied = args.targets.is_empty() && args.paths.iter().any(|p| *p != PathKind::Direct);
+    let budget = budget::budget(args.connections(), limit, proxied);
+    if let Some(why) = &budget.clamped {
+        progress.note(&format!("note: {why}"));
     }
+    args.connections_flag = Some(budget.connections);
+    budget
 }
 
 /// `target/loadtest/<timestamp>/`, in the cargo target directory this binary was built into

@@ -82,6 +82,9 @@ pub struct Cli {
 pub enum Command {
     /// Run one replica alone (for compose, Docker and manual tests) until SIGINT or SIGTERM.
     Replica(ReplicaArgs),
+    /// Hold idle connections for `--mode idle` (run by the harness in a child process).
+    #[command(hide = true)]
+    Hold(HoldArgs),
     /// Compare two saved runs percentile by percentile, and their CPU per request when a
     /// summary.json lies beside each file; exit 1 when B is worse than A by more than
     /// --tolerance at p50, p99 or p99.9 (or than --cpu-tolerance in CPU per request).
@@ -271,6 +274,17 @@ pub struct ReplicaArgs {
     /// Runtime threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+}
+
+/// Flags of `loadtest hold`.
+#[derive(Debug, Clone, Args)]
+pub struct HoldArgs {
+    /// Where to connect.
+    #[arg(long)]
+    pub connect: SocketAddr,
+    /// Connections to open and hold until stdin closes.
+    #[arg(long)]
+    pub connections: usize,
 }
 
 /// Flags of `loadtest compare`.

@@ -93,6 +93,10 @@ impl Lab {
             dir: dir.to_owned(),
             relay: args.relay.clone(),
             ringlb_extra: args.ringlb_extra.clone(),
+            open_files_limit: nix::sys::resource::getrlimit(
+                nix::sys::resource::Resource::RLIMIT_NOFILE,
+            )
+            .map_or(1024, |(soft, _)| soft),
         };
         let mut seen = Vec::new();
         for &kind in &args.paths {
@@ -199,7 +203,7 @@ impl Lab {
 }
 
 /// Retries `GET /spells` on `addr` until one answers 2xx or `within` has passed.
-async fn probe(addr: SocketAddr, within: Duration) -> Result<(), String> {
+pub async fn probe(addr: SocketAddr, within: Duration) -> Result<(), String> {
     let deadline = Instant::now() + within;
     let per_try = Duration::from_secs(1);
     loop {

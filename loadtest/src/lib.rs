@@ -12,7 +12,8 @@
 //! - [`procfs`] and [`cpu`]: what those processes spend (CPU time per request, memory, threads),
 //!   read from `/proc`;
 //! - [`plan`], [`measure`] and [`bench`]: the interleaved rounds, one pass of them with the CPU
-//!   read around each phase, and the whole run;
+//!   read around each phase, and the whole run; [`sweep`] and [`idle`], the two runs that are
+//!   not one pass (rates doubling until saturation; idle connections held);
 //! - [`report`]: `.hgrm`, `.hlog`, `summary.json`, `latency.svg` and the console table;
 //! - [`compare`]: the regression gate between two saved `.hgrm` files.
 //!
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod compare;
 pub mod cpu;
+pub mod idle;
 pub mod lab;
 pub mod measure;
 pub mod outcome;

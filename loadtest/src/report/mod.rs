@@ -6,6 +6,7 @@
 
 pub mod hgrm;
 pub mod hlog;
+pub mod idle;
 pub mod summary;
 pub mod svg;
 pub mod sweep;

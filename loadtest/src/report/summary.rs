@@ -17,7 +17,7 @@ use crate::{
     workload::Mode,
 };
 
-use super::{sweep::SweepReport, PathRun, REPORTED};
+use super::{idle::IdleReport, sweep::SweepReport, PathRun, REPORTED};
 
 /// A path must achieve this share of the intended rate to count as keeping it.
 pub const KEEP_RATE: f64 = 0.97;
@@ -239,6 +239,9 @@ pub struct Summary {
     /// `--mode sweep`: every step of every path (`paths` is then empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepReport>,
+    /// `--mode idle`: what the idle connections cost each path (`paths` is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleReport>,
 }
 
 impl Summary {
@@ -269,6 +272,7 @@ impl Summary {
             warnings,
             cpu_note: cpu::NOTE,
             sweep: None,
+            idle: None,
         }
     }
 }

@@ -24,6 +24,9 @@ pub fn render(summary: &Summary) -> String {
     if let Some(sweep) = &summary.sweep {
         return super::sweep::render(summary, sweep);
     }
+    if let Some(idle) = &summary.idle {
+        return super::idle::render(summary, idle);
+    }
     let mut out = String::new();
     let _ = writeln!(out, "\n{}\n", subtitle(summary));
     out.push_str(&main_table(summary));
