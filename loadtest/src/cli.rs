@@ -116,7 +116,8 @@ pub struct RunArgs {
     /// has not saturated yet.
     #[arg(long, default_value_t = 1_000_000.0, value_name = "RATE")]
     pub sweep_max: f64,
-    /// Measured time per path, split into --rounds interleaved slices.
+    /// Measured time per path, split into --rounds interleaved slices (--mode sweep: per path
+    /// and step; --mode idle holds its connections for a fixed 1 s and ignores it).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Unmeasured warm-up per path before the first round (0s for none).
