@@ -6,7 +6,10 @@
 //! lowest step (and [`P99_FLOOR_US`]) while its median has grown [`P50_FACTOR`] times too: the
 //! rate is still served, but only by letting requests queue. The median guard is there because
 //! on a shared machine one scheduling stall can lift a p99 tenfold; queueing lifts the median
-//! as well. A saturated path is not measured at higher rates; the sweep ends when every
+//! as well. With several rounds per step the rule is applied to each round, and the step
+//! saturates the path only when most of its rounds do: a stall of the machine in one round (a
+//! second-long one times every request out) does not end a path's sweep. A saturated path is
+//! not measured at higher rates; the sweep ends when every
 //! path has saturated or the next rate would pass `--sweep-max`. Each step is one
 //! [`measure`] pass over the paths still running, interleaved in rounds like the other modes.
 //! Never reads a saturation into a path that was not measured at that rate.
@@ -23,8 +26,9 @@ use crate::{
     measure::{self, Pass},
     progress::Progress,
     report::{
-        summary::{path_summary, PathSummary},
+        summary::{path_summary, PathSummary, LAG_WARNING_US},
         sweep::{SweepPath, SweepReport, SweepStep},
+        PathRun,
     },
     workload::{Mode, Workload},
 };
@@ -125,16 +129,75 @@ pub fn saturation(achieved_ratio: f64, step: Latency, base: Latency) -> Option<S
     }
 }
 
-/// Adds a measured step to `path`, judging it against the path's first step.
-pub fn record(path: &mut SweepPath, offered: f64, figures: &PathSummary) {
+/// One round of a step as the rule sees it: achieved ÷ offered, and latency.
+pub type RoundFigures = (f64, Latency);
+
+/// The verdict on a step from its merged figures and its rounds: saturated (with the merged
+/// figures' reason, or else the first saturated round's) when more than half of the rounds
+/// are; and how many were.
+pub fn verdict(
+    merged: RoundFigures,
+    rounds: &[RoundFigures],
+    base: Latency,
+) -> (Option<Saturation>, usize) {
+    let reasons: Vec<Saturation> = rounds
+        .iter()
+        .filter_map(|&(ratio, latency)| saturation(ratio, latency, base))
+        .collect();
+    let most = reasons.len() * 2 > rounds.len();
+    let why = saturation(merged.0, merged.1, base).or(reasons.first().copied());
+    (why.filter(|_| most), reasons.len())
+}
+
+/// Each round's figures of `run`.
+pub fn rounds_of(run: &PathRun) -> Vec<RoundFigures> {
+    run.rounds
+        .iter()
+        .map(|round| {
+            let r = &round.recorder;
+            let intended = r.intended as f64 / round.duration.as_secs_f64().max(1e-9);
+            let achieved = round.throughput();
+            let ratio = if intended > 0.0 {
+                achieved / intended
+            } else {
+                0.0
+            };
+            let at = |q| {
+                if r.latency.is_empty() {
+                    0
+                } else {
+                    r.latency.value_at_quantile(q)
+                }
+            };
+            (
+                ratio,
+                Latency {
+                    p50: at(0.5),
+                    p99: at(0.99),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Adds a measured step to `path`, judging it (and its rounds) against the path's first step.
+pub fn record(path: &mut SweepPath, offered: f64, figures: &PathSummary, rounds: &[RoundFigures]) {
     let step = Latency {
         p50: figures.latency_us.p50,
         p99: figures.latency_us.p99,
     };
     let base = *path.first.get_or_insert(step);
-    let achieved_ratio = figures.achieved_ratio.unwrap_or(0.0);
-    let saturated = saturation(achieved_ratio, step, base);
-    path.steps.push(SweepStep::of(offered, figures, saturated));
+    let merged = (figures.achieved_ratio.unwrap_or(0.0), step);
+    let rounds = if rounds.is_empty() {
+        std::slice::from_ref(&merged)
+    } else {
+        rounds
+    };
+    let (saturated, saturated_rounds) = verdict(merged, rounds, base);
+    let mut entry = SweepStep::of(offered, figures, saturated);
+    entry.rounds = rounds.len();
+    entry.saturated_rounds = saturated_rounds;
+    path.steps.push(entry);
     match saturated {
         Some(why) => {
             path.saturated_at = Some(offered);
@@ -196,13 +259,14 @@ pub fn run(args: &RunArgs, lab: &Lab, load_runtime: &Runtime, progress: &Progres
             .zip(measure::run(&pass, lab, load_runtime, progress))
         {
             let figures = path_summary(Mode::Rate, &run, &mut warnings);
-            record(&mut paths[i], rate, &figures);
+            record(&mut paths[i], rate, &figures, &rounds_of(&run));
             histograms.push((
                 format!("{}-{}", run.name, rate.round()),
                 run.merged().latency,
             ));
         }
     }
+    warnings.extend(paths.iter().filter_map(late_generator));
     if let Some(at) = paths
         .iter()
         .find(|p| p.name == "direct")
@@ -219,6 +283,25 @@ pub fn run(args: &RunArgs, lab: &Lab, load_runtime: &Runtime, progress: &Progres
         histograms,
         warnings,
     }
+}
+
+/// A warning when the load generator woke late at some of `path`'s steps.
+fn late_generator(path: &SweepPath) -> Option<String> {
+    let late: Vec<(f64, u64)> = path
+        .steps
+        .iter()
+        .filter_map(|s| Some((s.offered, s.generator_lag_p99_us?)))
+        .filter(|(_, lag)| *lag > LAG_WARNING_US)
+        .collect();
+    let worst = late.iter().map(|(_, lag)| *lag).max()?;
+    let rates: Vec<String> = late.iter().map(|(r, _)| short_rate(*r)).collect();
+    Some(format!(
+        "the load generator woke late while measuring {} at {} req/s (p99 up to {} after the \
+         intended time; those latencies include it): the machine was busy",
+        path.name,
+        rates.join(", "),
+        crate::units::latency(worst)
+    ))
 }
 
 /// `1k`, `16k`, `1.5M`: a rate for labels.
@@ -306,11 +389,11 @@ mod tests {
     #[test]
     fn a_path_keeps_rates_until_its_first_saturated_step() {
         let mut path = SweepPath::new("ringlb");
-        record(&mut path, 1000.0, &figures(1.0, 100, 200));
-        record(&mut path, 2000.0, &figures(1.0, 110, 1500));
+        record(&mut path, 1000.0, &figures(1.0, 100, 200), &[]);
+        record(&mut path, 2000.0, &figures(1.0, 110, 1500), &[]);
         assert_eq!((path.max_kept, path.saturated_at), (Some(2000.0), None));
         assert_eq!(path.first, Some(at(100, 200)));
-        record(&mut path, 4000.0, &figures(1.0, 900, 5000));
+        record(&mut path, 4000.0, &figures(1.0, 900, 5000), &[]);
         assert_eq!(
             (path.max_kept, path.saturated_at),
             (Some(2000.0), Some(4000.0))
@@ -319,8 +402,27 @@ mod tests {
         assert_eq!(path.steps.len(), 3);
         assert!(path.steps[2].saturated.is_some() && path.steps[1].saturated.is_none());
         let mut slow = SweepPath::new("nginx");
-        record(&mut slow, 1000.0, &figures(0.5, 100, 200));
+        record(&mut slow, 1000.0, &figures(0.5, 100, 200), &[]);
         assert_eq!((slow.max_kept, slow.saturated_at), (None, Some(1000.0)));
+    }
+
+    #[test]
+    fn a_step_saturates_when_most_of_its_rounds_do() {
+        let base = at(100, 200);
+        let (ok, stalled) = ((1.0, at(100, 250)), (0.8, at(300, 1_100_000)));
+        // One stalled round of three: the merged figures look saturated, the step is kept.
+        let (why, count) = verdict((0.93, at(110, 900_000)), &[ok, stalled, ok], base);
+        assert_eq!((why, count), (None, 1));
+        // Two of three: saturated, for the merged figures' reason.
+        let (why, count) = verdict((0.87, at(250, 1_000_000)), &[stalled, ok, stalled], base);
+        assert_eq!(count, 2);
+        assert!(matches!(why, Some(Saturation::Rate { achieved_ratio }) if achieved_ratio == 0.87));
+        // A merged figure that passes still saturates when most rounds do, for theirs.
+        let queueing = (1.0, at(400, 3000));
+        let (why, _) = verdict((0.99, at(150, 1500)), &[queueing, queueing], base);
+        assert!(matches!(why, Some(Saturation::Latency { .. })));
+        // One round: the plain rule.
+        assert_eq!(verdict(ok, &[ok], base), (None, 0));
     }
 
     #[test]

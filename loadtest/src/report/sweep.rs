@@ -44,6 +44,10 @@ pub struct SweepStep {
     pub cpu: Option<CpuFigures>,
     /// Why this step saturated the path, if it did (the path's last step then).
     pub saturated: Option<Saturation>,
+    /// Measured rounds of the step.
+    pub rounds: usize,
+    /// Rounds that, alone, met the saturation rule (the step saturates when most do).
+    pub saturated_rounds: usize,
 }
 
 impl SweepStep {
@@ -60,6 +64,8 @@ impl SweepStep {
             generator_lag_p99_us: figures.generator_lag_us.map(|l| l.p99),
             cpu: figures.cpu.clone(),
             saturated,
+            rounds: 1,
+            saturated_rounds: usize::from(saturated.is_some()),
         }
     }
 }
@@ -162,7 +168,11 @@ pub fn render(summary: &Summary, sweep: &SweepReport) -> String {
                 step.errors.to_string(),
             ];
             row.extend(cpu_cells(step.cpu.as_ref()));
-            row.push(step.saturated.map_or(String::new(), |s| s.describe()));
+            row.push(match (step.saturated, step.saturated_rounds) {
+                (Some(why), _) => why.describe(),
+                (None, 0) => String::new(),
+                (None, n) => format!("kept ({n} of {} rounds did not)", step.rounds),
+            });
             rows.push(row);
         }
     }
@@ -174,8 +184,8 @@ pub fn render(summary: &Summary, sweep: &SweepReport) -> String {
     let _ = writeln!(
         out,
         "(saturated: achieved < {:.0}% of the offered rate, or p99 above {}× the path's p99 at \
-         the first step and above {} while its p50 grew ×{} or more; rates step ×{}, so a \
-         saturation point is known within a factor of {})",
+         the first step and above {} while its p50 grew ×{} or more, in most of the step's \
+         rounds; rates step ×{}, so a saturation point is known within a factor of {})",
         MIN_ACHIEVED * 100.0,
         P99_FACTOR,
         units::latency(P99_FLOOR_US),

@@ -267,6 +267,8 @@ mod tests {
             saturated: saturated.then_some(Saturation::Rate {
                 achieved_ratio: 0.5,
             }),
+            rounds: 1,
+            saturated_rounds: usize::from(saturated),
         }
     }
 
