@@ -1,5 +1,5 @@
 //! Reading `/proc`: a process's CPU time, resident memory and threads, its descendants, and the
-//! machine's available memory.
+//! machine's memory (available memory, kernel slab) and TCP sockets.
 //!
 //! Owns parsing the kernel's text formats (pure functions, tested on captured samples) and the
 //! few reads the harness makes around a phase. A "process of a path" is the process the harness
@@ -60,9 +60,35 @@ pub fn parse_status(text: &str) -> Result<Status, String> {
     })
 }
 
-/// `MemAvailable` of `/proc/meminfo`, in bytes.
-pub fn parse_mem_available(text: &str) -> Option<u64> {
-    kib_or_count(text, "MemAvailable").map(|kib| kib * 1024)
+/// Machine-wide memory and sockets at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Machine {
+    /// `MemAvailable` of `/proc/meminfo`, in bytes.
+    pub mem_available: u64,
+    /// `Slab` of `/proc/meminfo` (kernel objects, sockets among them), in bytes.
+    pub slab: u64,
+    /// TCP sockets allocated (`TCP: … alloc` of `/proc/net/sockstat`).
+    pub tcp_sockets: u64,
+}
+
+/// Parses `/proc/meminfo` and `/proc/net/sockstat`.
+pub fn parse_machine(meminfo: &str, sockstat: &str) -> Result<Machine, String> {
+    let kib = |key| kib_or_count(meminfo, key).ok_or(format!("no {key} in /proc/meminfo"));
+    let tcp = sockstat
+        .lines()
+        .find_map(|line| line.strip_prefix("TCP:"))
+        .ok_or("no TCP line in /proc/net/sockstat")?;
+    let words: Vec<&str> = tcp.split_whitespace().collect();
+    let tcp_sockets = words
+        .chunks(2)
+        .find(|pair| pair[0] == "alloc")
+        .and_then(|pair| pair.get(1)?.parse().ok())
+        .ok_or("no TCP alloc count in /proc/net/sockstat")?;
+    Ok(Machine {
+        mem_available: kib("MemAvailable")? * 1024,
+        slab: kib("Slab")? * 1024,
+        tcp_sockets,
+    })
 }
 
 /// The number on the line `key:   123 kB` (the unit, if any, is dropped).
@@ -85,11 +111,11 @@ pub fn status(pid: u32) -> io::Result<Status> {
     parse_status(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// The machine's available memory in bytes (`MemAvailable`).
-pub fn mem_available() -> io::Result<u64> {
-    let text = fs::read_to_string("/proc/meminfo")?;
-    parse_mem_available(&text)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no MemAvailable"))
+/// The machine's memory and TCP sockets now.
+pub fn machine() -> io::Result<Machine> {
+    let meminfo = fs::read_to_string("/proc/meminfo")?;
+    let sockstat = fs::read_to_string("/proc/net/sockstat")?;
+    parse_machine(&meminfo, &sockstat).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// `root` and every process descended from it, with their `stat`, by pid. Fails only when
@@ -178,9 +204,20 @@ mod tests {
         let kthread = "Name:\tkworker\nThreads:\t1\n";
         assert_eq!(parse_status(kthread).unwrap().rss_bytes, 0);
         assert!(parse_status("Name:\tx\n").is_err());
-        let meminfo = "MemTotal:       24683584 kB\nMemFree:  1 kB\nMemAvailable:   23985632 kB\n";
-        assert_eq!(parse_mem_available(meminfo), Some(23985632 * 1024));
-        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+        let meminfo = "MemTotal:       24683584 kB\nMemFree:  1 kB\nMemAvailable:   23985632 kB\n\
+                       Buffers: 2 kB\nSlab:             612340 kB\n";
+        let sockstat =
+            "sockets: used 410\nTCP: inuse 12 orphan 0 tw 3 alloc 17 mem 1\nUDP: inuse 1 mem 0\n";
+        assert_eq!(
+            parse_machine(meminfo, sockstat).unwrap(),
+            Machine {
+                mem_available: 23985632 * 1024,
+                slab: 612340 * 1024,
+                tcp_sockets: 17
+            }
+        );
+        assert!(parse_machine("MemTotal: 1 kB\n", sockstat).is_err());
+        assert!(parse_machine(meminfo, "UDP: inuse 1\n").is_err());
     }
 
     #[test]
@@ -206,7 +243,7 @@ mod tests {
         let tree = tree(me).unwrap();
         assert!(tree.contains_key(&me));
         assert!(status(me).unwrap().threads >= 1);
-        assert!(mem_available().unwrap() > 0);
+        assert!(machine().unwrap().mem_available > 0);
         assert!(clock_ticks_per_second() >= 100);
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! Owns the procedure, one path at a time (never two at once, so the machine's memory figure
 //! belongs to one path): read the path's processes (resident memory and threads, summed over
-//! the process and its descendants) and the machine's `MemAvailable`; open N connections from a
+//! the process and its descendants) and the machine's memory and TCP sockets ([`procfs::machine`]);
+//! open N connections from a
 //! [`hold`] child; wait until the replicas hold N more connections (a proxy connects to its
 //! backend on accept; the proxies' health checks make that count approximate by a few), then
 //! [`SETTLE`]; read everything again; check that a request still goes
-//! through; close and wait until the replicas are back where they were. The number of
+//! through; close and wait until the replicas, and the machine's TCP sockets, are back where
+//! they were. The number of
 //! connections comes from the [`budget`]. Never sends a byte on a held connection.
 
 pub mod budget;
@@ -38,6 +40,8 @@ const OPEN_WITHIN: Duration = Duration::from_secs(120);
 const RELAY_WITHIN: Duration = Duration::from_secs(30);
 /// How long the closing connections get to reach the backends.
 const DRAIN_WITHIN: Duration = Duration::from_secs(15);
+/// TCP sockets other programs may open meanwhile, when waiting for a path's to go away.
+const SOCKET_SLACK: u64 = 200;
 /// How long the request through a loaded path may take.
 const PROBE_WITHIN: Duration = Duration::from_secs(5);
 
@@ -86,7 +90,7 @@ fn hold_through(
         ..IdlePath::default()
     };
     let baseline = backend_connections(lab);
-    let memory_before = procfs::mem_available().ok();
+    let machine_before = procfs::machine().ok();
     path.before = endpoint.pid.and_then(usage);
     let log = dir.join(format!("hold-{}.log", endpoint.name));
     let holder = match Holder::open(endpoint.addr, connections, &log, OPEN_WITHIN) {
@@ -119,9 +123,12 @@ fn hold_through(
         ));
     }
     path.after = endpoint.pid.and_then(usage);
-    path.mem_available_drop_bytes = memory_before
-        .zip(procfs::mem_available().ok())
-        .map(|(before, after)| before as i64 - after as i64);
+    if let (Some(before), Ok(after)) = (machine_before, procfs::machine()) {
+        let delta = |a: u64, b: u64| a as i64 - b as i64;
+        path.mem_available_drop_bytes = Some(delta(before.mem_available, after.mem_available));
+        path.slab_growth_bytes = Some(delta(after.slab, before.slab));
+        path.tcp_sockets_added = Some(delta(after.tcp_sockets, before.tcp_sockets));
+    }
     match load_runtime.block_on(lab::probe(endpoint.addr, PROBE_WITHIN)) {
         Ok(()) => path.request_after_ok = true,
         Err(e) => {
@@ -133,7 +140,22 @@ fn hold_through(
     if let Some(base) = baseline {
         wait_for_backends(lab, |n| n <= base, DRAIN_WITHIN);
     }
+    if let Some(before) = machine_before {
+        wait_for_sockets(before.tcp_sockets + SOCKET_SLACK, DRAIN_WITHIN);
+    }
     path
+}
+
+/// Waits until the machine's TCP sockets (closing ones included) are back to `at_most`, so the
+/// next path's figures do not shrink as this path's sockets go away.
+fn wait_for_sockets(at_most: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match procfs::machine() {
+            Ok(m) if m.tcp_sockets > at_most => thread::sleep(Duration::from_millis(50)),
+            _ => return,
+        }
+    }
 }
 
 /// Resident memory and threads of `root` and its descendants; `None` when it cannot be read.

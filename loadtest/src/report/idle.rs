@@ -49,6 +49,14 @@ pub struct IdlePath {
     pub mem_available_drop_bytes: Option<i64>,
     /// That drop ÷ connections held.
     pub mem_available_drop_per_connection_bytes: Option<f64>,
+    /// The kernel's slab memory (`Slab` of /proc/meminfo) with every connection open minus
+    /// before, in bytes: machine-wide too, but mostly the sockets (steadier than MemAvailable).
+    pub slab_growth_bytes: Option<i64>,
+    /// That growth ÷ connections held.
+    pub slab_growth_per_connection_bytes: Option<f64>,
+    /// TCP sockets allocated on the machine with every connection open minus before (2 per
+    /// connection straight to a backend, 4 through a proxy).
+    pub tcp_sockets_added: Option<i64>,
     /// Whether a `GET /spells` through the path answered while the connections were held.
     pub request_after_ok: bool,
     /// What went wrong (opening, relaying, the request after), if anything.
@@ -66,6 +74,7 @@ impl IdlePath {
         }
         self.mem_available_drop_per_connection_bytes =
             self.mem_available_drop_bytes.and_then(|d| per(d as f64));
+        self.slab_growth_per_connection_bytes = self.slab_growth_bytes.and_then(|d| per(d as f64));
     }
 }
 
@@ -92,56 +101,18 @@ pub fn render(summary: &Summary, idle: &IdleReport) -> String {
     if let Some(why) = &idle.clamped {
         let _ = writeln!(out, "! {why}\n");
     }
-    let head = [
-        "path",
-        "held",
-        "at backends",
-        "RSS before",
-        "RSS after",
-        "RSS/conn",
-        "threads",
-        "MemAvailable drop",
-        "/conn",
-        "request after",
-    ];
-    let mut rows = vec![head.map(String::from).to_vec()];
-    let dash = || "—".to_owned();
-    for path in &idle.paths {
-        let rss = |u: Option<Usage>| u.map_or_else(dash, |u| units::bytes(u.rss_bytes as f64));
-        let threads = match (path.before, path.after) {
-            (Some(b), Some(a)) => format!("{} → {}", b.threads, a.threads),
-            _ => dash(),
-        };
-        rows.push(vec![
-            path.name.clone(),
-            units::count(path.opened as f64),
-            path.at_backends
-                .map_or_else(dash, |n| units::count(n as f64)),
-            rss(path.before),
-            rss(path.after),
-            path.rss_per_connection_bytes
-                .map_or_else(dash, units::bytes),
-            threads,
-            path.mem_available_drop_bytes
-                .map_or_else(dash, |d| units::bytes(d as f64)),
-            path.mem_available_drop_per_connection_bytes
-                .map_or_else(dash, units::bytes),
-            if path.request_after_ok {
-                "ok"
-            } else {
-                "FAILED"
-            }
-            .to_owned(),
-        ]);
-    }
-    out.push_str(&grid(&rows));
+    out.push_str(&grid(&process_rows(idle)));
     out.push_str(&haproxy_ratios(idle));
+    out.push('\n');
+    out.push_str(&grid(&machine_rows(idle)));
     let _ = write!(
         out,
         "\nRSS/conn: growth of the resident memory of every process of the path ÷ connections held \
-         (user memory per idle connection); threads: before → with every connection open. \
-         MemAvailable drop is machine-wide: the sockets on every side (direct's drop is the \
-         client's and the backend's alone), the backends' buffers, and whatever else ran.\n"
+         (user memory per idle connection); threads: before → with every connection open. The \
+         second table is machine-wide: TCP sockets added (2 per connection straight to a backend, \
+         4 through a proxy), the kernel's slab growth (mostly those sockets), and MemAvailable's \
+         drop, which also moves with whatever else runs on the machine (the backends' buffers \
+         are in every path's figure; direct's is the client's and the backend's alone).\n"
     );
     for path in idle.paths.iter().filter(|p| p.error.is_some()) {
         let _ = writeln!(
@@ -153,6 +124,78 @@ pub fn render(summary: &Summary, idle: &IdleReport) -> String {
     }
     out.push_str(&notes(summary));
     out
+}
+
+fn dash() -> String {
+    "—".to_owned()
+}
+
+/// The path's processes: held connections, RSS, threads, the request after.
+fn process_rows(idle: &IdleReport) -> Vec<Vec<String>> {
+    let head = [
+        "path",
+        "held",
+        "at backends",
+        "RSS before",
+        "RSS after",
+        "RSS/conn",
+        "threads",
+        "request after",
+    ];
+    let mut rows = vec![head.map(String::from).to_vec()];
+    for path in &idle.paths {
+        let rss = |u: Option<Usage>| u.map_or_else(dash, |u| units::bytes(u.rss_bytes as f64));
+        let threads = match (path.before, path.after) {
+            (Some(b), Some(a)) => format!("{} → {}", b.threads, a.threads),
+            _ => dash(),
+        };
+        let request = if path.request_after_ok {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        rows.push(vec![
+            path.name.clone(),
+            units::count(path.opened as f64),
+            path.at_backends
+                .map_or_else(dash, |n| units::count(n as f64)),
+            rss(path.before),
+            rss(path.after),
+            path.rss_per_connection_bytes
+                .map_or_else(dash, units::bytes),
+            threads,
+            request.to_owned(),
+        ]);
+    }
+    rows
+}
+
+/// The machine while each path held its connections: sockets, slab, MemAvailable.
+fn machine_rows(idle: &IdleReport) -> Vec<Vec<String>> {
+    let head = [
+        "machine",
+        "TCP sockets +",
+        "slab +",
+        "slab/conn",
+        "MemAvailable −",
+        "MemAvailable/conn",
+    ];
+    let mut rows = vec![head.map(String::from).to_vec()];
+    let signed = |v: Option<i64>| v.map_or_else(dash, |v| units::bytes(v as f64));
+    for path in &idle.paths {
+        rows.push(vec![
+            path.name.clone(),
+            path.tcp_sockets_added
+                .map_or_else(dash, |n| units::count(n.max(0) as f64)),
+            signed(path.slab_growth_bytes),
+            path.slab_growth_per_connection_bytes
+                .map_or_else(dash, units::bytes),
+            signed(path.mem_available_drop_bytes),
+            path.mem_available_drop_per_connection_bytes
+                .map_or_else(dash, units::bytes),
+        ]);
+    }
+    rows
 }
 
 /// `RSS/conn vs haproxy: ringlb 0.05x, nginx 0.91x`, when haproxy was measured.
