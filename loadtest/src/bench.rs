@@ -1,4 +1,5 @@
-//! The default run, end to end: start the lab, measure every path in interleaved rounds, report.
+//! The default run, end to end: start the lab, measure every path in interleaved rounds (one
+//! pass for the load modes, a pass per rate for the sweep, one path at a time for idle), report.
 //!
 //! Owns the two runtimes (the load generator's and the replicas', kept apart so the generator is
 //! never starved by the servers it measures), the output directory and the order of the steps.

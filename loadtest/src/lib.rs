@@ -14,7 +14,8 @@
 //! - [`plan`], [`measure`] and [`bench`]: the interleaved rounds, one pass of them with the CPU
 //!   read around each phase, and the whole run; [`sweep`] and [`idle`], the two runs that are
 //!   not one pass (rates doubling until saturation; idle connections held);
-//! - [`report`]: `.hgrm`, `.hlog`, `summary.json`, `latency.svg` and the console table;
+//! - [`report`]: `.hgrm`, `.hlog`, `summary.json`, `latency.svg`, `sweep.svg` and the console
+//!   tables;
 //! - [`compare`]: the regression gate between two saved `.hgrm` files.
 //!
 //! Nothing here ever sends traffic to an address it was not given, and every load loop is

@@ -1,7 +1,8 @@
 //! Everything a run leaves behind: the console table and the files in the output directory.
 //!
 //! Owns the per-path measurements ([`PathRun`]) and writing them out: `<path>.hgrm`,
-//! `<path>.hlog`, `summary.json` and `latency.svg` (plus `<path>.connect.hgrm` in connect mode).
+//! `<path>.hlog`, `summary.json` and `latency.svg` (plus `<path>.connect.hgrm` in connect mode;
+//! `<path>-<rate>.hgrm` and `sweep.svg` in a sweep; `summary.json` alone for idle).
 //! Never measures, and never leaves a path out of a file because its numbers look bad.
 
 pub mod hgrm;
