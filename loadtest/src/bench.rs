@@ -1,4 +1,5 @@
-//! The default run, end to end: start the lab, measure every path in interleaved rounds, report.
+//! The default run, end to end: start the lab, measure every path in interleaved rounds (one
+//! pass for the load modes, a pass per rate for the sweep, one path at a time for idle), report.
 //!
 //! Owns the two runtimes (the load generator's and the replicas', kept apart so the generator is
 //! never starved by the servers it measures), the output directory and the order of the steps.
@@ -16,24 +17,35 @@ use anyhow::{bail, Context};
 use tokio::runtime::{Builder, Runtime};
 
 use crate::{
-    cli::RunArgs,
+    cli::{RunArgs, RunMode},
+    idle::{
+        self,
+        budget::{self, Budget},
+    },
     lab::Lab,
-    pacer, phase,
-    plan::{self, Slot},
+    measure::{self, Pass},
+    pacer,
+    path::PathKind,
+    plan,
     progress::Progress,
     report::{self, PathRun, Summary},
+    sweep,
     workload::Workload,
 };
 
 /// Runs the benchmark described by `args`. Returns `false` when a requested path failed (its
 /// reason is in the report), `true` when every path that could run did.
 pub fn run(args: RunArgs) -> anyhow::Result<bool> {
-    let args = args.validated().map_err(anyhow::Error::msg)?;
+    let mut args = args.validated().map_err(anyhow::Error::msg)?;
     let started = SystemTime::now();
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(started));
     fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let progress = Progress::detect();
-    raise_fd_limit();
+    let limit = budget::raise_open_files();
+    let budget = (args.mode == RunMode::Idle).then(|| idle_budget(&mut args, limit, &progress));
+    if budget.as_ref().is_some_and(|b| b.connections == 0) {
+        bail!("the open-files limit ({limit}) is too low to hold any idle connection");
+    }
     let replica_runtime = runtime("replica", args.replica_threads, false)?;
     let load_runtime = runtime("load", args.client_threads, true)?;
 
@@ -42,70 +54,106 @@ pub fn run(args: RunArgs) -> anyhow::Result<bool> {
     if lab.endpoints.is_empty() {
         bail!("no path could be measured (see the errors above)");
     }
-    let rounds = plan::effective_rounds(args.rounds, args.duration);
-    let runs = measure(&args, &lab, &load_runtime, &progress);
-    lab.check_processes(&progress);
-
-    let stamp = humantime::format_rfc3339_seconds(started).to_string();
-    let summary = Summary::build(
-        &args,
-        rounds,
-        &runs,
-        stamp,
-        lab.skipped.clone(),
-        lab.failed.clone(),
-    );
-    report::write_files(&out, &summary, &runs, started)?;
-    print!("{}", report::table::render(&summary));
-    println!(
-        "\nfiles: {}/ (*.hgrm, *.hlog, summary.json, latency.svg, configs and logs)",
-        out.display()
-    );
+    let run = Run {
+        args: &args,
+        out: &out,
+        started,
+        load_runtime: &load_runtime,
+        progress: &progress,
+    };
+    match (args.mode, budget) {
+        (RunMode::Sweep, _) => run.sweep(&mut lab)?,
+        (RunMode::Idle, Some(budget)) => run.idle(&mut lab, &budget)?,
+        _ => run.load(&mut lab)?,
+    }
     Ok(lab.failed.is_empty())
 }
 
-/// Runs the plan's phases in order and collects each path's measured rounds.
-fn measure(args: &RunArgs, lab: &Lab, load_runtime: &Runtime, progress: &Progress) -> Vec<PathRun> {
-    let workload = Arc::new(Workload {
-        mode: args.mode,
-        rate: args.rate,
-        connections: args.connections,
-        bytes: args.bytes,
-        timeout: args.timeout,
-    });
-    let rounds = plan::effective_rounds(args.rounds, args.duration);
-    let mut runs: Vec<PathRun> = lab
-        .endpoints
-        .iter()
-        .map(|e| PathRun::new(&e.name))
-        .collect();
-    for slot in plan::plan(lab.endpoints.len(), args.rounds, args.duration, args.warmup) {
-        let endpoint = &lab.endpoints[slot.path];
-        let before = lab.served();
-        let bar = progress.phase(
-            &label(&slot, rounds, &endpoint.name),
-            slot.duration,
-            args.mode,
-        );
-        let result = phase::run(load_runtime, &workload, endpoint.addr, slot.duration, &bar);
-        if slot.round.is_some() {
-            let served: Vec<u64> = lab
-                .served()
-                .iter()
-                .zip(&before)
-                .map(|(after, b)| after - b)
-                .collect();
-            runs[slot.path].add(result, &served);
-        }
-    }
-    runs
+/// What every mode's run needs besides the lab.
+struct Run<'a> {
+    args: &'a RunArgs,
+    out: &'a Path,
+    started: SystemTime,
+    load_runtime: &'a Runtime,
+    progress: &'a Progress,
 }
 
-fn label(slot: &Slot, rounds: usize, name: &str) -> String {
-    match slot.round {
-        None => format!("warm-up    {name}"),
-        Some(r) => format!("round {}/{rounds}  {name}", r + 1),
+impl Run<'_> {
+    /// The summary's common part, once the lab has run (skipped and failed paths known).
+    fn summary(&self, lab: &mut Lab, runs: &[PathRun]) -> Summary {
+        lab.check_processes(self.progress);
+        let rounds = plan::effective_rounds(self.args.rounds, self.args.duration);
+        let stamp = humantime::format_rfc3339_seconds(self.started).to_string();
+        Summary::build(
+            self.args,
+            rounds,
+            runs,
+            stamp,
+            lab.skipped.clone(),
+            lab.failed.clone(),
+        )
     }
+
+    /// rate, max, bulk, connect: one pass over every path.
+    fn load(&self, lab: &mut Lab) -> anyhow::Result<()> {
+        let runs = measure(self.args, lab, self.load_runtime, self.progress);
+        let summary = self.summary(lab, &runs);
+        report::write_files(self.out, &summary, &runs, self.started)?;
+        print!("{}", report::table::render(&summary));
+        println!(
+            "\nfiles: {}/ (*.hgrm, *.hlog, summary.json, latency.svg, configs and logs)",
+            self.out.display()
+        );
+        Ok(())
+    }
+
+    /// idle: N connections held through each path in turn.
+    fn idle(&self, lab: &mut Lab, budget: &Budget) -> anyhow::Result<()> {
+        let report = idle::run(budget, lab, self.load_runtime, self.progress, self.out);
+        let mut summary = self.summary(lab, &[]);
+        summary.idle = Some(report);
+        report::write_json(self.out, &summary)?;
+        print!("{}", report::table::render(&summary));
+        println!(
+            "\nfiles: {}/ (summary.json, configs and logs)",
+            self.out.display()
+        );
+        Ok(())
+    }
+
+    /// sweep: a pass per offered rate, until every path saturates.
+    fn sweep(&self, lab: &mut Lab) -> anyhow::Result<()> {
+        let sweep = sweep::run(self.args, lab, self.load_runtime, self.progress);
+        let mut summary = self.summary(lab, &[]);
+        summary.warnings.extend(sweep.warnings);
+        summary.sweep = Some(sweep.report);
+        report::write_sweep_files(self.out, &summary, &sweep.histograms)?;
+        print!("{}", report::table::render(&summary));
+        println!(
+            "\nfiles: {}/ (<path>-<rate>.hgrm, summary.json, sweep.svg, configs and logs)",
+            self.out.display()
+        );
+        Ok(())
+    }
+}
+
+/// The load modes' one pass: every path, the run's workload, warm-up and rounds.
+fn measure(args: &RunArgs, lab: &Lab, load_runtime: &Runtime, progress: &Progress) -> Vec<PathRun> {
+    let pass = Pass {
+        workload: Arc::new(Workload {
+            mode: args.mode.load(),
+            rate: args.rate,
+            connections: args.connections(),
+            bytes: args.bytes,
+            timeout: args.timeout,
+        }),
+        paths: (0..lab.endpoints.len()).collect(),
+        rounds: args.rounds,
+        duration: args.duration,
+        warmup: args.warmup,
+        label: String::new(),
+    };
+    measure::run(&pass, lab, load_runtime, progress)
 }
 
 /// A multi-thread runtime of `threads` workers named `name`; load threads get a tight timer
@@ -124,15 +172,16 @@ fn runtime(name: &str, threads: usize, tight_timers: bool) -> anyhow::Result<Run
         .with_context(|| format!("cannot start the {name} runtime"))
 }
 
-/// Raises the soft open-file limit to the hard one (inherited by the proxies too): thousands of
-/// connections need twice as many descriptors. Best effort.
-fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
+/// The idle budget under `limit`; clamps `--connections` to it (the proxies are then
+/// configured for that many) and says so.
+fn idle_budget(args: &mut RunArgs, limit: u64, progress: &Progress) -> Budget {
+    let proxied = args.targets.is_empty() && args.paths.iter().any(|p| *p != PathKind::Direct);
+    let budget = budget::budget(args.connections(), limit, proxied);
+    if let Some(why) = &budget.clamped {
+        progress.note(&format!("note: {why}"));
     }
+    args.connections_flag = Some(budget.connections);
+    budget
 }
 
 /// `target/loadtest/<timestamp>/`, in the cargo target directory this binary was built into

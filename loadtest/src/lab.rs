@@ -39,6 +39,9 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// The proxy process behind it, if one was started.
     pub process: Option<Supervised>,
+    /// The process whose tree is the path's CPU and memory: the proxy started, or the
+    /// `--target-pid` of a target; `None` for `direct` and for a target without one.
+    pub pid: Option<u32>,
 }
 
 /// Everything started for a run; dropping it stops the proxies and the replicas.
@@ -65,8 +68,13 @@ impl Lab {
         let mut lab = Lab::default();
         if !args.targets.is_empty() {
             for target in &args.targets {
+                let pid = args
+                    .target_pids
+                    .iter()
+                    .find(|p| p.name == target.name)
+                    .map(|p| p.pid);
                 match target.resolve() {
-                    Ok(addr) => lab.add(&target.name, addr, None),
+                    Ok(addr) => lab.add(&target.name, addr, None, pid),
                     Err(reason) => lab.fail(&target.name, reason, progress),
                 }
             }
@@ -81,10 +89,14 @@ impl Lab {
         let setup = Setup {
             backends: lab.replicas.iter().map(Replica::local_addr).collect(),
             workers: args.workers,
-            connections: args.connections,
+            connections: args.connections(),
             dir: dir.to_owned(),
             relay: args.relay.clone(),
             ringlb_extra: args.ringlb_extra.clone(),
+            open_files_limit: nix::sys::resource::getrlimit(
+                nix::sys::resource::Resource::RLIMIT_NOFILE,
+            )
+            .map_or(1024, |(soft, _)| soft),
         };
         let mut seen = Vec::new();
         for &kind in &args.paths {
@@ -93,7 +105,7 @@ impl Lab {
             }
             seen.push(kind);
             match kind {
-                PathKind::Direct => lab.add("direct", setup.backends[0], None),
+                PathKind::Direct => lab.add("direct", setup.backends[0], None, None),
                 _ => lab.start_proxy(kind, args, &setup, progress),
             }
         }
@@ -121,18 +133,20 @@ impl Lab {
                         running.addr,
                         running.process.id()
                     ));
-                    self.add(kind.name(), running.addr, Some(running.process));
+                    let pid = running.process.id();
+                    self.add(kind.name(), running.addr, Some(running.process), Some(pid));
                 }
                 Err(e) => self.fail(kind.name(), format!("{e:#}"), progress),
             },
         }
     }
 
-    fn add(&mut self, name: &str, addr: SocketAddr, process: Option<Supervised>) {
+    fn add(&mut self, name: &str, addr: SocketAddr, process: Option<Supervised>, pid: Option<u32>) {
         self.endpoints.push(Endpoint {
             name: name.to_owned(),
             addr,
             process,
+            pid,
         });
     }
 
@@ -189,7 +203,7 @@ impl Lab {
 }
 
 /// Retries `GET /spells` on `addr` until one answers 2xx or `within` has passed.
-async fn probe(addr: SocketAddr, within: Duration) -> Result<(), String> {
+pub async fn probe(addr: SocketAddr, within: Duration) -> Result<(), String> {
     let deadline = Instant::now() + within;
     let per_try = Duration::from_secs(1);
     loop {

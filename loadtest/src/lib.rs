@@ -9,8 +9,13 @@
 //!   of them against one address for a bounded time;
 //! - [`path`], [`process`], [`ports`] and [`proxy`]: the things under test (direct, ringlb,
 //!   haproxy, nginx, or external targets) and how their processes are started and stopped;
-//! - [`plan`] and [`bench`]: the interleaved rounds and the whole run;
-//! - [`report`]: `.hgrm`, `.hlog`, `summary.json`, `latency.svg` and the console table;
+//! - [`procfs`] and [`cpu`]: what those processes spend (CPU time per request, memory, threads),
+//!   read from `/proc`;
+//! - [`plan`], [`measure`] and [`bench`]: the interleaved rounds, one pass of them with the CPU
+//!   read around each phase, and the whole run; [`sweep`] and [`idle`], the two runs that are
+//!   not one pass (rates doubling until saturation; idle connections held);
+//! - [`report`]: `.hgrm`, `.hlog`, `summary.json`, `latency.svg`, `sweep.svg` and the console
+//!   tables;
 //! - [`compare`]: the regression gate between two saved `.hgrm` files.
 //!
 //! Nothing here ever sends traffic to an address it was not given, and every load loop is
@@ -21,7 +26,10 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod compare;
+pub mod cpu;
+pub mod idle;
 pub mod lab;
+pub mod measure;
 pub mod outcome;
 pub mod pacer;
 pub mod path;
@@ -29,11 +37,13 @@ pub mod phase;
 pub mod plan;
 pub mod ports;
 pub mod process;
+pub mod procfs;
 pub mod progress;
 pub mod proxy;
 pub mod recorder;
 pub mod replica;
 pub mod report;
 pub mod schedule;
+pub mod sweep;
 pub mod units;
 pub mod workload;

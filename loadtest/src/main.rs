@@ -9,7 +9,7 @@ use clap::Parser;
 use loadtest::{
     bench,
     cli::{Cli, Command},
-    compare, replica,
+    compare, idle, replica,
 };
 
 fn main() -> ExitCode {
@@ -20,7 +20,10 @@ fn main() -> ExitCode {
             replica::standalone::serve_until_signal(args.listen, &args.name, args.threads)
                 .map(|()| true)
         }
-        Some(Command::Compare(args)) => compare::run(&args.a, &args.b, args.tolerance),
+        Some(Command::Hold(args)) => idle::hold::serve(args.connect, args.connections),
+        Some(Command::Compare(args)) => {
+            compare::run(&args.a, &args.b, args.tolerance, args.cpu_tolerance)
+        }
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -82,6 +82,34 @@ impl FromStr for Target {
     }
 }
 
+/// The process of an existing deployment, for its CPU figures: `NAME=PID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetPid {
+    /// The `--target` it belongs to (after the same file-name-safe renaming).
+    pub name: String,
+    /// Its process id; the process and its descendants are counted.
+    pub pid: u32,
+}
+
+impl FromStr for TargetPid {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, pid) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?}: expected NAME=PID"))?;
+        let pid: u32 = pid
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: {pid:?} is not a process id"))?;
+        let name = safe_name(name);
+        if name.is_empty() || pid == 0 {
+            return Err(format!("{text:?}: expected NAME=PID"));
+        }
+        Ok(TargetPid { name, pid })
+    }
+}
+
 /// `text` with everything but letters, digits, `-` and `_` replaced by `_`.
 pub fn safe_name(text: &str) -> String {
     text.trim()
@@ -109,6 +137,16 @@ mod tests {
         assert_eq!(bare.name, "localhost_9000");
         assert!("nohost".parse::<Target>().is_err());
         assert!("a=b:notaport".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn target_pids_parse() {
+        let given: TargetPid = "ringlb=1234".parse().unwrap();
+        assert_eq!(given.name, "ringlb");
+        assert_eq!(given.pid, 1234);
+        assert!("ringlb".parse::<TargetPid>().is_err());
+        assert!("ringlb=me".parse::<TargetPid>().is_err());
+        assert!("=12".parse::<TargetPid>().is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::{
 use tokio::runtime::Runtime;
 
 use crate::{
+    cpu::CpuSpent,
     outcome::ErrorKind,
     progress::{PhaseBar, Tally},
     recorder::{Live, Recorder},
@@ -35,6 +36,9 @@ pub struct PhaseResult {
     pub duration: Duration,
     /// The time actually taken: the duration, or longer if late replies ran past it.
     pub elapsed: Duration,
+    /// CPU time of the path's processes around the phase, when they could be read (filled in
+    /// by [`crate::measure`], which knows the processes).
+    pub cpu: Option<Result<CpuSpent, String>>,
 }
 
 impl PhaseResult {
@@ -93,6 +97,7 @@ pub fn run(
         started,
         duration,
         elapsed,
+        cpu: None,
     }
 }
 

@@ -11,7 +11,7 @@ use std::{
     net::{SocketAddr, TcpStream},
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
@@ -59,6 +59,29 @@ impl Supervised {
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file);
+        Supervised::start(name, command, log)
+    }
+
+    /// Starts `command` with its stdin and stdout as pipes to this process (for a child that
+    /// talks back, like `loadtest hold`) and its stderr appended to `log`.
+    pub fn spawn_piped(
+        name: &str,
+        mut command: Command,
+        log: &Path,
+    ) -> io::Result<(Supervised, ChildStdin, ChildStdout)> {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(log)?);
+        let mut supervised = Supervised::start(name, command, log)?;
+        let missing = || io::Error::other("the child's pipes were not set up");
+        let stdin = supervised.child.stdin.take().ok_or_else(missing)?;
+        let stdout = supervised.child.stdout.take().ok_or_else(missing)?;
+        Ok((supervised, stdin, stdout))
+    }
+
+    /// Spawns `command`, its output already directed, with the parent-death signal set.
+    fn start(name: &str, mut command: Command, log: &Path) -> io::Result<Supervised> {
         // SAFETY: the closure runs in the forked child before exec. It only calls prctl(2), which
         // is async-signal-safe, allocates nothing and touches no state shared with the parent.
         unsafe {
@@ -107,6 +130,18 @@ impl Supervised {
     /// True while the child runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `within` for the child to exit on its own; true when it did.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.is_running() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(POLL);
+        }
+        true
     }
 
     /// The last `lines` lines of the child's output, indented, for error messages.

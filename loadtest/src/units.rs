@@ -46,6 +46,51 @@ pub fn latency(micros: u64) -> String {
     }
 }
 
+/// A CPU time in (fractional) microseconds with 3 significant digits, e.g. `15.7 µs`,
+/// `612 ms`, or `—` when there is none.
+pub fn cpu_micros(micros: Option<f64>) -> String {
+    match micros {
+        Some(m) if m.is_finite() && m >= 0.0 => {
+            let (value, unit) = match m {
+                m if m >= 1e6 => (m / 1e6, "s"),
+                m if m >= 1e3 => (m / 1e3, "ms"),
+                m => (m, "µs"),
+            };
+            let decimals = match value {
+                v if v < 9.995 => 2,
+                v if v < 99.95 => 1,
+                _ => 0,
+            };
+            format!("{value:.decimals$} {unit}")
+        }
+        _ => "—".into(),
+    }
+}
+
+/// A byte count (negative for a drop) in B, KiB, MiB or GiB with 3 significant digits, e.g.
+/// `385 B`, `-1.50 KiB`, `18.2 MiB`.
+pub fn bytes(n: f64) -> String {
+    let sign = if n < 0.0 { "-" } else { "" };
+    let mut value = n.abs();
+    let mut unit = "B";
+    for next in ["KiB", "MiB", "GiB"] {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    if unit == "B" {
+        return format!("{sign}{value:.0} B");
+    }
+    let decimals = match value {
+        v if v < 9.995 => 2,
+        v if v < 99.95 => 1,
+        _ => 0,
+    };
+    format!("{sign}{value:.decimals$} {unit}")
+}
+
 /// A rate with a thousands separator, e.g. `12,345`.
 pub fn count(n: f64) -> String {
     let whole = n.round() as u64;
@@ -99,5 +144,15 @@ mod tests {
         assert_eq!(count(999.0), "999");
         assert_eq!(ratio(Some(1.234)), "1.23x");
         assert_eq!(ratio(None), "-");
+        assert_eq!(cpu_micros(Some(15.74)), "15.7 µs");
+        assert_eq!(cpu_micros(Some(3.456)), "3.46 µs");
+        assert_eq!(cpu_micros(Some(104.4)), "104 µs");
+        assert_eq!(cpu_micros(Some(612_345.0)), "612 ms");
+        assert_eq!(cpu_micros(Some(1_500.0)), "1.50 ms");
+        assert_eq!(cpu_micros(None), "—");
+        assert_eq!(bytes(385.4), "385 B");
+        assert_eq!(bytes(-1536.0), "-1.50 KiB");
+        assert_eq!(bytes(18.2 * 1024.0 * 1024.0), "18.2 MiB");
+        assert_eq!(bytes(3.0 * (1u64 << 30) as f64), "3.00 GiB");
     }
 }

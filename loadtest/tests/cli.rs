@@ -141,6 +141,9 @@ fn haproxy_and_nginx_paths_run_when_installed() {
         serde_json::from_slice(&fs::read(out.join("summary.json")).unwrap()).unwrap();
     for path in summary["paths"].as_array().unwrap() {
         assert_eq!(path["errors"], 0, "{path}");
+        // The harness started the proxies, so it reads their CPU; direct has none.
+        let has_cpu = path["cpu"]["total_us_per"].is_number();
+        assert_eq!(has_cpu, path["name"] != "direct", "{path}");
         // Round robin spreads a proxied path over all three replicas.
         if path["name"] != "direct" {
             let shares: Vec<u64> = path["replica_requests"]
@@ -237,4 +240,240 @@ fn compare_passes_an_equal_run_and_flags_a_regression() {
     let missing = compare(&dir.join("nope.hgrm"), &[]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
     let _ = fs::remove_dir_all(dir);
+}
+
+/// A `loadtest replica` child on a free port, and its address.
+fn spawn_replica() -> (std::process::Child, SocketAddr) {
+    let addr = free_addr();
+    let child = Command::new(BIN)
+        .args(["replica", "--listen", &addr.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(addr);
+    (child, addr)
+}
+
+fn stop(mut child: std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = child.wait();
+}
+
+fn summary_of(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(out.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_target_pid_gives_the_target_cpu_figures() {
+    let (replica, addr) = spawn_replica();
+    let out = temp_dir("target-pid");
+    let output = run_short(
+        &out,
+        &[
+            "--mode",
+            "max",
+            "--target",
+            &format!("replica={addr}"),
+            "--target-pid",
+            &format!("replica={}", replica.id()),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("CPU/req"), "{stdout}");
+    assert!(stdout.contains("honest efficiency figure"), "{stdout}");
+    let cpu = &summary_of(&out)["paths"][0]["cpu"];
+    assert_eq!(cpu["per"], "request", "{cpu}");
+    assert_eq!(cpu["pids"][0], replica.id(), "{cpu}");
+    let (user, system) = (
+        cpu["user_s"].as_f64().unwrap(),
+        cpu["system_s"].as_f64().unwrap(),
+    );
+    assert!(user + system > 0.0, "{cpu}");
+    let per = cpu["total_us_per"].as_f64().unwrap();
+    let requests = summary_of(&out)["paths"][0]["requests"].as_f64().unwrap();
+    assert!(
+        (per - (user + system) * 1e6 / requests).abs() < 1e-6 * per.max(1.0),
+        "{cpu}"
+    );
+    stop(replica);
+    let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_target_without_a_pid_has_no_cpu_figures_and_a_stray_pid_is_refused() {
+    let (replica, addr) = spawn_replica();
+    let out = temp_dir("target-no-pid");
+    let output = run_short(&out, &["--target", &format!("replica={addr}")]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(summary_of(&out)["paths"][0]["cpu"].is_null());
+    let stray = run_short(
+        &out,
+        &[
+            "--target",
+            &format!("replica={addr}"),
+            "--target-pid",
+            "other=1",
+        ],
+    );
+    assert_eq!(stray.status.code(), Some(2), "{}", text(&stray));
+    assert!(text(&stray).contains("no --target is named other"));
+    stop(replica);
+    let _ = fs::remove_dir_all(out);
+}
+
+/// A run directory with `<name>.hgrm` and a summary.json giving it `cpu_us` per request.
+fn run_dir(dir: &std::path::Path, name: &str, cpu_us: Option<f64>) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let hgrm = write_hgrm(dir, &format!("{name}.hgrm"), 1);
+    let cpu = cpu_us.map(|t| {
+        serde_json::json!({"per": "request", "total_us_per": t,
+                           "user_us_per": t / 4.0, "system_us_per": t * 3.0 / 4.0})
+    });
+    let summary = serde_json::json!({"paths": [{"name": name, "cpu": cpu}]});
+    fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
+    hgrm
+}
+
+#[test]
+fn compare_shows_cpu_per_request_and_gates_it_when_asked() {
+    let dir = temp_dir("compare-cpu");
+    let a = run_dir(&dir.join("a"), "ringlb", Some(15.0));
+    let b = run_dir(&dir.join("b"), "ringlb", Some(18.0));
+    let none = run_dir(&dir.join("none"), "ringlb", None);
+    let compare = |b: &PathBuf, extra: &[&str]| {
+        Command::new(BIN)
+            .arg("compare")
+            .arg(&a)
+            .arg(b)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let shown = compare(&b, &[]);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown));
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        stdout.contains("CPU/req") && stdout.contains("1.20x"),
+        "{stdout}"
+    );
+    let gated = compare(&b, &["--cpu-tolerance", "10%"]);
+    assert_eq!(gated.status.code(), Some(1), "{}", text(&gated));
+    assert!(String::from_utf8_lossy(&gated.stdout).contains("REGRESSION"));
+    let tolerated = compare(&b, &["--cpu-tolerance", "25%"]);
+    assert_eq!(tolerated.status.code(), Some(0), "{}", text(&tolerated));
+    let missing = compare(&none, &["--cpu-tolerance", "10%"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("no CPU figures"),
+        "{}",
+        text(&missing)
+    );
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_sweep_steps_up_and_draws_its_svg() {
+    let (replica, addr) = spawn_replica();
+    let out = temp_dir("sweep");
+    let output = Command::new(BIN)
+        .args([
+            "--mode",
+            "sweep",
+            "--sweep-start",
+            "200",
+            "--sweep-max",
+            "800",
+        ])
+        .args(["--duration", "300ms", "--warmup", "0s", "--rounds", "1"])
+        .args([
+            "--connections",
+            "4",
+            "--timeout",
+            "5s",
+            "--no-build",
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--target", &format!("direct={addr}")])
+        .args(["--target-pid", &format!("direct={}", replica.id())])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("offered") && stdout.contains("saturated"),
+        "{stdout}"
+    );
+    let sweep = &summary_of(&out)["sweep"];
+    assert_eq!(sweep["start"], 200.0);
+    let steps = sweep["paths"][0]["steps"].as_array().unwrap();
+    let offered: Vec<f64> = steps
+        .iter()
+        .map(|s| s["offered"].as_f64().unwrap())
+        .collect();
+    // A replica keeps 200 to 800 req/s easily, unless the machine is very busy.
+    assert!(!offered.is_empty() && offered.len() <= 3, "{offered:?}");
+    assert_eq!(offered[0], 200.0);
+    for step in steps {
+        assert!(step["latency_us"]["p99"].as_u64().unwrap() > 0, "{step}");
+        assert!(step["cpu"]["total_us_per"].as_f64().is_some(), "{step}");
+    }
+    let svg = fs::read_to_string(out.join("sweep.svg")).unwrap();
+    assert_eq!(svg.matches("<polyline class=\"p99\"").count(), 1);
+    assert!(out.join("direct-200.hgrm").is_file());
+    stop(replica);
+    let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn idle_connections_are_held_through_every_path() {
+    let mut paths = vec!["direct"];
+    paths.extend(
+        ["haproxy", "nginx"]
+            .into_iter()
+            .filter(|p| find_program(p).is_some()),
+    );
+    let out = temp_dir("idle");
+    let output = Command::new(BIN)
+        .args([
+            "--mode",
+            "idle",
+            "--connections",
+            "50",
+            "--no-build",
+            "--paths",
+        ])
+        .arg(paths.join(","))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("RSS/conn") && stdout.contains("MemAvailable"),
+        "{stdout}"
+    );
+    let idle = &summary_of(&out)["idle"];
+    assert_eq!(idle["connections"], 50);
+    let measured = idle["paths"].as_array().unwrap();
+    assert_eq!(measured.len(), paths.len(), "{idle}");
+    for path in measured {
+        assert_eq!(path["opened"], 50, "{path}");
+        assert!(path["at_backends"].as_u64().unwrap() >= 40, "{path}");
+        assert_eq!(path["request_after_ok"], true, "{path}");
+        let proxied = path["name"] != "direct";
+        assert_eq!(
+            path["rss_per_connection_bytes"].is_number(),
+            proxied,
+            "{path}"
+        );
+        assert_eq!(path["after"]["threads"].is_number(), proxied, "{path}");
+    }
+    let _ = fs::remove_dir_all(out);
 }

@@ -250,3 +250,29 @@ async fn dropping_the_replica_stops_it() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn open_connections_are_counted_in_and_out() {
+    let replica = start().await;
+    let wait_for = |want: u64| {
+        let replica = &replica;
+        async move {
+            for _ in 0..200 {
+                if replica.open_connections() == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{} open, wanted {want}", replica.open_connections());
+        }
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(replica.local_addr()).await.unwrap());
+    }
+    wait_for(3).await;
+    held.pop();
+    wait_for(2).await;
+    held.clear();
+    wait_for(0).await;
+}

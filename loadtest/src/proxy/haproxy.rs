@@ -34,6 +34,18 @@ impl Haproxy {
     }
 }
 
+/// Descriptors haproxy holds besides its connections' (listeners, pollers, logs; it asked for
+/// 17 in a test run): what `maxconn` leaves of the open-files limit.
+const OWN_DESCRIPTORS: u64 = 32;
+
+/// haproxy's `maxconn`: the usual [`connection_limit`], but never more than the open-files
+/// limit can hold (haproxy refuses to start when it cannot get two descriptors per `maxconn`
+/// plus its own), and never fewer than the connections the run opens.
+fn maxconn(setup: &Setup) -> usize {
+    let fits = (setup.open_files_limit.saturating_sub(OWN_DESCRIPTORS) / 2) as usize;
+    connection_limit(setup).min(fits).max(setup.connections)
+}
+
 impl Proxy for Haproxy {
     fn name(&self) -> &'static str {
         "haproxy"
@@ -52,7 +64,7 @@ impl Proxy for Haproxy {
              frontend loadtest\n    bind {listen}\n    default_backend replicas\n\n\
              backend replicas\n    option httpchk GET /healthz\n",
             workers = setup.workers,
-            maxconn = connection_limit(setup),
+            maxconn = maxconn(setup),
         );
         for (i, backend) in backend_list(setup).enumerate() {
             let _ = writeln!(text, "    server r{i} {backend} check inter 1s");
@@ -83,5 +95,21 @@ mod tests {
         assert!(text.contains("mode tcp"));
         assert!(text.contains("balance roundrobin"));
         assert!(text.contains("server r1 127.0.0.1:9002 check inter 1s"));
+        assert!(text.contains("maxconn 4096\n"));
+    }
+
+    #[test]
+    fn maxconn_fits_the_open_files_limit() {
+        let idle = Setup {
+            connections: 9_950,
+            ..Setup::example(1)
+        };
+        // Room for the probe request on top of 9,950 idle connections.
+        assert_eq!(maxconn(&idle), 9_984);
+        let roomy = Setup {
+            open_files_limit: 1 << 20,
+            ..idle
+        };
+        assert_eq!(maxconn(&roomy), 4 * 9_950);
     }
 }

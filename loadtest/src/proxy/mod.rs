@@ -44,6 +44,8 @@ pub struct Setup {
     pub relay: Option<String>,
     /// Extra top-level lines for ringlb's config (`--ringlb-extra`).
     pub ringlb_extra: Option<String>,
+    /// The open-files limit the proxies inherit (some size their own limits from their config).
+    pub open_files_limit: u64,
 }
 
 #[cfg(test)]
@@ -61,6 +63,7 @@ impl Setup {
             dir: PathBuf::from("/tmp"),
             relay: None,
             ringlb_extra: None,
+            open_files_limit: 20_000,
         }
     }
 }

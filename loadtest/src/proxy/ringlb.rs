@@ -13,7 +13,10 @@ use std::{
     process::Command,
 };
 
-use super::{backend_list, Proxy, Setup, Unavailable};
+use super::{backend_list, connection_limit, Proxy, Setup, Unavailable};
+
+/// ringlb's default `max_connections`.
+const RINGLB_MAX_CONNECTIONS: usize = 10_000;
 
 /// The ringlb binary.
 #[derive(Debug, Clone)]
@@ -129,6 +132,10 @@ impl Proxy for Ringlb {
         if let Some(io_backend) = &self.io_backend {
             let _ = writeln!(text, "io_backend = \"{io_backend}\"");
         }
+        if setup.connections + 100 > RINGLB_MAX_CONNECTIONS {
+            // Many idle connections (--mode idle): lift ringlb's cap like haproxy's maxconn.
+            let _ = writeln!(text, "max_connections = {}", connection_limit(setup));
+        }
         if let Some(extra) = &setup.ringlb_extra {
             let _ = writeln!(text, "{extra}");
         }
@@ -176,6 +183,25 @@ mod tests {
         assert!(
             text.contains("address = \"127.0.0.1:9002\"\nhealth_check_endpoint = \"/healthz\"\n")
         );
+    }
+
+    #[test]
+    fn many_connections_lift_the_connection_cap() {
+        let ringlb = Ringlb {
+            binary: "ringlb".into(),
+            io_backend: None,
+        };
+        let listen = "127.0.0.1:8000".parse().unwrap();
+        assert!(!ringlb
+            .config(listen, &Setup::example(1))
+            .contains("max_connections"));
+        let idle = Setup {
+            connections: 9_950,
+            ..Setup::example(1)
+        };
+        assert!(ringlb
+            .config(listen, &idle)
+            .contains("max_connections = 39800\n"));
     }
 
     #[test]

@@ -22,10 +22,21 @@ const CHUNK: usize = 64 * 1024;
 
 /// Serves one connection until the client closes it, an error occurs or the replica stops.
 pub(super) async fn serve(mut stream: TcpStream, state: Arc<State>) {
+    state.open.fetch_add(1, Ordering::Relaxed);
+    let _open = Open(&state);
     let mut stopped = state.stopped.subscribe();
     tokio::select! {
         _ = serve_requests(&mut stream, &state) => {}
         () = super::until_stopped(&mut stopped) => {}
+    }
+}
+
+/// Counts the connection out of `open` when it ends, however it ends.
+struct Open<'a>(&'a State);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

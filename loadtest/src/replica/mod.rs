@@ -30,6 +30,9 @@ use tokio::{net::TcpListener, runtime::Handle, sync::watch};
 
 use spells::SpellBook;
 
+/// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: u32 = 4096;
+
 /// What one replica's connections share.
 #[derive(Debug)]
 pub struct State {
@@ -39,6 +42,7 @@ pub struct State {
     pub spells: SpellBook,
     healthy: AtomicBool,
     served: AtomicU64,
+    open: AtomicU64,
     paused: watch::Sender<bool>,
     stopped: watch::Sender<bool>,
 }
@@ -50,6 +54,7 @@ impl State {
             spells: SpellBook::seeded(),
             healthy: AtomicBool::new(true),
             served: AtomicU64::new(0),
+            open: AtomicU64::new(0),
             paused: watch::Sender::new(false),
             stopped: watch::Sender::new(false),
         }
@@ -79,7 +84,12 @@ impl Replica {
         let addr = listener.local_addr()?;
         let listener = {
             let _entered = runtime.enter();
-            TcpListener::from_std(listener)?
+            // std listens with a backlog of 128: a proxy opening thousands of backend
+            // connections at once (idle mode) would see SYNs dropped and retried for seconds.
+            // Listening again on the same socket raises the backlog (Linux caps it at
+            // net.core.somaxconn); tokio's TcpSocket takes the socket as a plain std stream.
+            let socket = std::net::TcpStream::from(std::os::fd::OwnedFd::from(listener));
+            tokio::net::TcpSocket::from_std_stream(socket).listen(BACKLOG)?
         };
         let state = Arc::new(State::new(name));
         runtime.spawn(accept_loop(listener, Arc::clone(&state)));
@@ -105,6 +115,11 @@ impl Replica {
     /// Requests answered so far (every route, every status).
     pub fn served(&self) -> u64 {
         self.state.served.load(Ordering::Relaxed)
+    }
+
+    /// Connections open right now (accepted and not yet closed).
+    pub fn open_connections(&self) -> u64 {
+        self.state.open.load(Ordering::Relaxed)
     }
 
     /// Holds every response from now on until [`Replica::resume`] (a stalled server). Requests

@@ -70,6 +70,7 @@ mod tests {
             started,
             duration: Duration::from_secs(1),
             elapsed: Duration::from_secs(1),
+            cpu: None,
         }
     }
 

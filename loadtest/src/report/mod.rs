@@ -1,13 +1,17 @@
 //! Everything a run leaves behind: the console table and the files in the output directory.
 //!
 //! Owns the per-path measurements ([`PathRun`]) and writing them out: `<path>.hgrm`,
-//! `<path>.hlog`, `summary.json` and `latency.svg` (plus `<path>.connect.hgrm` in connect mode).
+//! `<path>.hlog`, `summary.json` and `latency.svg` (plus `<path>.connect.hgrm` in connect mode;
+//! `<path>-<rate>.hgrm` and `sweep.svg` in a sweep; `summary.json` alone for idle).
 //! Never measures, and never leaves a path out of a file because its numbers look bad.
 
 pub mod hgrm;
 pub mod hlog;
+pub mod idle;
 pub mod summary;
 pub mod svg;
+pub mod sweep;
+pub mod sweep_svg;
 pub mod table;
 
 use std::{
@@ -20,7 +24,13 @@ use std::{
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
-use crate::{phase::PhaseResult, recorder::Recorder, workload::Mode};
+use crate::{
+    cli::RunMode,
+    cpu::{CpuFigures, CpuUnit, RoundCpu},
+    phase::PhaseResult,
+    recorder::Recorder,
+    workload::Mode,
+};
 
 pub use hgrm::{Distribution, REPORTED};
 pub use summary::{Note, Summary};
@@ -73,6 +83,58 @@ impl PathRun {
     pub fn duration(&self) -> Duration {
         self.rounds.iter().map(|r| r.duration).sum()
     }
+
+    /// The path's CPU figures per `unit` over its rounds: `Ok(None)` when it has no process to
+    /// read, an error when some round could not be read (partial figures would mislead).
+    pub fn cpu(&self, unit: CpuUnit) -> Result<Option<CpuFigures>, String> {
+        let mut rounds = Vec::new();
+        let mut pids = Vec::new();
+        for round in &self.rounds {
+            match &round.cpu {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e.clone()),
+                Some(Ok(spent)) => {
+                    pids.clone_from(&spent.pids);
+                    rounds.push(RoundCpu {
+                        time: spent.time,
+                        units: unit.count(round.recorder.ok, round.recorder.bytes),
+                        seconds: round.elapsed.as_secs_f64(),
+                    });
+                }
+            }
+        }
+        Ok(CpuFigures::of(unit, pids, &rounds))
+    }
+}
+
+/// Writes a sweep's files into `dir`: `summary.json`, `sweep.svg` and one `<path>-<rate>.hgrm`
+/// per step; returns their paths.
+pub fn write_sweep_files(
+    dir: &Path,
+    summary: &Summary,
+    histograms: &[(String, Histogram<u64>)],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (name, latency) in histograms {
+        written.push(write_hgrm(dir, &format!("{name}.hgrm"), latency)?);
+    }
+    written.push(write_json(dir, summary)?);
+    if let Some(sweep) = &summary.sweep {
+        let picture = dir.join("sweep.svg");
+        let svg = sweep_svg::render(&subtitle(summary), sweep);
+        create(&picture, |out| Ok(out.write_all(svg.as_bytes())?))?;
+        written.push(picture);
+    }
+    Ok(written)
+}
+
+/// Writes `summary.json` into `dir`.
+pub fn write_json(dir: &Path, summary: &Summary) -> anyhow::Result<PathBuf> {
+    let json = dir.join("summary.json");
+    create(&json, |out| {
+        Ok(serde_json::to_writer_pretty(&mut *out, summary)?)
+    })?;
+    Ok(json)
 }
 
 /// Writes every output file into `dir`; returns their paths.
@@ -90,7 +152,7 @@ pub fn write_files(
             &format!("{}.hgrm", run.name),
             &merged.latency,
         )?);
-        if summary.settings.mode == Mode::Connect {
+        if summary.settings.mode.load() == Mode::Connect {
             written.push(write_hgrm(
                 dir,
                 &format!("{}.connect.hgrm", run.name),
@@ -101,11 +163,7 @@ pub fn write_files(
         create(&hlog, |out| hlog::write(&run.name, &run.rounds, base, out))?;
         written.push(hlog);
     }
-    let json = dir.join("summary.json");
-    create(&json, |out| {
-        Ok(serde_json::to_writer_pretty(&mut *out, summary)?)
-    })?;
-    written.push(json);
+    written.push(write_json(dir, summary)?);
     let picture = dir.join("latency.svg");
     let svg = svg::render(&title(summary), &subtitle(summary), &curves(runs));
     create(&picture, |out| Ok(out.write_all(svg.as_bytes())?))?;
@@ -151,10 +209,12 @@ fn curves(runs: &[PathRun]) -> Vec<svg::Curve> {
 
 fn title(summary: &Summary) -> String {
     let what = match summary.settings.mode {
-        Mode::Rate => "Latency by percentile (from intended send time)",
-        Mode::Max => "Latency by percentile, closed loop",
-        Mode::Bulk => "Time per echo transfer by percentile",
-        Mode::Connect => "Connect + request latency by percentile",
+        RunMode::Rate => "Latency by percentile (from intended send time)",
+        RunMode::Max => "Latency by percentile, closed loop",
+        RunMode::Bulk => "Time per echo transfer by percentile",
+        RunMode::Connect => "Connect + request latency by percentile",
+        RunMode::Sweep => "Latency against offered rate (from intended send time)",
+        RunMode::Idle => "Idle connections",
     };
     what.to_owned()
 }
@@ -163,13 +223,27 @@ fn title(summary: &Summary) -> String {
 pub fn subtitle(summary: &Summary) -> String {
     let s = &summary.settings;
     let load = match (s.mode, s.rate, s.bytes) {
-        (Mode::Rate, Some(rate), _) => format!("{} req/s", crate::units::count(rate)),
-        (Mode::Bulk, _, Some(bytes)) => format!("bulk, {} KiB per transfer", bytes / 1024),
-        (Mode::Connect, ..) => "new connection per request".to_owned(),
+        (RunMode::Rate, Some(rate), _) => format!("{} req/s", crate::units::count(rate)),
+        (RunMode::Bulk, _, Some(bytes)) => format!("bulk, {} KiB per transfer", bytes / 1024),
+        (RunMode::Connect, ..) => "new connection per request".to_owned(),
+        (RunMode::Sweep, ..) => "sweep, offered rate doubling".to_owned(),
+        (RunMode::Idle, ..) => "idle".to_owned(),
         _ => "closed loop".to_owned(),
     };
+    let timing = match s.mode {
+        RunMode::Idle => String::new(),
+        RunMode::Sweep => format!(
+            " {} s per path per step in {} rounds,",
+            s.duration_s, s.rounds
+        ),
+        _ => format!(" {} s per path in {} rounds,", s.duration_s, s.rounds),
+    };
     format!(
-        "{load}, {} connections, {} s per path in {} rounds, {} worker(s), {} replicas, {} CPUs, Linux {}",
-        s.connections, s.duration_s, s.rounds, s.workers, s.replicas, summary.machine.cpus, summary.machine.kernel
+        "{load}, {} connections,{timing} {} worker(s), {} replicas, {} CPUs, Linux {}",
+        crate::units::count(s.connections as f64),
+        s.workers,
+        s.replicas,
+        summary.machine.cpus,
+        summary.machine.kernel
     )
 }

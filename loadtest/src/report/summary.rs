@@ -10,9 +10,14 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::{cli::RunArgs, workload::Mode};
+use crate::{
+    cli::{RunArgs, RunMode},
+    cpu::{self, CpuFigures, CpuUnit},
+    procfs,
+    workload::Mode,
+};
 
-use super::{PathRun, REPORTED};
+use super::{idle::IdleReport, sweep::SweepReport, PathRun, REPORTED};
 
 /// A path must achieve this share of the intended rate to count as keeping it.
 pub const KEEP_RATE: f64 = 0.97;
@@ -103,17 +108,24 @@ pub struct Ratios {
     pub p99_9: Option<f64>,
     /// max ratio.
     pub max: Option<f64>,
+    /// CPU per unit of work (user + system), when both paths have it.
+    pub cpu: Option<f64>,
 }
 
 impl Ratios {
-    fn of(mine: &Percentiles, base: &Percentiles) -> Ratios {
+    fn of(mine: &PathSummary, base: &PathSummary) -> Ratios {
+        let (m, b) = (&mine.latency_us, &base.latency_us);
         let r = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        let cpu = |p: &PathSummary| p.cpu.as_ref().and_then(|c| c.total_us_per);
         Ratios {
-            p50: r(mine.p50, base.p50),
-            p90: r(mine.p90, base.p90),
-            p99: r(mine.p99, base.p99),
-            p99_9: r(mine.p99_9, base.p99_9),
-            max: r(mine.max, base.max),
+            p50: r(m.p50, b.p50),
+            p90: r(m.p90, b.p90),
+            p99: r(m.p99, b.p99),
+            p99_9: r(m.p99_9, b.p99_9),
+            max: r(m.max, b.max),
+            cpu: cpu(mine)
+                .zip(cpu(base))
+                .and_then(|(a, b)| (b > 0.0).then(|| a / b)),
         }
     }
 
@@ -160,13 +172,16 @@ pub struct PathSummary {
     pub ratio_to_haproxy: Option<Ratios>,
     /// Requests each replica answered during this path's measured phases.
     pub replica_requests: Vec<u64>,
+    /// CPU time of the path's processes over the measured rounds and per unit of work; `null`
+    /// for `direct` (no proxy) and for a target without `--target-pid`.
+    pub cpu: Option<CpuFigures>,
 }
 
 /// The settings that shaped the numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
-    /// Workload mode.
-    pub mode: Mode,
+    /// What the run did: `rate`, `max`, `bulk`, `connect`, `sweep` or `idle`.
+    pub mode: RunMode,
     /// Intended total rate (rate mode).
     pub rate: Option<f64>,
     /// Connections.
@@ -198,6 +213,8 @@ pub struct Machine {
     pub cpus: usize,
     /// Kernel release.
     pub kernel: String,
+    /// Clock ticks per second of `/proc/<pid>/stat` times (the CPU figures' resolution).
+    pub clock_ticks_per_s: u64,
 }
 
 /// Everything `summary.json` holds.
@@ -217,6 +234,14 @@ pub struct Summary {
     pub failed: Vec<Note>,
     /// Things that make the numbers less trustworthy.
     pub warnings: Vec<String>,
+    /// How to read the CPU figures.
+    pub cpu_note: &'static str,
+    /// `--mode sweep`: every step of every path (`paths` is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepReport>,
+    /// `--mode idle`: what the idle connections cost each path (`paths` is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleReport>,
 }
 
 impl Summary {
@@ -229,14 +254,14 @@ impl Summary {
         skipped: Vec<Note>,
         failed: Vec<Note>,
     ) -> Summary {
-        let mut paths: Vec<PathSummary> = runs.iter().map(|run| path_summary(args, run)).collect();
-        let base = |name: &str| paths.iter().find(|p| p.name == name).map(|p| p.latency_us);
-        let (direct, haproxy) = (base("direct"), base("haproxy"));
-        for path in &mut paths {
-            path.ratio_to_direct = direct.map(|d| Ratios::of(&path.latency_us, &d));
-            path.ratio_to_haproxy = haproxy.map(|h| Ratios::of(&path.latency_us, &h));
-        }
-        let warnings = warnings(&paths);
+        let mode = args.mode.load();
+        let mut warnings = Vec::new();
+        let mut paths: Vec<PathSummary> = runs
+            .iter()
+            .map(|run| path_summary(mode, run, &mut warnings))
+            .collect();
+        add_ratios(&mut paths);
+        warnings.extend(rate_warnings(&paths));
         Summary {
             started,
             settings: settings(args, rounds),
@@ -245,15 +270,34 @@ impl Summary {
             skipped,
             failed,
             warnings,
+            cpu_note: cpu::NOTE,
+            sweep: None,
+            idle: None,
         }
     }
 }
 
-fn path_summary(args: &RunArgs, run: &PathRun) -> PathSummary {
+/// Fills in every path's ratios to `direct` and to `haproxy` (when they were measured).
+pub fn add_ratios(paths: &mut [PathSummary]) {
+    let base = |name: &str| paths.iter().find(|p| p.name == name).cloned();
+    let (direct, haproxy) = (base("direct"), base("haproxy"));
+    for path in paths.iter_mut() {
+        path.ratio_to_direct = direct.as_ref().map(|d| Ratios::of(path, d));
+        path.ratio_to_haproxy = haproxy.as_ref().map(|h| Ratios::of(path, h));
+    }
+}
+
+/// The figures of one path measured with workload `mode`; a CPU figure that could not be read
+/// adds a line to `warnings`.
+pub fn path_summary(mode: Mode, run: &PathRun, warnings: &mut Vec<String>) -> PathSummary {
     let merged = run.merged();
     let secs = run.elapsed().as_secs_f64().max(1e-9);
     let throughput = merged.ok as f64 / secs;
-    let rate_mode = args.mode == Mode::Rate;
+    let rate_mode = mode == Mode::Rate;
+    let cpu = run.cpu(CpuUnit::of(mode)).unwrap_or_else(|e| {
+        warnings.push(format!("no CPU figures for {}: {e}", run.name));
+        None
+    });
     let intended_rate =
         rate_mode.then(|| merged.intended as f64 / run.duration().as_secs_f64().max(1e-9));
     let achieved_ratio = intended_rate.map(|r| if r > 0.0 { throughput / r } else { 0.0 });
@@ -261,16 +305,16 @@ fn path_summary(args: &RunArgs, run: &PathRun) -> PathSummary {
         name: run.name.clone(),
         requests: merged.ok,
         throughput,
-        throughput_unit: match args.mode {
+        throughput_unit: match mode {
             Mode::Bulk => "transfers/s",
             mode => mode.throughput_unit(),
         },
         intended_rate,
         achieved_ratio,
         kept_rate: achieved_ratio.map(|r| r >= KEEP_RATE),
-        gbit_per_s: (args.mode == Mode::Bulk).then(|| merged.bytes as f64 * 8.0 / secs / 1e9),
+        gbit_per_s: (mode == Mode::Bulk).then(|| merged.bytes as f64 * 8.0 / secs / 1e9),
         latency_us: Percentiles::of(&merged.latency),
-        connect_latency_us: (args.mode == Mode::Connect).then(|| Percentiles::of(&merged.connect)),
+        connect_latency_us: (mode == Mode::Connect).then(|| Percentiles::of(&merged.connect)),
         generator_lag_us: rate_mode.then(|| Percentiles::of(&merged.lag)),
         errors: merged.errors.total(),
         errors_by_kind: merged.errors.by_name(),
@@ -278,10 +322,11 @@ fn path_summary(args: &RunArgs, run: &PathRun) -> PathSummary {
         ratio_to_direct: None,
         ratio_to_haproxy: None,
         replica_requests: run.replica_requests.clone(),
+        cpu,
     }
 }
 
-fn warnings(paths: &[PathSummary]) -> Vec<String> {
+fn rate_warnings(paths: &[PathSummary]) -> Vec<String> {
     let mut out = Vec::new();
     for path in paths {
         if path.kept_rate == Some(false) {
@@ -308,12 +353,12 @@ fn warnings(paths: &[PathSummary]) -> Vec<String> {
 fn settings(args: &RunArgs, rounds: usize) -> Settings {
     Settings {
         mode: args.mode,
-        rate: (args.mode == Mode::Rate).then_some(args.rate),
-        connections: args.connections,
+        rate: (args.mode == RunMode::Rate).then_some(args.rate),
+        connections: args.connections(),
         duration_s: args.duration.as_secs_f64(),
         warmup_s: args.warmup.as_secs_f64(),
         rounds,
-        bytes: (args.mode == Mode::Bulk).then_some(args.bytes),
+        bytes: (args.mode == RunMode::Bulk).then_some(args.bytes),
         timeout_s: args.timeout.as_secs_f64(),
         replicas: if args.targets.is_empty() {
             args.replicas
@@ -332,5 +377,6 @@ fn machine() -> Machine {
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
             .unwrap_or_default(),
+        clock_ticks_per_s: procfs::clock_ticks_per_second(),
     }
 }

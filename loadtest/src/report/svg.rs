@@ -95,7 +95,7 @@ impl YAxis {
 }
 
 /// A short axis label: `100 µs`, `2.5 ms`, `1 s`.
-fn tick_label(micros: f64) -> String {
+pub(super) fn tick_label(micros: f64) -> String {
     let (value, unit) = match micros {
         m if m >= 1e6 => (m / 1e6, "s"),
         m if m >= 1e3 => (m / 1e3, "ms"),
@@ -117,7 +117,7 @@ fn nice_ceiling(x: f64) -> f64 {
 }
 
 /// Colour of the `i`-th path, fixed for the well-known paths so pictures compare.
-fn colour(name: &str, i: usize) -> &'static str {
+pub(super) fn colour(name: &str, i: usize) -> &'static str {
     const OTHERS: [&str; 5] = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
     match name {
         "direct" => "#555555",
@@ -254,7 +254,7 @@ fn x_ticks(decades: f64) -> Vec<(String, f64)> {
     ticks
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -5,7 +5,11 @@
 
 use std::fmt::Write as _;
 
-use crate::{units, workload::Mode};
+use crate::{
+    cpu::{self, CpuUnit},
+    units,
+    workload::Mode,
+};
 
 use super::{
     subtitle,
@@ -17,6 +21,12 @@ const PERCENTILES: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
 
 /// The whole console report.
 pub fn render(summary: &Summary) -> String {
+    if let Some(sweep) = &summary.sweep {
+        return super::sweep::render(summary, sweep);
+    }
+    if let Some(idle) = &summary.idle {
+        return super::idle::render(summary, idle);
+    }
     let mut out = String::new();
     let _ = writeln!(out, "\n{}\n", subtitle(summary));
     out.push_str(&main_table(summary));
@@ -32,24 +42,54 @@ pub fn render(summary: &Summary) -> String {
             out.push_str(&ratio_table(label, summary, pick));
         }
     }
-    if summary.settings.mode == Mode::Connect {
+    if summary.settings.mode.load() == Mode::Connect {
         out.push('\n');
         out.push_str(&percentile_table("connect latency", summary, |p| {
             p.connect_latency_us
         }));
     }
+    out.push_str(&cpu_footer(
+        CpuUnit::of(summary.settings.mode.load()),
+        summary,
+    ));
     out.push_str(&notes(summary));
     out
 }
 
+/// What the CPU columns are, and why they matter: printed under every table that has them.
+pub fn cpu_footer(unit: CpuUnit, summary: &Summary) -> String {
+    let per = match unit {
+        CpuUnit::Request => "successful requests",
+        CpuUnit::Connection => "successful connections",
+        CpuUnit::Gib => "GiB echoed",
+    };
+    format!(
+        "\n{}: user + system time of every process of the path (/proc/PID/stat, {} ticks/s) ÷ {per}, \
+         over the measured rounds; — when there is no process to read (direct has no proxy; a \
+         --target needs --target-pid).\n{}\n",
+        unit.heading(),
+        summary.machine.clock_ticks_per_s,
+        cpu::NOTE
+    )
+}
+
+/// The three CPU cells of a row: user + system, user, system (per unit of work).
+pub fn cpu_cells(cpu: Option<&crate::cpu::CpuFigures>) -> [String; 3] {
+    match cpu {
+        Some(c) => [c.total_us_per, c.user_us_per, c.system_us_per].map(units::cpu_micros),
+        None => std::array::from_fn(|_| units::cpu_micros(None)),
+    }
+}
+
 fn main_table(summary: &Summary) -> String {
-    let mode = summary.settings.mode;
+    let mode = summary.settings.mode.load();
     let mut head = vec!["path".to_owned(), throughput_heading(mode).to_owned()];
     if mode == Mode::Rate {
         head.push("of intended".into());
     }
     head.extend(PERCENTILES.iter().map(|s| s.to_string()));
     head.push("errors".into());
+    head.extend([CpuUnit::of(mode).heading(), "user", "sys"].map(String::from));
     let mut rows = vec![head];
     for path in &summary.paths {
         let mut row = vec![path.name.clone(), throughput(mode, path)];
@@ -63,6 +103,7 @@ fn main_table(summary: &Summary) -> String {
         }
         row.extend(path.latency_us.shown().iter().map(|v| units::latency(*v)));
         row.push(path.errors.to_string());
+        row.extend(cpu_cells(path.cpu.as_ref()));
         rows.push(row);
     }
     grid(&rows)
@@ -84,12 +125,17 @@ fn throughput(mode: Mode, path: &PathSummary) -> String {
 }
 
 fn ratio_table(label: &str, summary: &Summary, pick: fn(&PathSummary) -> Option<Ratios>) -> String {
+    let cpu_heading = CpuUnit::of(summary.settings.mode.load())
+        .heading()
+        .to_owned();
     let mut rows = vec![std::iter::once(label.to_owned())
         .chain(PERCENTILES.iter().map(|s| s.to_string()))
+        .chain([cpu_heading])
         .collect::<Vec<_>>()];
     for path in &summary.paths {
         if let Some(ratios) = pick(path) {
-            let cells = ratios.shown().into_iter().map(units::ratio);
+            let cells = ratios.shown().into_iter().chain([ratios.cpu]);
+            let cells = cells.map(units::ratio);
             rows.push(std::iter::once(path.name.clone()).chain(cells).collect());
         }
     }
@@ -114,7 +160,7 @@ fn percentile_table(
 }
 
 /// Errors by kind, warnings, skipped and failed paths.
-fn notes(summary: &Summary) -> String {
+pub fn notes(summary: &Summary) -> String {
     let mut out = String::new();
     for path in summary
         .paths
@@ -147,8 +193,8 @@ fn notes(summary: &Summary) -> String {
     out
 }
 
-/// Aligns rows into columns: the first left-aligned, the rest right-aligned.
-fn grid(rows: &[Vec<String>]) -> String {
+/// Aligns rows into columns (for the other reports too): the first left-aligned, the rest right-aligned.
+pub fn grid(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

@@ -2,11 +2,15 @@
 //!
 //! Owns the verdict: B regresses when it is slower than A by more than the tolerance at p50,
 //! p99 or p99.9 (the other rows are shown, not gated: p90 adds little, and p99.99 and max rest
-//! on a handful of samples). Never judges on anything but the two files.
+//! on a handful of samples), or, with `--cpu-tolerance`, when its CPU per request (per
+//! connection, per GiB) is above A's by more than that ([`cpu`]: the figures come from the
+//! `summary.json` beside each file). Never judges on anything but those files.
+
+pub mod cpu;
 
 use std::{fmt::Write as _, path::Path};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 
 use crate::{report::Distribution, units};
 
@@ -68,11 +72,54 @@ pub fn compare(a: &Distribution, b: &Distribution, tolerance: f64) -> Comparison
     Comparison { rows, regressed }
 }
 
-/// Reads both files, prints the comparison; `Ok(true)` when B passes.
-pub fn run(a: &Path, b: &Path, tolerance: f64) -> anyhow::Result<bool> {
+/// Reads both files (and the CPU figures beside them), prints the comparison; `Ok(true)` when
+/// B passes. With `cpu_tolerance`, missing CPU figures are an error.
+pub fn run(a: &Path, b: &Path, tolerance: f64, cpu_tolerance: Option<f64>) -> anyhow::Result<bool> {
     let comparison = compare(&read(a)?, &read(b)?, tolerance);
+    let cpu_rows = cpu_rows(a, b, cpu_tolerance)?;
     print!("{}", render(&comparison, a, b, tolerance));
-    Ok(!comparison.regressed)
+    if !cpu_rows.is_empty() {
+        print!("\n{}", cpu::render(&cpu_rows));
+    }
+    let cpu_regressed = cpu_rows.iter().any(|r| r.regressed);
+    match (cpu_tolerance, cpu_regressed) {
+        (Some(t), true) => println!(
+            "FAIL: B's CPU per unit of work is more than {:.1}% above A's",
+            t * 100.0
+        ),
+        (Some(t), false) => println!(
+            "PASS: B's CPU per unit of work is at most {:.1}% above A's",
+            t * 100.0
+        ),
+        (None, _) => {}
+    }
+    Ok(!comparison.regressed && !cpu_regressed)
+}
+
+/// The CPU rows of B against A, when both have figures; an error when a gate was asked for and
+/// a side has none, or when they count different units.
+fn cpu_rows(a: &Path, b: &Path, tolerance: Option<f64>) -> anyhow::Result<Vec<cpu::CpuRow>> {
+    let (ca, cb) = (
+        cpu::beside(a).map_err(anyhow::Error::msg)?,
+        cpu::beside(b).map_err(anyhow::Error::msg)?,
+    );
+    match (ca, cb) {
+        (Some(ca), Some(cb)) if ca.per != cb.per => bail!(
+            "A's CPU figures are per {} and B's per {}: not comparable",
+            ca.per,
+            cb.per
+        ),
+        (Some(ca), Some(cb)) => Ok(cpu::compare(&ca, &cb, tolerance)),
+        (ca, _) if tolerance.is_some() => {
+            let missing = if ca.is_none() { a } else { b };
+            bail!(
+                "--cpu-tolerance: no CPU figures for {} (a summary.json beside it, from a run \
+                 that read the path's processes, holds them)",
+                missing.display()
+            )
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 fn read(path: &Path) -> anyhow::Result<Distribution> {
