@@ -107,8 +107,9 @@ io_backends!(
         }
         let echo = EchoBackend::start().await;
         // The warning comes before "ringlb started", which Process::start waits for. 10
-        // connections (20 descriptors) and no admin API fit in 64 with the reserve.
-        let small = toml(io, &[echo.addr], "max_connections = 10")
+        // connections (20 descriptors with the copy relay; auto and splice may hold pipes too)
+        // and no admin API fit in 64 with the reserve.
+        let small = toml(io, &[echo.addr], "max_connections = 10\nrelay = \"copy\"")
             .replace("[admin]\n", "[admin]\nenabled = false\n");
         let roomy = Process::start(&small, Some("--nofile=64:64"));
         assert_eq!(roomy.log_lines("open-files limit is too small"), 0);
