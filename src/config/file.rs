@@ -7,7 +7,7 @@
 //! keys (targets present and distinct, a target's health-check keys) are `validate.rs`'s.
 //! Never resolves names and never panics on input.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -91,6 +91,11 @@ pub(super) struct FileAdmin {
     pub(super) enabled: bool,
     #[serde(deserialize_with = "admin_listen")]
     pub(super) listen: SocketAddr,
+    #[serde(
+        deserialize_with = "token_file",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) token_file: Option<PathBuf>,
 }
 
 /// One `[[targets]]` entry. Every key but `weight` may be absent: the address is required and
@@ -203,6 +208,18 @@ fn admin_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error>
         "an IP address and port such as \"127.0.0.1:9100\" or \"[::1]:9100\" (names are not \
          resolved)",
     )
+}
+
+fn token_file<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    const EXPECTED: &str = "the path of a file holding the runtime API's token, such as \
+                            \"/etc/ringlb/admin.token\"";
+    de::read(d, |found| {
+        let text = de::string(found, EXPECTED)?;
+        match text.is_empty() || text.contains('\0') {
+            true => Err(format!("{text:?} is not a path; expected {EXPECTED}")),
+            false => Ok(Some(PathBuf::from(text.into_owned()))),
+        }
+    })
 }
 
 fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

@@ -75,6 +75,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
     let FileAdmin {
         enabled,
         listen: admin_listen,
+        token_file,
     } = admin;
     let startup = Startup {
         listen,
@@ -85,6 +86,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         admin: Admin {
             enabled,
             listen: admin_listen,
+            token_file,
         },
         traffic: Traffic {
             connect_timeout,

@@ -61,6 +61,7 @@ pub fn config(targets: &[SocketAddr], relay: RelayMode) -> Config {
             admin: Admin {
                 enabled: true,
                 listen: "127.0.0.1:0".parse().unwrap(),
+                token_file: None,
             },
             ..defaults.startup
         },
