@@ -891,7 +891,10 @@ fn a_target_entry_is_its_effective_table() {
     let entry = resolved.to_toml();
     assert!(entry.contains("address = \"a:1\"\n"), "{entry}");
     assert!(entry.contains("weight = 1\n"), "{entry}");
-    assert!(entry.contains("send_proxy = \"v1\"\n"), "the inherited value: {entry}");
+    assert!(
+        entry.contains("send_proxy = \"v1\"\n"),
+        "the inherited value: {entry}"
+    );
     assert_eq!(entry, config.resolved_targets()[0].to_toml(), "stable");
     let mut heavier = resolved.clone();
     heavier.weight = 2;

@@ -367,7 +367,8 @@ impl HealthChecker {
             return;
         };
         let was = self.overrides.state(&target);
-        self.overrides.set(&target, &self.plans[index].entry, change);
+        self.overrides
+            .set(&target, &self.plans[index].entry, change);
         let applied = self.applied(index);
         match change {
             Change::State(state) => {
@@ -866,13 +867,20 @@ mod tests {
             change,
             done,
         });
-        applied.try_recv().expect("answered at once").expect("known")
+        applied
+            .try_recv()
+            .expect("answered at once")
+            .expect("known")
     }
 
     /// The weights of the published backends, by address.
     fn published(balancer: &Balancer) -> Vec<(SocketAddr, u32)> {
         let snapshot = balancer.snapshot();
-        snapshot.backends().iter().map(|b| (b.addr, b.weight())).collect()
+        snapshot
+            .backends()
+            .iter()
+            .map(|b| (b.addr, b.weight()))
+            .collect()
     }
 
     #[tokio::test]
@@ -908,9 +916,17 @@ mod tests {
 
         change(&mut checker, a, Change::State(AdminState::Ready));
         assert!(checker.round_due, "probed as soon as it is back");
-        assert_eq!(published(&balancer), [(b, 1)], "enters on its first passed probe");
+        assert_eq!(
+            published(&balancer),
+            [(b, 1)],
+            "enters on its first passed probe"
+        );
         checker.run_round().await;
-        assert_eq!(published(&balancer), [(a, 3), (b, 1)], "back, with its override");
+        assert_eq!(
+            published(&balancer),
+            [(a, 3), (b, 1)],
+            "back, with its override"
+        );
         assert!(probes_a.load(std::sync::atomic::Ordering::Relaxed) > before);
         let (done, mut unknown) = tokio::sync::oneshot::channel();
         checker.override_target(reload::Command {
@@ -948,7 +964,10 @@ mod tests {
         weights.sort();
         let mut expected = vec![(a, 0), (b, 2)];
         expected.sort();
-        assert_eq!(weights, expected, "a still drained, b at its new file weight");
+        assert_eq!(
+            weights, expected,
+            "a still drained, b at its new file weight"
+        );
 
         // What an upgrade hands over applies where the entry is the same.
         let handed = (*checker.status_handle().overrides()).clone();

@@ -243,7 +243,11 @@ mod tests {
         let mut o = Overrides::default();
         o.set("a:80", A, Change::State(AdminState::Drain));
         o.set("b:80", B, Change::Weight(Some(7)));
-        o.set("c:80", "address = \"c:80\"\n", Change::State(AdminState::Maint));
+        o.set(
+            "c:80",
+            "address = \"c:80\"\n",
+            Change::State(AdminState::Maint),
+        );
         let running = |name: &str| match name {
             "a:80" => Some(A),
             "b:80" => Some("address = \"b:80\"\nweight = 3\n"),
@@ -260,10 +264,17 @@ mod tests {
     #[test]
     fn an_override_set_against_an_old_entry_starts_afresh() {
         let mut o = Overrides::default();
-        o.set("a:80", "address = \"a:80\"\nweight = 9\n", Change::Weight(Some(4)));
+        o.set(
+            "a:80",
+            "address = \"a:80\"\nweight = 9\n",
+            Change::Weight(Some(4)),
+        );
         o.set("a:80", A, Change::State(AdminState::Drain));
         let a = o.get("a:80").unwrap();
-        assert_eq!((a.state, a.weight, a.entry.as_str()), (AdminState::Drain, None, A));
+        assert_eq!(
+            (a.state, a.weight, a.entry.as_str()),
+            (AdminState::Drain, None, A)
+        );
     }
 
     #[test]
@@ -276,7 +287,11 @@ mod tests {
         assert_eq!(handed, old);
         // The new process runs a:80 unchanged and b:80 with another weight.
         let mut new = Overrides::default();
-        new.set("b:80", "address = \"b:80\"\nweight = 5\n", Change::State(AdminState::Drain));
+        new.set(
+            "b:80",
+            "address = \"b:80\"\nweight = 5\n",
+            Change::State(AdminState::Drain),
+        );
         let running = |name: &str| match name {
             "a:80" => Some(A),
             "b:80" => Some("address = \"b:80\"\nweight = 5\n"),
@@ -286,7 +301,11 @@ mod tests {
         assert_eq!(kept.kept, ["a:80"]);
         assert_eq!(kept.cleared, ["b:80"]);
         assert_eq!(new.state("a:80"), AdminState::Maint);
-        assert_eq!(new.state("b:80"), AdminState::Drain, "its own override stays");
+        assert_eq!(
+            new.state("b:80"),
+            AdminState::Drain,
+            "its own override stays"
+        );
         // What an old process without a field wrote still reads.
         let minimal: Overrides =
             serde_json::from_str(r#"{"targets":{"a:80":{"entry":"x"}}}"#).unwrap();

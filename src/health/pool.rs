@@ -617,18 +617,29 @@ mod tests {
         pool.set_admin(0, 3, false);
         let after = pool.take_change().expect("republished for the new weight");
         assert_eq!(after.len(), 2);
-        assert!(Arc::ptr_eq(&before[0], &after[0]), "same backend, new weight");
+        assert!(
+            Arc::ptr_eq(&before[0], &after[0]),
+            "same backend, new weight"
+        );
         assert_eq!(after[0].weight(), 3);
         pool.set_admin(0, 3, false);
         assert!(pool.take_change().is_none(), "nothing changed");
         pool.set_admin(0, 0, false);
         let drained = pool.take_change().unwrap();
-        assert_eq!(drained.len(), 2, "a draining backend stays published, at weight 0");
+        assert_eq!(
+            drained.len(),
+            2,
+            "a draining backend stays published, at weight 0"
+        );
         assert_eq!(drained[0].weight(), 0);
         pool.follow(0, "a:80", &[addr(1), addr(3)]);
         pool.record((0, addr(3)), Ok(()));
         let grown = pool.take_change().unwrap();
-        assert_eq!(grown[1].weight(), 0, "a new endpoint gets the target's weight");
+        assert_eq!(
+            grown[1].weight(),
+            0,
+            "a new endpoint gets the target's weight"
+        );
     }
 
     #[test]
