@@ -16,6 +16,7 @@
 
 pub mod api;
 mod client;
+pub mod ctl;
 pub(crate) mod http;
 pub mod probe;
 mod slots;
