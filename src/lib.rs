@@ -8,7 +8,8 @@
 //! - the shared model: [`backend`] (an endpoint and its atomics), [`balancer`] (the lock-free
 //!   pick), [`config`] (load and validate once);
 //! - the control plane: [`health`] (probe, publish the healthy set, passive reports),
-//!   [`metrics`] and [`admin`] (`/metrics`, `/status`, `/healthz`), [`shutdown`];
+//!   [`metrics`] and [`admin`] (`/metrics`, `/status`, `/healthz`, the runtime API and
+//!   `ringlb ctl`), [`shutdown`];
 //! - the connection policy, `conn`: every decision about a client connection (retries and
 //!   ejection, the no-backend answer, the PROXY header, replay, how a connection ends),
 //!   written once and performed by both I/O drivers;

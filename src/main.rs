@@ -2,17 +2,17 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::Parser;
 use std::sync::Arc;
 
-use ringlb::{server::upgrade::Upgrader, Config, ReloadHandle, Server, Shutdown};
+use clap::{Parser, Subcommand};
+use ringlb::{admin::ctl, server::upgrade::Upgrader, Config, ReloadHandle, Server, Shutdown};
 
 /// A thread-per-core io_uring TCP load balancer.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Configuration file (TOML).
-    #[arg(short, long, default_value = "config/ringlb.toml")]
+    #[arg(short, long, default_value = "config/ringlb.toml", global = true)]
     config: PathBuf,
     /// Validate the configuration, print the effective settings and exit (0 valid, 2 invalid).
     #[arg(long)]
@@ -21,6 +21,17 @@ struct Args {
     /// exit 0 if it answers 200, 1 otherwise: a container health check with no curl needed.
     #[arg(long, conflicts_with = "check")]
     probe_admin: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ask the running ringlb's runtime API (the config's [admin] listen, with the token of its
+    /// [admin] token_file): drain, maint, ready, weight or status. Exits 0 if it agreed, 1 if
+    /// not, 2 for an invalid configuration.
+    #[command(subcommand)]
+    Ctl(ctl::Command),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +55,9 @@ fn main() -> ExitCode {
     };
     if args.probe_admin {
         return probe_admin(&config);
+    }
+    if let Some(Command::Ctl(command)) = &args.command {
+        return run_ctl(&config, command);
     }
     if args.check {
         return print_checked(&config);
@@ -83,6 +97,24 @@ fn probe_admin(config: &Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringlb: unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ringlb ctl`: the answer's body on stdout when the API agreed, on stderr otherwise.
+fn run_ctl(config: &Config, command: &ctl::Command) -> ExitCode {
+    match ctl::run(config, command) {
+        Ok(answer) if answer.is_success() => {
+            print!("{}", answer.body);
+            ExitCode::SUCCESS
+        }
+        Ok(answer) => {
+            eprint!("ringlb: {}: {}", answer.status, answer.body);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("ringlb: {e}");
             ExitCode::FAILURE
         }
     }

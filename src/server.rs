@@ -27,14 +27,18 @@ use std::{
     thread::JoinHandle,
 };
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::{
-    admin::{self, AdminServer},
+    admin::{
+        self,
+        token::{self, Token, TokenError},
+        AdminServer, RuntimeApi,
+    },
     balancer::Balancer,
     config::{Config, IoBackend, Startup, Traffic},
     conn::settings::{Published, WorkerContext, WorkerSettings},
-    health::{HealthChecker, HealthStatus, Reloader, Resolver, SystemResolver},
+    health::{HealthChecker, HealthStatus, Kept, Overrides, Reloader, Resolver, SystemResolver},
     limit::ConnectionLimit,
     metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
@@ -72,6 +76,9 @@ pub enum StartError {
     /// A thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Spawn(#[source] io::Error),
+    /// The runtime API's token file (`[admin] token_file`) is unusable.
+    #[error("{0}")]
+    AdminToken(#[from] TokenError),
     /// The admin listener (`[admin] listen`) could not be bound.
     #[error("cannot listen on {addr} for the admin endpoints ([admin] listen): {source}")]
     Admin {
@@ -142,6 +149,12 @@ impl Server {
                 addr: startup.listen,
                 source,
             })?;
+        // Read before anything starts: a token file that is unusable is a start-up error.
+        let admin_token = match startup.admin.enabled {
+            true => token::configured(startup.admin.token_file.as_deref())?,
+            false => None,
+        };
+        let admin_token = Arc::new(ArcSwapOption::from(admin_token.map(Arc::new)));
 
         let balancer = Arc::new(Balancer::with_strategy(live.balance));
         let mut health = HealthChecker::new(
@@ -211,9 +224,15 @@ impl Server {
         }
         let admin = match admin_listener {
             Some(listener) => {
-                let admin = AdminServer::spawn(listener, Arc::clone(&metrics))
+                let api = RuntimeApi::new(reloader.clone(), Arc::clone(&admin_token));
+                let admin = AdminServer::spawn(listener, Arc::clone(&metrics), api)
                     .map_err(StartError::Spawn)?;
-                tracing::info!(addr = %admin.addr(), "admin listener serving /metrics, /status and /healthz");
+                let runtime_api = match admin_token.load().is_some() {
+                    true => "enabled",
+                    false => "disabled (no [admin] token_file)",
+                };
+                tracing::info!(addr = %admin.addr(), runtime_api,
+                    "admin listener serving /metrics, /status and /healthz");
                 Some(admin)
             }
             None => None,
@@ -248,6 +267,7 @@ impl Server {
                 running: Arc::new(Mutex::new(config.clone())),
                 published,
                 limit: Arc::clone(&limit),
+                admin_token,
             },
             shutdown,
             workers,
@@ -296,6 +316,22 @@ impl Server {
     /// A handle for reloading the configuration from another thread (the signal handler).
     pub fn reload_handle(&self) -> ReloadHandle {
         self.reload.clone()
+    }
+
+    /// The runtime API's overrides in force (targets drained, in maintenance or reweighted),
+    /// serialisable. A binary upgrade takes them from the old process here, hands them over
+    /// with the listeners, and gives them to the new process's [`Server::restore_overrides`]
+    /// before that one serves its admin API.
+    pub fn overrides(&self) -> Arc<Overrides> {
+        self.health_status.overrides()
+    }
+
+    /// Takes over `overrides` handed over by the process this one replaces: each target's
+    /// overrides hold where this process runs the same entry for it (under the same rule as a
+    /// reload), the others are dropped and logged. Completes once they are applied and
+    /// published; `None` if the health checker has stopped.
+    pub async fn restore_overrides(&self, overrides: Overrides) -> Option<Kept> {
+        self.reload.reloader.restore(overrides).await
     }
 
     /// The I/O backend the workers run on: `"io_uring"` or `"epoll"` (never `"auto"`).
@@ -351,14 +387,18 @@ pub struct ReloadHandle {
     published: Published,
     /// The connection cap, changed in place by a reload.
     limit: Arc<ConnectionLimit>,
+    /// The runtime API's token in force, read again on every reload.
+    admin_token: Arc<ArcSwapOption<Token>>,
 }
 
 impl ReloadHandle {
     /// Applies a reloaded configuration: targets (added, removed, changed), weights, health
     /// settings, the strategy and the workers' own settings take effect for new connections;
-    /// open connections keep what they started with. Returns the keys (dotted, as in the file)
-    /// that need new sockets or threads (an upgrade carries them out); their running values
-    /// are kept, so the next reload compares against what really runs.
+    /// open connections keep what they started with; the runtime overrides of targets whose
+    /// entry changed are cleared. The runtime API's token file is read again. Returns the keys
+    /// (dotted, as in the file) that need new sockets or threads (an upgrade carries them
+    /// out); their running values are kept, so the next reload compares against what really
+    /// runs.
     pub fn reload(&self, config: &Config) -> Vec<String> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let restart = running.restart_keys(config);
@@ -367,6 +407,11 @@ impl ReloadHandle {
             self.limit.set_max(traffic.max_connections);
             let settings = worker_settings(&running.startup, traffic);
             self.published.store(Arc::new(settings));
+        }
+        if running.startup.admin.enabled {
+            let token_file = config.startup.admin.token_file.clone();
+            self.reload_token(token_file.as_deref());
+            running.startup.admin.token_file = token_file;
         }
         let live = &config.live;
         self.reloader.reload(
@@ -377,6 +422,34 @@ impl ReloadHandle {
         running.live = live.clone();
         running.source = config.source.clone();
         restart
+    }
+}
+
+impl ReloadHandle {
+    /// Reads the token file again (or drops the token when the key is gone). A file that is
+    /// unusable disables the runtime API until a reload reads a good one: a token being
+    /// replaced may be one that leaked, so the old one is never kept.
+    fn reload_token(&self, token_file: Option<&std::path::Path>) {
+        let had = self.admin_token.load().is_some();
+        match token::configured(token_file) {
+            Ok(token) => {
+                let has = token.is_some();
+                self.admin_token.store(token.map(Arc::new));
+                match (had, has) {
+                    (false, true) => tracing::info!("SIGHUP: runtime API enabled"),
+                    (true, false) => {
+                        tracing::info!("SIGHUP: runtime API disabled (no [admin] token_file)")
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                self.admin_token.store(None);
+                tracing::error!(
+                    "SIGHUP: {e}; the runtime API is disabled until a reload reads a usable token"
+                );
+            }
+        }
     }
 }
 

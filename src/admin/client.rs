@@ -1,13 +1,16 @@
 //! One admin connection from accept to close, and the table of slots all of them share.
 //!
-//! Owns a connection's two deadlines (its request head within [`Limits::head`], the whole
-//! exchange within [`Limits::exchange`], both counted from accept), its eviction (a connection
-//! still waiting for its head is closed when a newer one needs its slot), and giving its slot
-//! back however it ends: [`Ticket`] is a drop guard, so a connection that is evicted, times
-//! out, fails or is dropped with the runtime frees its slot too. Never reads a body, never
-//! answers more than one request, never blocks the accept loop.
+//! Owns a connection's two deadlines (its request, head and body of a few bytes, within
+//! [`Limits::head`], the whole exchange within [`Limits::exchange`], both counted from accept),
+//! its eviction (a connection still waiting for its request is closed when a newer one needs
+//! its slot), and giving its slot back however it ends: [`Ticket`] is a drop guard, so a
+//! connection that is evicted, times out, fails or is dropped with the runtime frees its slot
+//! too. Never answers more than one request, never blocks the accept loop.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::{
+    future::Future,
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use tokio::{
     net::TcpStream,
@@ -115,15 +118,18 @@ impl Drop for Ticket {
     }
 }
 
-/// Serves one connection accepted at `accepted`: reads its request head, answers it with
-/// `route`, closes; gives up at the first deadline or when evicted.
-pub(super) async fn serve(
+/// Serves one connection accepted at `accepted`: reads its request, answers it with `route`
+/// (whose answer is awaited within the exchange deadline), closes; gives up at the first
+/// deadline or when evicted.
+pub(super) async fn serve<F>(
     mut stream: TcpStream,
     accepted: Instant,
     mut ticket: Ticket,
     limits: Limits,
-    route: impl FnOnce(&Request) -> Response,
-) {
+    route: impl FnOnce(Request) -> F,
+) where
+    F: Future<Output = Response>,
+{
     let exchange = async {
         let read = tokio::select! {
             biased;
@@ -138,8 +144,12 @@ pub(super) async fn serve(
             return;
         }
         let (response, head_only) = match read {
-            Ok(request) => (route(&request), request.is_head()),
+            Ok(request) => {
+                let head_only = request.is_head();
+                (route(request).await, head_only)
+            }
             Err(e @ ReadError::TooLarge) => (Response::text(431, &format!("{e}\n")), false),
+            Err(e @ ReadError::BodyTooLarge) => (Response::text(413, &format!("{e}\n")), false),
             Err(e) => (Response::text(400, &format!("{e}\n")), false),
         };
         if let Err(e) = response.send(&mut stream, head_only).await {

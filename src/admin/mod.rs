@@ -1,6 +1,7 @@
 //! The admin HTTP listener: `GET /metrics` (Prometheus text), `GET /status` (JSON) and
 //! `GET /healthz` (200 while ringlb accepts traffic, 503 while it drains or after a worker
-//! failed).
+//! failed), and the runtime API (`POST /targets/<target>/state` and `/weight`, behind a bearer
+//! token; see [`api`]), which `ringlb ctl` ([`ctl`]) wraps for the shell.
 //!
 //! Owns the admin socket and its thread, `ringlb-admin`, with its own current-thread tokio
 //! runtime: pure control plane. It keeps serving through the drain (so an orchestrator sees
@@ -9,18 +10,23 @@
 //! connections at once, each with [`HEAD_DEADLINE`] to send its request and
 //! [`CLIENT_DEADLINE`] for the whole exchange, and at the cap the oldest connection that has
 //! sent no request is closed to make room ([`client`], [`slots`]), so a flood of idle
-//! connections cannot lock a health probe out. Never touches a worker, never holds a lock a
-//! worker could take.
+//! connections cannot lock a health probe out. The runtime API lives under the same bounds: its
+//! body is a few bytes read with the head, its wait for the health checker is bounded. Never
+//! touches a worker, never holds a lock a worker could take.
 
+pub mod api;
 mod client;
+pub mod ctl;
 pub(crate) mod http;
 pub mod probe;
 mod slots;
 mod status;
 #[cfg(test)]
 mod tests;
+pub mod token;
 
 use std::{
+    future::Future,
     io,
     net::SocketAddr,
     sync::Arc,
@@ -32,6 +38,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, warn};
 
 use crate::{metrics::Metrics, shutdown::Shutdown};
+pub use api::RuntimeApi;
 use client::{Admitted, Clients, Ticket};
 use http::{Request, Response};
 
@@ -95,8 +102,13 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 impl AdminServer {
-    /// Serves `metrics` on `listener` from a new thread until [`AdminServer::stop`].
-    pub fn spawn(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> io::Result<Self> {
+    /// Serves `metrics` and the runtime `api` on `listener` from a new thread until
+    /// [`AdminServer::stop`].
+    pub fn spawn(
+        listener: std::net::TcpListener,
+        metrics: Arc<Metrics>,
+        api: RuntimeApi,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -109,7 +121,10 @@ impl AdminServer {
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => {
-                            let route = move |request: &Request| route(request, &metrics);
+                            let route = move |request: Request| {
+                                let (metrics, api) = (Arc::clone(&metrics), api.clone());
+                                async move { route(request, &metrics, &api).await }
+                            };
                             serve(listener, stopped, Limits::DEFAULT, route).await
                         }
                         Err(e) => warn!(error = %e, "admin listener unusable; admin disabled"),
@@ -139,9 +154,10 @@ impl AdminServer {
 
 /// Accepts until `stop`, giving every connection a slot (making room if need be) and a task of
 /// its own that answers with `route`.
-async fn serve<R>(listener: tokio::net::TcpListener, stop: Shutdown, limits: Limits, route: R)
+async fn serve<R, F>(listener: tokio::net::TcpListener, stop: Shutdown, limits: Limits, route: R)
 where
-    R: Fn(&Request) -> Response + Send + Sync + 'static,
+    R: Fn(Request) -> F + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
 {
     let route = Arc::new(route);
     let clients = Clients::new(limits.cap);
@@ -231,7 +247,15 @@ impl Sparse {
 }
 
 /// The answer to `request`.
-fn route(request: &Request, metrics: &Metrics) -> Response {
+async fn route(request: Request, metrics: &Metrics, api: &RuntimeApi) -> Response {
+    match request.path.strip_prefix(api::PREFIX) {
+        Some(rest) => api::serve(&request, rest, api).await,
+        None => read_only(&request, metrics),
+    }
+}
+
+/// The answer to a request for anything but the runtime API.
+fn read_only(request: &Request, metrics: &Metrics) -> Response {
     if request.method != "GET" && request.method != "HEAD" {
         return Response::text(405, "only GET and HEAD\n");
     }
@@ -243,6 +267,9 @@ fn route(request: &Request, metrics: &Metrics) -> Response {
             None if metrics.draining() => Response::text(503, "draining\n"),
             None => Response::text(200, "ok\n"),
         },
-        _ => Response::text(404, "not found; try /metrics, /status or /healthz\n"),
+        _ => Response::text(
+            404,
+            "not found; try /metrics, /status or /healthz (the runtime API is under /targets/)\n",
+        ),
     }
 }

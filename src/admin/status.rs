@@ -1,5 +1,5 @@
-//! `GET /status`: every target, its resolved addresses, health state, last check and live
-//! connection counts, as JSON.
+//! `GET /status`: every target, its runtime state and weight, its resolved addresses, health
+//! state, last check and live connection counts, as JSON.
 //!
 //! Owns the JSON shape (documented in the README); builds it from [`Metrics::snapshot`] on the
 //! admin thread. Never touches a counter, never blocks the health checker.
@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use crate::{
-    health::{EndpointStatus, TargetStatus},
+    health::{AdminState, EndpointStatus, TargetStatus},
     metrics::Metrics,
     stats::{DOWNSTREAM, UPSTREAM},
 };
@@ -39,6 +39,13 @@ struct WorkerFailure<'a> {
 struct Target<'a> {
     /// As configured, `host:port`.
     name: &'a str,
+    /// `ready`, `drain` (no new connection) or `maint` (out of rotation, not probed), as the
+    /// runtime API set it.
+    state: &'static str,
+    /// Its weight in the file.
+    weight: u32,
+    /// The weight the runtime API set instead, `null` when none is.
+    weight_override: Option<u32>,
     /// Every address the name resolved to (one endpoint each).
     addresses: Vec<SocketAddr>,
     /// Why the last resolution failed, `null` when it succeeded.
@@ -49,7 +56,8 @@ struct Target<'a> {
 #[derive(Debug, Serialize)]
 struct Endpoint {
     addr: SocketAddr,
-    /// `up` (in rotation), `down` (out of rotation) or `pending` (resolved, not probed yet).
+    /// `up` (in rotation), `down` (out of rotation), `pending` (resolved, not probed yet) or
+    /// `maint` (its target is in maintenance: not probed, out of rotation).
     state: &'static str,
     /// `passed`, `failed`, or `null` before the first probe.
     last_check: Option<&'static str>,
@@ -100,23 +108,32 @@ fn target<'a>(
     target: &'a TargetStatus,
     backend: impl Fn(SocketAddr) -> Option<&'a crate::backend::Backend>,
 ) -> Target<'a> {
+    let maint = target.state == AdminState::Maint;
     Target {
         name: &target.name,
+        state: target.state.as_str(),
+        weight: target.weight,
+        weight_override: target.weight_override,
         addresses: target.endpoints.iter().map(|e| e.addr).collect(),
         resolve_error: target.resolve_error.as_ref().map(ToString::to_string),
         endpoints: target
             .endpoints
             .iter()
-            .map(|e| endpoint(e, backend(e.addr)))
+            .map(|e| endpoint(e, maint, backend(e.addr)))
             .collect(),
     }
 }
 
-fn endpoint(status: &EndpointStatus, backend: Option<&crate::backend::Backend>) -> Endpoint {
-    let state = match (status.healthy, &status.last) {
-        (true, _) => "up",
-        (false, None) => "pending",
-        (false, Some(_)) => "down",
+fn endpoint(
+    status: &EndpointStatus,
+    maint: bool,
+    backend: Option<&crate::backend::Backend>,
+) -> Endpoint {
+    let state = match (maint, status.healthy, &status.last) {
+        (true, _, _) => "maint",
+        (false, true, _) => "up",
+        (false, false, None) => "pending",
+        (false, false, Some(_)) => "down",
     };
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     let bytes = backend.map(|b| b.stats.bytes.total());

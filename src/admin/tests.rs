@@ -31,9 +31,11 @@ async fn start(limits: Limits) -> (SocketAddr, Shutdown) {
         tokio::net::TcpListener::from_std(bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = Shutdown::new();
-    let route = |request: &Request| match request.path.as_str() {
-        "/big" => Response::ok("text/plain", "x".repeat(BIG)),
-        _ => Response::text(200, "ok\n"),
+    let route = |request: Request| {
+        std::future::ready(match request.path.as_str() {
+            "/big" => Response::ok("text/plain", "x".repeat(BIG)),
+            _ => Response::text(200, "ok\n"),
+        })
     };
     tokio::spawn(serve(listener, stop.clone(), limits, route));
     (addr, stop)
@@ -179,8 +181,10 @@ fn healthz(metrics: &Metrics) -> (u16, String) {
     let request = Request {
         method: "GET".into(),
         path: "/healthz".into(),
+        authorization: None,
+        body: Vec::new(),
     };
-    let response = route(&request, metrics);
+    let response = read_only(&request, metrics);
     (response.status, response.body)
 }
 

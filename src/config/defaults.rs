@@ -57,6 +57,9 @@ impl Default for Admin {
             // says otherwise (a container's config sets `0.0.0.0:9100` so the orchestrator can
             // probe it).
             listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
+            // The runtime API changes what the balancer does: off until the operator gives it
+            // a token.
+            token_file: None,
         }
     }
 }

@@ -90,6 +90,7 @@ impl From<&Config> for FileConfig {
             admin: FileAdmin {
                 enabled: admin.enabled,
                 listen: admin.listen,
+                token_file: admin.token_file.clone(),
             },
             targets: Some(targets.iter().map(FileTarget::from).collect()),
         }
@@ -120,5 +121,17 @@ impl From<&Target> for FileTarget {
             send_proxy: *send_proxy,
             weight: *weight,
         }
+    }
+}
+
+impl Target {
+    /// This target's entry as `--check` prints it (one `[[targets]]` table's keys, every
+    /// default spelled out). The health checker compares it across reloads to tell whether the
+    /// target changed, which clears its runtime overrides; being the file's own format, it is
+    /// also stable between two versions of ringlb (an upgrade hands it over with them).
+    pub fn to_toml(&self) -> String {
+        // A target always serializes (see `Display`); were that to fail, the empty entry would
+        // only make the target look changed.
+        toml::to_string(&FileTarget::from(self)).unwrap_or_default()
     }
 }

@@ -93,6 +93,11 @@ pub(super) struct FileAdmin {
     pub(super) enabled: bool,
     #[serde(deserialize_with = "admin_listen")]
     pub(super) listen: SocketAddr,
+    #[serde(
+        deserialize_with = "token_file",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) token_file: Option<PathBuf>,
 }
 
 /// One `[[targets]]` entry. Every key but `weight` may be absent: the address is required and
@@ -205,6 +210,18 @@ fn admin_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error>
         "an IP address and port such as \"127.0.0.1:9100\" or \"[::1]:9100\" (names are not \
          resolved)",
     )
+}
+
+fn token_file<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    const EXPECTED: &str = "the path of a file holding the runtime API's token, such as \
+                            \"/etc/ringlb/admin.token\"";
+    de::read(d, |found| {
+        let text = de::string(found, EXPECTED)?;
+        match text.is_empty() || text.contains('\0') {
+            true => Err(format!("{text:?} is not a path; expected {EXPECTED}")),
+            false => Ok(Some(PathBuf::from(text.into_owned()))),
+        }
+    })
 }
 
 fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

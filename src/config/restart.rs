@@ -3,8 +3,10 @@
 //! Owns that comparison, without a list of key names: a key needs a restart exactly when
 //! keeping the running [`Startup`](super::Startup) would change what `--check` prints for it.
 //! The names are therefore the file's own, dotted (`admin.listen`,
-//! `health_check.passive_fall`), from the same serde structs that read the file. Never applies
-//! anything; the server does.
+//! `health_check.passive_fall`), from the same serde structs that read the file. One key of
+//! [`Startup`](super::Startup) is live all the same: `admin.token_file`, read again on every
+//! reload (the server does), so it never needs a restart. Never applies anything; the server
+//! does.
 
 use toml::{Table, Value};
 
@@ -15,10 +17,12 @@ impl Config {
     /// part fixed at start ([`Config::startup`]), in file order. Empty when `next` changes
     /// only what a reload applies.
     pub fn restart_keys(&self, next: &Config) -> Vec<String> {
-        let kept = Config {
+        let mut kept = Config {
             startup: self.startup.clone(),
             ..next.clone()
         };
+        // The runtime API's token is read again on every reload.
+        kept.startup.admin.token_file = next.startup.admin.token_file.clone();
         let mut keys = Vec::new();
         changed(
             "",
@@ -112,6 +116,15 @@ mod tests {
             change(&mut new);
             assert_eq!(old.restart_keys(&new), [key]);
         }
+    }
+
+    #[test]
+    fn the_admin_token_file_is_live() {
+        let old = config();
+        let mut new = config();
+        new.startup.admin.token_file = Some("/etc/ringlb/admin.token".into());
+        assert!(old.restart_keys(&new).is_empty());
+        assert!(new.restart_keys(&old).is_empty());
     }
 
     #[test]

@@ -67,6 +67,11 @@ pub struct Admin {
     pub enabled: bool,
     /// Where the admin listener binds: loopback by default, so nothing is exposed by accident.
     pub listen: SocketAddr,
+    /// The file holding the runtime API's bearer token (`[admin] token_file`); `None` leaves
+    /// the mutating endpoints disabled (they answer 403). Read at start and on every reload,
+    /// so unlike the rest of [`Startup`] a change takes effect on reload. Relative paths are
+    /// relative to the working directory.
+    pub token_file: Option<PathBuf>,
 }
 
 /// The relay strategy (README, "Relay strategies").

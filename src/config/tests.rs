@@ -61,6 +61,7 @@ fn seed_loads_with_all_defaults() {
                 admin: Admin {
                     enabled: true,
                     listen: "127.0.0.1:9100".parse().unwrap(),
+                    token_file: None,
                 },
                 pid_file: None,
             },
@@ -579,6 +580,7 @@ fn admin_is_read_checked_and_shown() {
     let expected = Admin {
         enabled: false,
         listen: "[::]:9200".parse().unwrap(),
+        token_file: None,
     };
     assert_eq!(config.startup.admin, expected);
     let shown = config.to_string();
@@ -587,6 +589,35 @@ fn admin_is_read_checked_and_shown() {
         "{shown}"
     );
     assert_eq!(parse(&shown).unwrap(), config, "{shown}");
+
+    let with_token = parse(&format!(
+        "[admin]\ntoken_file = \"/etc/ringlb/admin.token\"\n{TARGET}"
+    ))
+    .unwrap();
+    assert_eq!(
+        with_token.startup.admin.token_file.as_deref(),
+        Some(Path::new("/etc/ringlb/admin.token"))
+    );
+    let shown = with_token.to_string();
+    assert!(
+        shown.contains("\ntoken_file = \"/etc/ringlb/admin.token\"\n"),
+        "{shown}"
+    );
+    assert_eq!(parse(&shown).unwrap(), with_token, "{shown}");
+    assert!(
+        !parse(TARGET).unwrap().to_string().contains("token_file"),
+        "no token file, no key shown"
+    );
+    assert_rejected(
+        &format!("[admin]\ntoken_file = \"\"\n{TARGET}"),
+        "admin.token_file",
+        &["\"\" is not a path"],
+    );
+    assert_rejected(
+        &format!("[admin]\ntoken_file = 7\n{TARGET}"),
+        "admin.token_file",
+        &["not a string"],
+    );
 
     let only_listen = parse(&format!("[admin]\nlisten = \"0.0.0.0:9100\"\n{TARGET}")).unwrap();
     assert!(only_listen.startup.admin.enabled);
@@ -852,4 +883,21 @@ fn the_readmes_beyond_http_examples_are_valid() {
         let config = parse(example).unwrap_or_else(|e| panic!("{e}\n{example}"));
         assert_eq!(parse(&config.to_string()).unwrap(), config);
     }
+}
+
+#[test]
+fn a_target_entry_is_its_effective_table() {
+    let config = parse(&format!("send_proxy = \"v1\"\n{TARGET}")).unwrap();
+    let resolved = &config.resolved_targets()[0];
+    let entry = resolved.to_toml();
+    assert!(entry.contains("address = \"a:1\"\n"), "{entry}");
+    assert!(entry.contains("weight = 1\n"), "{entry}");
+    assert!(
+        entry.contains("send_proxy = \"v1\"\n"),
+        "the inherited value: {entry}"
+    );
+    assert_eq!(entry, config.resolved_targets()[0].to_toml(), "stable");
+    let mut heavier = resolved.clone();
+    heavier.weight = 2;
+    assert_ne!(heavier.to_toml(), entry);
 }

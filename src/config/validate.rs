@@ -76,6 +76,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
     let FileAdmin {
         enabled,
         listen: admin_listen,
+        token_file,
     } = admin;
     let startup = Startup {
         listen,
@@ -86,6 +87,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         admin: Admin {
             enabled,
             listen: admin_listen,
+            token_file,
         },
         pid_file,
     };

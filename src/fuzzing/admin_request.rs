@@ -1,20 +1,29 @@
 //! Properties of the admin listener's request reader (`crate::admin::http::parse`).
 //!
-//! Owns the checks of what the admin endpoints rely on: a request head from anyone who can
-//! reach the admin port, in reads of any size, gives the same request (or the same refusal),
-//! within [`MAX_HEAD`] bytes, with a routable path and a method that is an HTTP token. Never
-//! changes the reader; it only calls it.
+//! Owns the checks of what the admin endpoints rely on: a request (head and body) from anyone
+//! who can reach the admin port, in reads of any size, gives the same request (or the same
+//! refusal), within [`MAX_HEAD`] bytes, with a routable path, a method that is an HTTP token and
+//! a body of at most [`MAX_BODY`] bytes. Never changes the reader; it only calls it.
 
 use super::split::{schedule, Stream};
-use crate::admin::http::{parse, ReadError, MAX_HEAD};
+use crate::admin::http::{parse, ReadError, MAX_BODY, MAX_HEAD};
 
 /// How reading one request head ends, owned so answers over different buffers compare.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Read {
-    /// A whole head: its method and path (without query).
-    Request { method: String, path: String },
+    /// A whole request: its method and path (without query), credentials and body.
+    Request {
+        method: String,
+        path: String,
+        authorization: Option<Vec<u8>>,
+        body: Vec<u8>,
+    },
     /// Not HTTP/1.x; answered 400.
     Malformed(httparse::Error),
+    /// A `Content-Length` above [`MAX_BODY`]; answered 413.
+    BodyTooLarge,
+    /// A body the admin does not read (chunked, a bad length); answered 400.
+    Unframed(&'static str),
     /// No end of head within [`MAX_HEAD`] bytes; answered 431.
     TooLarge,
     /// The client closed first; not answered.
@@ -55,17 +64,25 @@ fn answer(head: &[u8]) -> Option<Read> {
         Ok(Some(request)) => Some(Read::Request {
             method: request.method,
             path: request.path,
+            authorization: request.authorization.map(|c| c.0),
+            body: request.body,
         }),
         Err(ReadError::Malformed(error)) => Some(Read::Malformed(error)),
+        Err(ReadError::BodyTooLarge) => Some(Read::BodyTooLarge),
+        Err(ReadError::Unframed(why)) => Some(Read::Unframed(why)),
         Err(other) => panic!("parse answered {other}, which only the socket loop may"),
     }
 }
 
 /// Invariants of one answer.
 fn check(head: &[u8], answer: Option<Read>) {
-    let Some(Read::Request { method, path }) = answer else {
+    let Some(Read::Request {
+        method, path, body, ..
+    }) = answer
+    else {
         return;
     };
+    assert!(body.len() <= MAX_BODY, "a body of {} bytes", body.len());
     assert!(!method.is_empty(), "empty method");
     assert!(
         method.bytes().all(is_token_byte),
@@ -121,11 +138,18 @@ mod tests {
             read(get, &[1; 100]),
             Read::Request {
                 method: "GET".into(),
-                path: "/metrics".into()
+                path: "/metrics".into(),
+                authorization: None,
+                body: Vec::new(),
             }
         );
         admin_request(get);
         admin_request(b"HEAD /healthz HTTP/1.0\r\n\r\n");
+        let post = b"POST /targets/a:80/state HTTP/1.1\r\nAuthorization: Bearer x\r\n\
+                     Content-Length: 5\r\n\r\ndrain";
+        assert!(matches!(read(post, &[1; 200]), Read::Request { body, .. } if body == b"drain"));
+        admin_request(post);
+        admin_request(b"POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n");
         admin_request(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
         assert_eq!(read(b"GET / HTTP/1.1\r\n", &[3]), Read::Closed);
         assert_eq!(read(&[b'a'; MAX_HEAD + 1], &[]), Read::TooLarge);

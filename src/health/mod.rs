@@ -18,28 +18,40 @@
 //! A target that is never probed (`health_check = "none"`) enters as soon as it resolves; a
 //! worker's failed connect still ejects it at once, and it comes back, without a probe, one
 //! `interval` after the ejection.
+//!
+//! The runtime API's overrides (a target drained, in maintenance, or given another weight; see
+//! `overrides`) arrive through the reload channel and are applied here, at once, even in the
+//! middle of a round (a reload that arrives during a round waits for its end, and so does
+//! anything sent after it): the target's backends get their weight (0 while draining), a target
+//! in maintenance is neither probed nor published, and the balancer is republished before the
+//! request is answered. A reload keeps the overrides of every target whose entry it leaves
+//! unchanged and clears the others.
 
 pub(crate) mod check;
 mod eject;
 mod inconclusive;
+pub mod overrides;
 mod pool;
 pub(crate) mod probe;
 mod reload;
 mod resolver;
 mod status;
 
-use std::{future::Future, io, sync::Arc, thread::JoinHandle, time::Duration};
+use std::{
+    collections::VecDeque, future::Future, io, sync::Arc, thread::JoinHandle, time::Duration,
+};
 
 use tokio::{
     runtime::{Builder, Runtime},
     task::JoinSet,
-    time::{Instant, MissedTickBehavior},
+    time::{Instant, Interval, MissedTickBehavior},
 };
 use tracing::{debug, error, info, warn};
 
 pub use eject::Ejector;
+pub use overrides::{AdminState, Change, Kept, Overrides, TargetOverride};
 pub use probe::{ProbeFailure, MAX_STATUS_LINE};
-pub use reload::Reloader;
+pub use reload::{Applied, ChangeError, Reloader};
 pub use resolver::{ResolveFuture, Resolver, SystemResolver};
 pub use status::{EndpointStatus, HealthStatus, StatusReport, TargetStatus};
 
@@ -80,7 +92,14 @@ pub struct HealthChecker {
     ejector: Ejector,
     ejections: Option<eject::Ejections>,
     reloader: Reloader,
-    reloads: Option<reload::Reloads>,
+    messages: reload::Messages,
+    /// Messages that arrived during a round and wait for its end (a reload, and whatever came
+    /// after one), in order.
+    deferred: VecDeque<reload::Message>,
+    /// The runtime API's overrides in force.
+    overrides: Overrides,
+    /// A round is wanted as soon as possible (a target left maintenance: probe it now).
+    round_due: bool,
 }
 
 /// One configured target, ready to be resolved and probed.
@@ -92,6 +111,10 @@ struct Plan {
     port: u16,
     check: check::Check,
     resolve_error: Option<ProbeFailure>,
+    /// Its weight in the file.
+    weight: u32,
+    /// Its entry as `--check` prints it: what tells a changed target on reload.
+    entry: String,
 }
 
 impl Plan {
@@ -102,6 +125,8 @@ impl Plan {
             host: target.address.host.clone(),
             port: target.address.port,
             resolve_error: None,
+            weight: target.weight,
+            entry: target.to_toml(),
             name,
         }
     }
@@ -129,10 +154,13 @@ impl HealthChecker {
             .with_weights(&weights)
             .with_send_proxy(&send_proxies(&targets));
         let (ejector, ejections) = eject::channel();
-        let (reloader, reloads) = reload::channel();
+        let (reloader, messages) = reload::channel();
         Self {
             reloader,
-            reloads: Some(reloads),
+            messages,
+            deferred: VecDeque::new(),
+            overrides: Overrides::default(),
+            round_due: false,
             ejector,
             ejections: Some(ejections),
             plans,
@@ -160,7 +188,8 @@ impl HealthChecker {
     }
 
     /// A handle to hand the checker a reloaded configuration (targets, weights, health settings,
-    /// strategy); applied on the checker's thread, followed by an immediate round.
+    /// strategy), applied on the checker's thread and followed by an immediate round, or a
+    /// runtime override of one target (see [`Reloader::change`]).
     pub fn reloader(&self) -> Reloader {
         self.reloader.clone()
     }
@@ -209,10 +238,13 @@ impl HealthChecker {
     pub async fn run_round(&mut self) -> u64 {
         let started = Instant::now();
         let timeout = self.settings.timeout;
-        let answers = resolver::resolve_all(&self.resolver, self.names(), timeout).await;
+        let resolver = Arc::clone(&self.resolver);
+        let answers = self
+            .serving(resolver::resolve_all(&resolver, self.names(), timeout))
+            .await;
         let jobs = self.follow(answers);
         let keys: Vec<Key> = jobs.iter().map(|(key, _)| *key).collect();
-        let outcomes = probe_all(jobs, timeout).await;
+        let outcomes = self.serving(probe_all(jobs, timeout)).await;
         for (key, (outcome, took)) in keys.into_iter().zip(outcomes) {
             // A probe that could not run took no time worth showing.
             let local = outcome.as_ref().is_err_and(|f| self.inconclusive.note(f));
@@ -244,27 +276,28 @@ impl HealthChecker {
     }
 
     async fn run_forever(&mut self) {
-        let mut ticker = tokio::time::interval(self.settings.interval.max(MIN_INTERVAL));
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let (Some(mut ejections), Some(mut reloads)) = (self.ejections.take(), self.reloads.take())
-        else {
+        let mut ticker = ticker(self.settings.interval);
+        let Some(mut ejections) = self.ejections.take() else {
             return;
         };
         loop {
+            if let Some(message) = self.deferred.pop_front() {
+                if self.handle(message) {
+                    ticker = self::ticker(self.settings.interval);
+                }
+                continue;
+            }
+            if std::mem::take(&mut self.round_due) {
+                self.run_round().await;
+                continue;
+            }
             tokio::select! {
                 _ = ticker.tick() => {
                     self.run_round().await;
                 }
-                Some(update) = reloads.recv() => {
-                    let interval_changed = update.settings.interval != self.settings.interval;
-                    self.apply(update);
-                    if interval_changed {
-                        ticker = tokio::time::interval(self.settings.interval.max(MIN_INTERVAL));
-                        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    }
-                    // The new ticker's first tick is immediate; otherwise probe the new set now.
-                    if !interval_changed {
-                        self.run_round().await;
+                Some(message) = self.messages.recv() => {
+                    if self.handle(message) {
+                        ticker = self::ticker(self.settings.interval);
                     }
                 }
                 Some((key, failure)) = ejections.recv() => {
@@ -276,6 +309,119 @@ impl HealthChecker {
                     self.readmit(key);
                 }
             }
+        }
+    }
+
+    /// Acts on a message of the control channel between rounds; `true` when the interval
+    /// changed (the caller then starts a new ticker, whose first tick is immediate).
+    fn handle(&mut self, message: reload::Message) -> bool {
+        match message {
+            reload::Message::Reload(update) => {
+                let interval_changed = update.settings.interval != self.settings.interval;
+                self.apply(update);
+                // Otherwise probe the new set now (a new ticker does at once).
+                self.round_due |= !interval_changed;
+                interval_changed
+            }
+            reload::Message::Override(command) => {
+                self.override_target(command);
+                false
+            }
+            reload::Message::Restore(overrides, done) => {
+                let kept = self.restore(overrides);
+                let _ = done.send(kept);
+                false
+            }
+        }
+    }
+
+    /// Awaits `work` (a phase of a round), applying the runtime API's overrides that arrive
+    /// meanwhile at once, so that a slow round never delays a drain; a reload (and whatever
+    /// follows it) waits for the end of the round, whose endpoints it would renumber.
+    async fn serving<T>(&mut self, work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            let message = tokio::select! {
+                biased;
+                out = &mut work => return out,
+                Some(message) = self.messages.recv() => message,
+            };
+            match message {
+                reload::Message::Override(command) if self.deferred.is_empty() => {
+                    self.override_target(command);
+                }
+                other => self.deferred.push_back(other),
+            }
+        }
+    }
+
+    /// Applies one runtime API request, republishes, and answers it.
+    fn override_target(&mut self, command: reload::Command) {
+        let reload::Command {
+            target,
+            change,
+            done,
+        } = command;
+        let Some(index) = self.plans.iter().position(|p| p.name == target) else {
+            let _ = done.send(Err(ChangeError::UnknownTarget(target)));
+            return;
+        };
+        let was = self.overrides.state(&target);
+        self.overrides
+            .set(&target, &self.plans[index].entry, change);
+        let applied = self.applied(index);
+        match change {
+            Change::State(state) => {
+                info!(target = %target, from = %was, to = %state, "runtime API: target state set")
+            }
+            Change::Weight(weight) => {
+                let weight = weight.map_or_else(|| "the file's".to_owned(), |w| w.to_string());
+                info!(target = %target, weight = %weight, "runtime API: target weight set")
+            }
+        }
+        self.round_due |= was == AdminState::Maint && applied.state != AdminState::Maint;
+        self.enforce();
+        self.commit();
+        let _ = done.send(Ok(applied));
+    }
+
+    /// Takes over the overrides of the process this one replaces, where the entry is the same.
+    fn restore(&mut self, handed: Overrides) -> Kept {
+        let plans = &self.plans;
+        let entry_of = |name: &str| {
+            let plan = plans.iter().find(|p| p.name == name);
+            plan.map(|p| p.entry.as_str())
+        };
+        let kept = self.overrides.restore(handed, entry_of);
+        for target in &kept.kept {
+            let state = self.overrides.state(target);
+            info!(target = %target, state = %state, "runtime overrides taken over");
+        }
+        for target in &kept.cleared {
+            warn!(target = %target, "runtime overrides handed over for a target that changed or is gone; dropped");
+        }
+        self.enforce();
+        self.commit();
+        kept
+    }
+
+    /// Target `index`'s overrides, as the API reports them.
+    fn applied(&self, index: usize) -> Applied {
+        let plan = &self.plans[index];
+        Applied {
+            target: plan.name.clone(),
+            state: self.overrides.state(&plan.name),
+            weight: plan.weight,
+            weight_override: self.overrides.weight_override(&plan.name),
+        }
+    }
+
+    /// Gives every target's backends the weight and maintenance flag its overrides say.
+    fn enforce(&mut self) {
+        for (index, plan) in self.plans.iter().enumerate() {
+            let weight = self.overrides.weight(&plan.name, plan.weight);
+            let maint = self.overrides.state(&plan.name) == AdminState::Maint;
+            self.pool.set_admin(index, weight, maint);
         }
     }
 
@@ -309,13 +455,24 @@ impl HealthChecker {
             })
             .collect();
         let plans: Vec<Plan> = update.targets.iter().map(Plan::new).collect();
+        let kept = self.overrides.retain_unchanged(|name| {
+            let plan = plans.iter().find(|p| p.name == name);
+            plan.map(|p| p.entry.as_str())
+        });
+        for target in &kept.cleared {
+            info!(target = %target, "reload changed or removed the target: its runtime overrides are cleared");
+        }
         let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-        let weights: Vec<u32> = update.targets.iter().map(|t| t.weight).collect();
+        let weights: Vec<u32> = plans
+            .iter()
+            .map(|p| self.overrides.weight(&p.name, p.weight))
+            .collect();
         let (rise, fall) = (update.settings.rise, update.settings.fall);
         let pool = std::mem::replace(&mut self.pool, Pool::new(0, rise, fall));
         self.pool = pool.reconfigure(&previous, &names, &weights, rise, fall);
         self.pool.set_send_proxy(&send_proxies(&update.targets));
         self.plans = plans;
+        self.enforce();
         self.settings = update.settings;
         if self.balancer.strategy() != update.balance {
             self.balancer.set_strategy(update.balance);
@@ -349,10 +506,15 @@ impl HealthChecker {
     fn follow(&mut self, answers: Vec<Answer>) -> Vec<(Key, check::Check)> {
         let mut jobs = Vec::new();
         for ((index, plan), answer) in self.plans.iter_mut().enumerate().zip(answers) {
+            // In maintenance: its addresses are followed, nothing of it is judged.
+            let maint = self.pool.in_maint(index);
             match answer {
                 Ok(addrs) => {
                     plan.note_resolution(None);
                     self.pool.follow(index, &plan.name, &addrs);
+                    if maint {
+                        continue;
+                    }
                     if plan.check.probes() {
                         let probes = addrs.iter().map(|&a| ((index, a), plan.check.clone()));
                         jobs.extend(probes);
@@ -362,6 +524,7 @@ impl HealthChecker {
                 }
                 // This host could not even ask: the endpoints known stay as they are, unprobed.
                 Err(failure) if self.inconclusive.note(&failure) => {}
+                Err(failure) if maint => plan.note_resolution(Some(failure)),
                 Err(failure) => {
                     plan.note_resolution(Some(failure.clone()));
                     self.pool.fail_target(index, &failure);
@@ -397,6 +560,9 @@ impl HealthChecker {
             .map(|(index, plan)| TargetStatus {
                 name: plan.name.clone(),
                 resolve_error: plan.resolve_error.clone(),
+                state: self.overrides.state(&plan.name),
+                weight: plan.weight,
+                weight_override: self.overrides.weight_override(&plan.name),
                 endpoints: self.pool.status(index),
             });
         let report = StatusReport {
@@ -404,8 +570,17 @@ impl HealthChecker {
             targets: targets.collect(),
         };
         self.status.store(report);
+        self.status.store_overrides(self.overrides.clone());
         self.status.store_backends(self.pool.backends());
     }
+}
+
+/// A ticker of `interval` (at least [`MIN_INTERVAL`]) whose first tick is immediate and whose
+/// late ticks delay the next ones.
+fn ticker(interval: Duration) -> Interval {
+    let mut ticker = tokio::time::interval(interval.max(MIN_INTERVAL));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
 }
 
 /// Each target's PROXY protocol setting (already resolved against the top-level one).
@@ -654,5 +829,186 @@ mod tests {
             matches!(last, Some(Err(ProbeFailure::InvalidRequest(_)))),
             "{last:?}"
         );
+    }
+
+    /// A server answering every connection with `200`, counting them, on an ephemeral port.
+    async fn counting_server() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&count);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            }
+        });
+        (addr, count)
+    }
+
+    fn literal(addr: SocketAddr, weight: u32) -> Target {
+        Target {
+            address: TargetAddress {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+            health_check_endpoint: "/healthz".into(),
+            weight,
+            ..Default::default()
+        }
+    }
+
+    /// Applies `change` to `target` as the admin's request would, outside a round.
+    fn change(checker: &mut HealthChecker, target: SocketAddr, change: Change) -> Applied {
+        let (done, mut applied) = tokio::sync::oneshot::channel();
+        let target = target.to_string();
+        checker.override_target(reload::Command {
+            target,
+            change,
+            done,
+        });
+        applied
+            .try_recv()
+            .expect("answered at once")
+            .expect("known")
+    }
+
+    /// The weights of the published backends, by address.
+    fn published(balancer: &Balancer) -> Vec<(SocketAddr, u32)> {
+        let snapshot = balancer.snapshot();
+        snapshot
+            .backends()
+            .iter()
+            .map(|b| (b.addr, b.weight()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn overrides_reweigh_drain_and_take_out_before_the_answer() {
+        let (a, probes_a) = counting_server().await;
+        let (b, _) = counting_server().await;
+        let balancer = Arc::new(Balancer::new());
+        let targets = vec![literal(a, 1), literal(b, 1)];
+        let mut checker = HealthChecker::new(targets, settings(), balancer.clone());
+        checker.prime();
+        let applied = change(&mut checker, a, Change::Weight(Some(3)));
+        assert_eq!(applied.weight_override, Some(3));
+        assert_eq!(published(&balancer), [(a, 3), (b, 1)]);
+        let applied = change(&mut checker, a, Change::State(AdminState::Drain));
+        assert_eq!((applied.state, applied.weight), (AdminState::Drain, 1));
+        assert_eq!(published(&balancer), [(a, 0), (b, 1)], "drained: weight 0");
+        let report = checker.status_handle().report();
+        assert_eq!(report.targets[0].state, AdminState::Drain);
+        assert_eq!(report.targets[0].weight_override, Some(3));
+
+        change(&mut checker, a, Change::State(AdminState::Maint));
+        assert_eq!(published(&balancer), [(b, 1)], "out of rotation");
+        let before = probes_a.load(std::sync::atomic::Ordering::Relaxed);
+        checker.run_round().await;
+        checker.run_round().await;
+        assert_eq!(
+            probes_a.load(std::sync::atomic::Ordering::Relaxed),
+            before,
+            "not probed in maintenance"
+        );
+        assert_eq!(published(&balancer), [(b, 1)]);
+        assert!(!checker.status_handle().report().targets[0].endpoints[0].healthy);
+
+        change(&mut checker, a, Change::State(AdminState::Ready));
+        assert!(checker.round_due, "probed as soon as it is back");
+        assert_eq!(
+            published(&balancer),
+            [(b, 1)],
+            "enters on its first passed probe"
+        );
+        checker.run_round().await;
+        assert_eq!(
+            published(&balancer),
+            [(a, 3), (b, 1)],
+            "back, with its override"
+        );
+        assert!(probes_a.load(std::sync::atomic::Ordering::Relaxed) > before);
+        let (done, mut unknown) = tokio::sync::oneshot::channel();
+        checker.override_target(reload::Command {
+            target: "nowhere:1".into(),
+            change: Change::State(AdminState::Drain),
+            done,
+        });
+        assert_eq!(
+            unknown.try_recv().unwrap(),
+            Err(ChangeError::UnknownTarget("nowhere:1".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_clears_the_overrides_of_the_targets_it_changes_only() {
+        let (a, _) = counting_server().await;
+        let (b, _) = counting_server().await;
+        let balancer = Arc::new(Balancer::new());
+        let targets = vec![literal(a, 1), literal(b, 1)];
+        let mut checker = HealthChecker::new(targets, settings(), balancer.clone());
+        checker.prime();
+        change(&mut checker, a, Change::State(AdminState::Drain));
+        change(&mut checker, b, Change::Weight(Some(5)));
+        // b's entry changes (its weight in the file), a's does not; they swap places.
+        let update = reload::Update {
+            targets: vec![literal(b, 2), literal(a, 1)],
+            settings: settings(),
+            balance: crate::balancer::Strategy::RoundRobin,
+        };
+        checker.handle(reload::Message::Reload(update));
+        assert_eq!(checker.overrides.state(&a.to_string()), AdminState::Drain);
+        assert_eq!(checker.overrides.weight_override(&b.to_string()), None);
+        checker.run_round().await;
+        let mut weights = published(&balancer);
+        weights.sort();
+        let mut expected = vec![(a, 0), (b, 2)];
+        expected.sort();
+        assert_eq!(
+            weights, expected,
+            "a still drained, b at its new file weight"
+        );
+
+        // What an upgrade hands over applies where the entry is the same.
+        let handed = (*checker.status_handle().overrides()).clone();
+        let json = serde_json::to_string(&handed).unwrap();
+        let fresh = Arc::new(Balancer::new());
+        let targets = vec![literal(b, 2), literal(a, 1)];
+        let mut next = HealthChecker::new(targets, settings(), fresh.clone());
+        next.prime();
+        let kept = next.restore(serde_json::from_str(&json).unwrap());
+        assert_eq!(kept.kept, [a.to_string()]);
+        let mut weights = published(&fresh);
+        weights.sort();
+        assert_eq!(weights, expected, "taken over before any round");
+    }
+
+    #[tokio::test]
+    async fn a_drain_is_applied_in_the_middle_of_a_slow_round() {
+        let (a, _) = counting_server().await;
+        // Accepts and never answers: every probe of it takes the whole timeout.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let slow = silent.local_addr().unwrap();
+        let balancer = Arc::new(Balancer::new());
+        let targets = vec![literal(a, 1), literal(slow, 1)];
+        let mut checker = HealthChecker::new(targets, settings(), balancer.clone());
+        checker.prime();
+        let reloader = checker.reloader();
+        let started = Instant::now();
+        let round = checker.run_round();
+        let drain = async {
+            let applied = reloader
+                .change(&a.to_string(), Change::State(AdminState::Drain))
+                .await;
+            (applied, started.elapsed(), published(&balancer))
+        };
+        let (_, (applied, took, weights)) = tokio::join!(round, drain);
+        assert_eq!(applied.unwrap().state, AdminState::Drain);
+        assert!(
+            took < Duration::from_millis(1500),
+            "answered before the round's 2 s probe ended: {took:?}"
+        );
+        assert_eq!(weights.first(), Some(&(a, 0)));
+        drop(silent);
     }
 }

@@ -4,6 +4,10 @@
 //! as long as its address keeps resolving, so worker counters survive health flaps) and the last
 //! membership handed to the balancer. Pure bookkeeping: never does I/O, never awaits, never
 //! publishes by itself. Logs each state flip, and nothing else per round.
+//!
+//! The runtime API reaches it as plain settings per target ([`Pool::set_admin`]): the weight its
+//! backends get (0 while it drains) and whether it is in maintenance (its endpoints are kept,
+//! and probed by nobody, but never published).
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -53,6 +57,10 @@ pub(crate) struct Pool {
     weights: Vec<u32>,
     /// Each target's PROXY protocol setting, given to its endpoints' backends.
     proxies: Vec<SendProxy>,
+    /// Each target's maintenance flag: its endpoints are never published.
+    maint: Vec<bool>,
+    /// The membership last returned by [`Pool::take_change`]; `None` forces the next one out
+    /// (a weight changed: the balancer's tables must be rebuilt).
     published: Option<Vec<Key>>,
 }
 
@@ -88,10 +96,20 @@ impl Endpoint {
         }
     }
 
-    fn status(&self) -> EndpointStatus {
+    /// Forgets every judgement: the endpoint is as new (leaving maintenance).
+    fn reset(&mut self) {
+        self.state = State::New;
+        self.successes = 0;
+        self.failures = 0;
+        self.last = None;
+        self.check_duration = None;
+        self.backend.clear_ejected();
+    }
+
+    fn status(&self, maint: bool) -> EndpointStatus {
         EndpointStatus {
             addr: self.backend.addr,
-            healthy: self.state == State::Healthy,
+            healthy: self.state == State::Healthy && !maint,
             consecutive_successes: self.successes,
             consecutive_failures: self.failures,
             last: self.last.clone(),
@@ -109,6 +127,7 @@ impl Pool {
             targets: (0..targets).map(|_| BTreeMap::new()).collect(),
             weights: vec![1; targets],
             proxies: vec![SendProxy::Off; targets],
+            maint: vec![false; targets],
             published: None,
         }
     }
@@ -149,6 +168,40 @@ impl Pool {
     fn setup(&self, target: usize) -> Setup {
         let proxy = self.proxies.get(target).copied().unwrap_or_default();
         (self.weight(target), proxy)
+    }
+
+    /// Gives `target`'s backends, known and future, `weight`, and puts the target in or out of
+    /// maintenance (the runtime API's state, resolved by the checker). Whatever changed, the
+    /// next [`Pool::take_change`] publishes, so the balancer rebuilds its tables. Out of
+    /// maintenance, the target's endpoints are judged afresh: as new endpoints, each enters on
+    /// its first passed probe (a never-probed target's on the next round).
+    pub(crate) fn set_admin(&mut self, target: usize, weight: u32, maint: bool) {
+        let (Some(known), Some(w), Some(m)) = (
+            self.targets.get_mut(target),
+            self.weights.get_mut(target),
+            self.maint.get_mut(target),
+        ) else {
+            return;
+        };
+        if *w == weight && *m == maint {
+            return;
+        }
+        if *m && !maint {
+            for endpoint in known.values_mut() {
+                endpoint.reset();
+            }
+        }
+        *w = weight;
+        *m = maint;
+        for endpoint in known.values() {
+            endpoint.backend.set_weight(weight);
+        }
+        self.published = None;
+    }
+
+    /// Whether `target` is in maintenance.
+    pub(crate) fn in_maint(&self, target: usize) -> bool {
+        self.maint.get(target).copied().unwrap_or(false)
     }
 
     /// Adds `addrs` of `target` as healthy without a probe (start-up priming).
@@ -285,7 +338,9 @@ impl Pool {
         let healthy: Vec<&Endpoint> = self
             .targets
             .iter()
-            .flat_map(BTreeMap::values)
+            .zip(&self.maint)
+            .filter(|(_, &maint)| !maint)
+            .flat_map(|(known, _)| known.values())
             .filter(|e| e.state == State::Healthy)
             .collect();
         let keys: Vec<Key> = healthy
@@ -301,7 +356,8 @@ impl Pool {
     }
 
     /// A pool for a reloaded configuration: target `i` of the new configuration keeps the
-    /// endpoints (and their health state) of old target `previous[i]`, if any. Where the index
+    /// endpoints (and their health state, maintenance included) of old target `previous[i]`,
+    /// if any. Where the index
     /// is unchanged the endpoints keep their `Arc<Backend>` (and counters), with the new
     /// weight; a target that moved to another index gets fresh backends, because a backend's
     /// target index is part of its identity. Targets without a previous one start empty and
@@ -323,6 +379,7 @@ impl Pool {
             else {
                 continue;
             };
+            next.maint[i] = prev.is_some_and(|j| self.in_maint(j));
             let weight = next.weight(i);
             next.targets[i] = old
                 .into_iter()
@@ -353,9 +410,10 @@ impl Pool {
 
     /// The status of `target`'s endpoints, in address order.
     pub(crate) fn status(&self, target: usize) -> Vec<EndpointStatus> {
+        let maint = self.in_maint(target);
         self.targets
             .get(target)
-            .map(|known| known.values().map(Endpoint::status).collect())
+            .map(|known| known.values().map(|e| e.status(maint)).collect())
             .unwrap_or_default()
     }
 }
@@ -547,5 +605,82 @@ mod tests {
         assert_eq!(pool.status(0)[0].last, None, "still never probed");
         pool.record((0, addr(1)), Ok(()));
         assert_eq!(healthy(&pool, 0), [true], "enters on its first real pass");
+    }
+
+    #[test]
+    fn a_weight_change_republishes_the_same_membership() {
+        let mut pool = Pool::new(2, 1, 1);
+        pool.admit(0, "a:80", &[addr(1)]);
+        pool.admit(1, "b:80", &[addr(2)]);
+        let before = pool.take_change().unwrap();
+        assert!(pool.take_change().is_none());
+        pool.set_admin(0, 3, false);
+        let after = pool.take_change().expect("republished for the new weight");
+        assert_eq!(after.len(), 2);
+        assert!(
+            Arc::ptr_eq(&before[0], &after[0]),
+            "same backend, new weight"
+        );
+        assert_eq!(after[0].weight(), 3);
+        pool.set_admin(0, 3, false);
+        assert!(pool.take_change().is_none(), "nothing changed");
+        pool.set_admin(0, 0, false);
+        let drained = pool.take_change().unwrap();
+        assert_eq!(
+            drained.len(),
+            2,
+            "a draining backend stays published, at weight 0"
+        );
+        assert_eq!(drained[0].weight(), 0);
+        pool.follow(0, "a:80", &[addr(1), addr(3)]);
+        pool.record((0, addr(3)), Ok(()));
+        let grown = pool.take_change().unwrap();
+        assert_eq!(
+            grown[1].weight(),
+            0,
+            "a new endpoint gets the target's weight"
+        );
+    }
+
+    #[test]
+    fn maintenance_unpublishes_and_leaving_it_judges_afresh() {
+        let mut pool = Pool::new(2, 2, 1);
+        pool.admit(0, "a:80", &[addr(1)]);
+        pool.admit(1, "b:80", &[addr(2)]);
+        pool.take_change();
+        pool.set_admin(0, 0, true);
+        let published: Vec<Key> = pool
+            .take_change()
+            .unwrap()
+            .iter()
+            .map(|b| (b.target, b.addr))
+            .collect();
+        assert_eq!(published, [(1, addr(2))]);
+        assert_eq!(healthy(&pool, 0), [false], "shown out of rotation");
+        assert!(pool.in_maint(0));
+        // Still resolved and kept; whatever happens to it is not published.
+        pool.record((0, addr(1)), Ok(()));
+        assert!(pool.take_change().is_none());
+        pool.set_admin(0, 1, false);
+        let status = &pool.status(0)[0];
+        assert!(!status.healthy);
+        assert_eq!(status.last, None, "never probed since");
+        // As a new endpoint: its first passed probe brings it in, whatever `rise` says.
+        pool.record((0, addr(1)), Ok(()));
+        assert_eq!(pool.take_change().map(|b| b.len()), Some(2));
+    }
+
+    #[test]
+    fn a_reload_keeps_a_target_in_maintenance_where_it_moved() {
+        let mut pool = Pool::new(2, 1, 1);
+        pool.admit(0, "a:80", &[addr(1)]);
+        pool.admit(1, "b:80", &[addr(2)]);
+        pool.set_admin(1, 0, true);
+        let names = ["b:80".to_owned(), "a:80".to_owned()];
+        let mut next = pool.reconfigure(&[Some(1), Some(0)], &names, &[0, 1], 1, 1);
+        assert!(next.in_maint(0) && !next.in_maint(1));
+        let published = next.take_change().unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].addr, addr(1));
     }
 }

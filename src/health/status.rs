@@ -1,6 +1,7 @@
 //! What the health checker last observed, readable from any thread.
 //!
-//! Owns the latest [`StatusReport`], the count of finished rounds and the count of publications.
+//! Owns the latest [`StatusReport`], the runtime overrides in force, the count of finished
+//! rounds and the count of publications.
 //! Written only by the health checker (one `ArcSwap` store and one `watch` send per round);
 //! readers never block the checker and the checker never waits for readers.
 
@@ -16,7 +17,10 @@ use std::{
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use super::probe::ProbeFailure;
+use super::{
+    overrides::{AdminState, Overrides},
+    probe::ProbeFailure,
+};
 use crate::backend::Backend;
 
 /// A shared view of the health checker, from [`super::HealthChecker::status_handle`].
@@ -28,6 +32,8 @@ pub struct HealthStatus {
     /// Every endpoint known at the end of the last round, healthy or not, with its live
     /// counters (for metrics and the admin's `/status`).
     backends: ArcSwap<Vec<Arc<Backend>>>,
+    /// The runtime API's overrides in force.
+    overrides: ArcSwap<Overrides>,
 }
 
 /// Everything the checker knew at the end of a round (or after priming, as round 0).
@@ -46,6 +52,12 @@ pub struct TargetStatus {
     pub name: String,
     /// Why the last resolution failed, or `None` if it succeeded.
     pub resolve_error: Option<ProbeFailure>,
+    /// Its state, as the runtime API set it (`ready` unless overridden).
+    pub state: AdminState,
+    /// Its weight in the file.
+    pub weight: u32,
+    /// The weight the runtime API gave it instead, if any.
+    pub weight_override: Option<u32>,
     /// The endpoints currently known for this target, in address order.
     pub endpoints: Vec<EndpointStatus>,
 }
@@ -82,6 +94,7 @@ impl HealthStatus {
             rounds: watch::Sender::new(0),
             publications: AtomicU64::new(0),
             backends: ArcSwap::from_pointee(Vec::new()),
+            overrides: ArcSwap::from_pointee(Overrides::default()),
         }
     }
 
@@ -110,6 +123,16 @@ impl HealthStatus {
     /// with its live counters.
     pub fn backends(&self) -> Arc<Vec<Arc<Backend>>> {
         self.backends.load_full()
+    }
+
+    /// The runtime API's overrides in force: what a binary upgrade hands over to the new
+    /// process (see [`super::Reloader::restore`]).
+    pub fn overrides(&self) -> Arc<Overrides> {
+        self.overrides.load_full()
+    }
+
+    pub(crate) fn store_overrides(&self, overrides: Overrides) {
+        self.overrides.store(Arc::new(overrides));
     }
 
     pub(crate) fn store_backends(&self, backends: Vec<Arc<Backend>>) {
@@ -150,6 +173,9 @@ mod tests {
             targets: vec![TargetStatus {
                 name: "a:80".into(),
                 resolve_error: None,
+                state: AdminState::Ready,
+                weight: 1,
+                weight_override: None,
                 endpoints: vec![EndpointStatus {
                     addr,
                     healthy: true,

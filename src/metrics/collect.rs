@@ -16,6 +16,7 @@ use super::{
 };
 use crate::{
     backend::Backend,
+    health::AdminState,
     stats::{DOWNSTREAM, UPSTREAM},
 };
 
@@ -35,6 +36,7 @@ impl prometheus_client::collector::Collector for Collector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         self.process(&mut encoder)?;
         self.workers(&mut encoder)?;
+        self.targets(&mut encoder)?;
         self.backends(&mut encoder)
     }
 }
@@ -99,6 +101,22 @@ impl Collector {
             (labels, counter(w.get(WorkerCounter::Accepted)))
         });
         family(encoder, names::WORKER_ACCEPTED, samples)
+    }
+
+    fn targets(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let report = self.sources.health.report();
+        let states = report.targets.iter().flat_map(|t| {
+            AdminState::ALL.map(|state| {
+                let labels = [("target", t.name.as_str()), ("state", state.as_str())];
+                (labels, gauge(i64::from(t.state == state)))
+            })
+        });
+        family(encoder, names::TARGET_ADMIN_STATE, states)?;
+        let weights = report.targets.iter().map(|t| {
+            let weight = t.weight_override.unwrap_or(t.weight);
+            ([("target", t.name.as_str())], gauge(i64::from(weight)))
+        });
+        family(encoder, names::TARGET_WEIGHT, weights)
     }
 
     fn backends(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {

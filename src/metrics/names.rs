@@ -79,6 +79,21 @@ pub const WORKER_ACCEPTED: Family = Family {
     help: "Client connections accepted by this worker",
 };
 
+// Per target, label `target` (as configured).
+
+/// Gauge, label `state`: 1 for the target's runtime state, 0 for the other two.
+pub const TARGET_ADMIN_STATE: Family = Family {
+    name: "ringlb_target_admin_state",
+    help: "The target's state as the runtime API set it: 1 for the state it is in (ready, drain: \
+           no new connection, maint: out of rotation and not probed), 0 for the others",
+};
+/// Gauge: the target's weight in force.
+pub const TARGET_WEIGHT: Family = Family {
+    name: "ringlb_target_weight",
+    help: "The target's weight for new connections: the runtime API's override if one is set, \
+           else the file's (drain and maint are shown by ringlb_target_admin_state)",
+};
+
 // Per backend endpoint, labels `target` (as configured) and `addr` (resolved address).
 
 /// Gauge: 1 while the endpoint is in the healthy set.

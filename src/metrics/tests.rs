@@ -40,6 +40,9 @@ fn metrics(workers: usize) -> (Metrics, Vec<Arc<WorkerStats>>, Vec<Arc<Backend>>
         targets: vec![TargetStatus {
             name: "api:8001".into(),
             resolve_error: None,
+            state: crate::health::AdminState::Drain,
+            weight: 1,
+            weight_override: Some(4),
             endpoints: vec![
                 endpoint(addr(1), true, Some(Ok(()))),
                 endpoint(addr(2), false, Some(Err(ProbeFailure::Refused))),
@@ -130,6 +133,21 @@ fn backends_are_labelled_by_target_and_address() {
 }
 
 #[test]
+fn targets_show_their_runtime_state_and_weight() {
+    let (metrics, _, _) = metrics(1);
+    let text = metrics.encode();
+    for (state, value) in [("ready", 0.0), ("drain", 1.0), ("maint", 0.0)] {
+        let series = format!("ringlb_target_admin_state{{target=\"api:8001\",state=\"{state}\"}}");
+        assert_eq!(sample(&text, &series), Some(value), "{series} in:\n{text}");
+    }
+    assert_eq!(
+        sample(&text, "ringlb_target_weight{target=\"api:8001\"}"),
+        Some(4.0),
+        "the override, not the file's 1"
+    );
+}
+
+#[test]
 fn process_gauges_follow_their_sources() {
     let (metrics, _, _) = metrics(1);
     let text = metrics.encode();
@@ -165,5 +183,5 @@ fn every_family_has_help_and_type_once() {
             families.push(name.to_owned());
         }
     }
-    assert_eq!(families.len(), 17, "{families:?}");
+    assert_eq!(families.len(), 19, "{families:?}");
 }

@@ -49,6 +49,7 @@ pub fn config(io: IoBackend, targets: &[SocketAddr], relay: RelayMode) -> Config
             admin: Admin {
                 enabled: true,
                 listen: "127.0.0.1:0".parse().unwrap(),
+                token_file: None,
             },
             ..defaults.startup
         },
