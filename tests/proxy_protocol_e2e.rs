@@ -512,6 +512,122 @@ io_backends!(
     }
 );
 
+io_backends!(
+    /// Bytes a client sends while ringlb connects the next backend of a replay wait for that
+    /// connect and its PROXY header: they never overtake the header. The next backend's accept
+    /// queue is full, so its connect takes a SYN retransmission (about a second), and the
+    /// client speaks again meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn client_bytes_sent_while_the_next_backend_connects_follow_its_header(io: IoBackend) {
+        let (closer_addr, closed) = early_closer(true).await;
+        let (slow, fillers) = full_listener();
+        let mut targets = vec![target(closer_addr), target(slow.local_addr().unwrap())];
+        for t in &mut targets {
+            t.health_check = HealthCheckKind::None;
+            t.health_check_send = None;
+            t.health_check_expect = None;
+        }
+        let mut cfg = proxied_config(io, targets, SendProxy::V2, RelayMode::Copy);
+        cfg.live.traffic.accept_proxy = true;
+        cfg.live.traffic.retry_on_early_close = true;
+        cfg.live.traffic.connect_timeout = Duration::from_secs(8);
+        cfg.startup.workers = 1;
+        let proxy = Proxy::start(&cfg);
+        proxy.wait_healthy(2).await;
+
+        let client = "192.0.2.9:4000";
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        let header = v1_header(client, "198.51.100.1:6379");
+        stream
+            .write_all(&[header.as_slice(), b"NAME\r\n"].concat())
+            .await
+            .unwrap();
+        // Round robin starts at the first target: the closer resets, ringlb retries.
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while proxy.server().metrics().total(WorkerCounter::Retry) == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no retry");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            closed.load(Ordering::Relaxed),
+            1,
+            "the closer had the client first"
+        );
+        // The connect to the full listener is waiting for its SYN's retransmission.
+        stream.write_all(b"PEER\r\n").await.unwrap();
+
+        // Drain the queue: the retransmitted SYN gets in, the connect completes.
+        let slow = tokio::net::TcpListener::from_std(slow).unwrap();
+        let mut backend = loop {
+            let (conn, peer) = tokio::time::timeout(DEADLINE, slow.accept())
+                .await
+                .expect("ringlb connects the second backend")
+                .unwrap();
+            if !fillers.iter().any(|f| f.local_addr().ok() == Some(peer)) {
+                break conn;
+            }
+        };
+        let mut got = Vec::new();
+        let rest = loop {
+            let mut chunk = [0u8; 256];
+            let n = tokio::time::timeout(DEADLINE, backend.read(&mut chunk))
+                .await
+                .expect("the header and the client's bytes arrive")
+                .unwrap();
+            assert!(n > 0, "closed after {got:?}");
+            got.extend_from_slice(&chunk[..n]);
+            match ringlb::proxy_protocol::parse(&got) {
+                ringlb::proxy_protocol::ParseOutcome::Complete { header, consumed } => {
+                    let src: SocketAddr = client.parse().unwrap();
+                    assert!(
+                        matches!(header.addresses, Addresses::Tcp { src: s, .. } if s == src),
+                        "{header:?}"
+                    );
+                    if got.len() - consumed >= 12 {
+                        break got[consumed..].to_vec();
+                    }
+                }
+                ringlb::proxy_protocol::ParseOutcome::Incomplete { .. } => {}
+                ringlb::proxy_protocol::ParseOutcome::Invalid(e) => {
+                    panic!("the backend's first bytes are no PROXY header ({e:?}): {got:?}")
+                }
+            }
+        };
+        assert_eq!(
+            rest,
+            b"NAME\r\nPEER\r\n",
+            "{:?}",
+            String::from_utf8_lossy(&rest)
+        );
+        // Committed once the backend speaks: the relay carries both ways from there.
+        backend.write_all(b"+slow\r\n+peer\r\n").await.unwrap();
+        let answers = talk(stream, &["PING"]).await;
+        assert_eq!(answers, ["+slow"]);
+        drop(fillers);
+    }
+);
+
+/// A listener whose accept queue is full, and the connections that fill it: Linux drops
+/// further SYNs until one is accepted.
+fn full_listener() -> (std::net::TcpListener, Vec<std::net::TcpStream>) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let listener: std::net::TcpListener = socket.into();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(filler) => fillers.push(filler),
+            Err(_) => return (listener, fillers),
+        }
+    }
+    panic!("the accept queue of {addr} never filled");
+}
+
 async fn replay_past_an_early_closer(io: IoBackend, read_first: bool) {
     let good = strict_backend("good").await;
     let (closer_addr, closed) = early_closer(read_first).await;

@@ -18,6 +18,10 @@ pub enum Phase {
     Committing,
     /// The backend closed before answering: move on once its operations have ended.
     Retrying,
+    /// Another backend is being connected (and sent its prelude): the client's bytes are
+    /// still kept as they arrive, but nothing goes to the new socket before its connect and
+    /// PROXY header have, or the bytes would overtake the header.
+    Connecting,
 }
 
 /// The phase's operations in flight, one bit per kind (`ReplayRecv`, `ReplaySend`,
@@ -133,6 +137,15 @@ mod tests {
         assert!(f.any() && !f.has(Op::ReplayRecv));
         f.end(Op::ReplayPeek);
         assert!(!f.any());
+    }
+
+    #[test]
+    fn nothing_is_received_or_watched_while_another_backend_connects() {
+        let mut r = Replay::new(vec![0; 4].into_boxed_slice());
+        r.phase = Phase::Connecting;
+        assert!(!r.wants_recv() && !r.wants_peek());
+        r.restart();
+        assert!(r.wants_recv() && r.wants_peek());
     }
 
     #[test]

@@ -144,6 +144,8 @@ impl<R: Relay> Engine<R> {
             Phase::Retrying if replay.inflight.has(Op::ReplayPeek) => {}
             // The old backend's operations have ended: its socket may close.
             Phase::Retrying => self.after_early_close(index, generation),
+            // A receive from the client ended meanwhile: its bytes wait for the new backend.
+            Phase::Connecting => {}
             Phase::Committing if !replay.inflight.any() && !replay.wants_send() => {
                 let replay = slot.replay.take().expect("checked above");
                 self.replay_pool.push(replay.buf);
@@ -160,7 +162,6 @@ impl<R: Relay> Engine<R> {
         let Some(replay) = slot.replay.as_mut() else {
             return;
         };
-        replay.phase = Phase::Listening;
         // The client's bytes went out in the replay phase, or with the PROXY header.
         let client_sent = replay.len > 0 || slot.prelude.carries_client_bytes();
         let verdict = match slot.backend.as_deref() {
@@ -168,7 +169,11 @@ impl<R: Relay> Engine<R> {
             None => EarlyClose::Replay,
         };
         match verdict {
-            EarlyClose::Replay => self.retry_elsewhere(index),
+            EarlyClose::Replay => {
+                // Until `on_connected` restarts the phase on the new socket.
+                replay.phase = Phase::Connecting;
+                self.retry_elsewhere(index)
+            }
             // The relay reads the backend's close and passes it on to the client.
             EarlyClose::PassThrough => {
                 self.commit(index, generation);
