@@ -43,6 +43,7 @@ fn main() -> ExitCode {
     if args.probe_admin {
         return probe_admin(&config);
     }
+    warn_about(&config);
     if args.check {
         return print_checked(&config);
     }
@@ -52,6 +53,14 @@ fn main() -> ExitCode {
             eprintln!("ringlb: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs what the configuration allows but probably does not mean (on stderr, so `--check`'s
+/// output stays the configuration alone).
+fn warn_about(config: &Config) {
+    for warning in config.warnings() {
+        tracing::warn!("{}: {warning}", config.source.display());
     }
 }
 
@@ -162,6 +171,7 @@ fn reload_from(reload: &ReloadHandle, path: &std::path::Path) {
     match Config::load(path) {
         Err(e) => tracing::error!("SIGHUP: configuration rejected, the running one is kept: {e}"),
         Ok(config) => {
+            warn_about(&config);
             let restart = reload.reload(&config);
             tracing::info!(
                 targets = config.live.targets.len(),

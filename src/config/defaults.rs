@@ -12,6 +12,8 @@ impl Default for Startup {
     fn default() -> Self {
         Startup {
             listen: SocketAddr::from(([0, 0, 0, 0], 80)),
+            // Off: a protocol where the server speaks first (MySQL, SMTP) would hang with it.
+            defer_accept: None,
             // One per CPU core: thread-per-core is the design.
             workers: 0,
             pin_workers: false,
@@ -31,6 +33,8 @@ impl Default for Traffic {
     fn default() -> Self {
         Traffic {
             connect_timeout: Duration::from_secs(3),
+            // The kernel's choice, as for any client: no bind, no system call of ours.
+            source: Vec::new(),
             idle_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,

@@ -30,6 +30,7 @@ impl From<&Config> for FileConfig {
     fn from(config: &Config) -> Self {
         let Startup {
             listen,
+            defer_accept,
             workers,
             pin_workers,
             relay,
@@ -39,6 +40,7 @@ impl From<&Config> for FileConfig {
         } = &config.startup;
         let Traffic {
             connect_timeout,
+            source,
             idle_timeout,
             drain_timeout,
             max_connections,
@@ -63,11 +65,13 @@ impl From<&Config> for FileConfig {
         } = health_check;
         FileConfig {
             listen: *listen,
+            defer_accept: *defer_accept,
             workers: *workers,
             pin_workers: *pin_workers,
             relay: *relay,
             io_backend: *io_backend,
             connect_timeout: *connect_timeout,
+            source: source.clone(),
             idle_timeout: *idle_timeout,
             drain_timeout: *drain_timeout,
             max_connections: *max_connections,

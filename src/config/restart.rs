@@ -95,9 +95,12 @@ mod tests {
     fn every_startup_setting_is_named_by_its_own_key() {
         use crate::config::{IoBackend, OnNoBackend, RelayMode};
         type Change = fn(&mut Config);
-        let changes: [(&str, Change); 16] = [
+        let changes: [(&str, Change); 18] = [
             ("listen", |c| {
                 c.startup.listen = "127.0.0.1:1".parse().unwrap()
+            }),
+            ("defer_accept", |c| {
+                c.startup.defer_accept = Some(Duration::from_secs(5))
             }),
             ("workers", |c| c.startup.workers = 3),
             ("pin_workers", |c| c.startup.pin_workers = true),
@@ -109,6 +112,9 @@ mod tests {
             }),
             ("connect_timeout", |c| {
                 c.startup.traffic.connect_timeout = Duration::from_secs(9)
+            }),
+            ("source", |c| {
+                c.startup.traffic.source = vec!["10.0.0.2".parse().unwrap()]
             }),
             ("idle_timeout", |c| {
                 c.startup.traffic.idle_timeout = Duration::from_secs(9)

@@ -6,7 +6,10 @@
 //! (see [`super::Config::restart_keys`]). Never knows about targets or health checks, which
 //! change live ([`super::Live`]).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use super::{IoBackend, OnNoBackend};
 
@@ -15,6 +18,10 @@ use super::{IoBackend, OnNoBackend};
 pub struct Startup {
     /// Address every worker's `SO_REUSEPORT` listener binds to.
     pub listen: SocketAddr,
+    /// `TCP_DEFER_ACCEPT` on the listeners: a client is accepted only once it has sent a byte,
+    /// or after about this long (rounded up by the kernel to its SYN-ACK retransmissions);
+    /// `None` accepts at the handshake. Only for protocols where the client speaks first.
+    pub defer_accept: Option<Duration>,
     /// Number of worker threads; 0 means one per CPU core (see [`Startup::worker_count`]).
     pub workers: usize,
     /// Pin worker `i` to CPU core `i % cores`.
@@ -35,6 +42,10 @@ pub struct Startup {
 pub struct Traffic {
     /// Longest wait for a backend connect before the next backend is tried.
     pub connect_timeout: Duration,
+    /// Local addresses connections to backends are bound to, round robin over those of the
+    /// backend's family (each gives the whole ephemeral port range per backend); empty lets the
+    /// kernel choose. A backend of a family without one is connected as if this were empty.
+    pub source: Vec<IpAddr>,
     /// A connection with no byte either way for this long is closed on both sides.
     pub idle_timeout: Duration,
     /// After SIGTERM/SIGINT, how long open connections may finish before they are closed.

@@ -54,6 +54,7 @@ fn seed_loads_with_all_defaults() {
             source: "test.toml".into(),
             startup: Startup {
                 listen: "0.0.0.0:80".parse().unwrap(),
+                defer_accept: None,
                 workers: 0,
                 pin_workers: false,
                 relay: RelayMode::Auto,
@@ -64,6 +65,7 @@ fn seed_loads_with_all_defaults() {
                 },
                 traffic: Traffic {
                     connect_timeout: Duration::from_secs(3),
+                    source: Vec::new(),
                     idle_timeout: Duration::from_secs(300),
                     drain_timeout: Duration::from_secs(30),
                     max_connections: 10_000,
