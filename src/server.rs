@@ -17,7 +17,8 @@ use driver::Driver;
 
 use std::{
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
+    os::fd::AsRawFd,
     sync::{Arc, Mutex},
     thread::JoinHandle,
 };
@@ -61,6 +62,17 @@ pub enum StartError {
         /// Worker index.
         id: usize,
         /// The error.
+        source: io::Error,
+    },
+    /// A `source` address cannot be bound: it is no address of this host.
+    #[error(
+        "cannot use {addr} as a source address for backend connections (source): {source}; \
+         expected an address configured on this host"
+    )]
+    Source {
+        /// The configured address.
+        addr: IpAddr,
+        /// The bind error.
         source: io::Error,
     },
     /// A thread could not be spawned.
@@ -119,11 +131,14 @@ impl Server {
             Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
         }
         let Config { startup, live, .. } = config;
+        check_sources(&startup.traffic.source)?;
         let count = startup.worker_count();
         let listeners =
-            listener::bind_all(startup.listen, count).map_err(|source| StartError::Bind {
-                addr: startup.listen,
-                source,
+            listener::bind_all(startup.listen, count, startup.defer_accept).map_err(|source| {
+                StartError::Bind {
+                    addr: startup.listen,
+                    source,
+                }
             })?;
         let local_addr = listeners[0]
             .local_addr()
@@ -338,6 +353,7 @@ fn worker_settings(startup: &Startup) -> WorkerSettings {
     WorkerSettings {
         relay: startup.relay,
         connect_timeout: traffic.connect_timeout,
+        source: traffic.source.clone(),
         drain_timeout: traffic.drain_timeout,
         idle_timeout: traffic.idle_timeout,
         retries: traffic.retries,
@@ -348,6 +364,22 @@ fn worker_settings(startup: &Startup) -> WorkerSettings {
         accept_proxy: traffic.accept_proxy,
         passive_fall: traffic.passive_fall,
     }
+}
+
+/// Binds a socket to every `source` address once, as each backend connection will: an address
+/// that is not this host's fails the start instead of every connection later.
+fn check_sources(source: &[IpAddr]) -> Result<(), StartError> {
+    for &ip in source {
+        let addr = SocketAddr::new(ip, 0);
+        socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .and_then(|socket| uring::sys::bind_source(socket.as_raw_fd(), &addr.into()))
+        .map_err(|source| StartError::Source { addr: ip, source })?;
+    }
+    Ok(())
 }
 
 /// Resolves `io_backend = "…"` to the backend the workers run on, probing io_uring unless epoll

@@ -4,7 +4,11 @@
 //! Owns nothing but the description; the server fills it in, a driver consumes it. Never does
 //! I/O.
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, TcpListener},
+    sync::Arc,
+    time::Duration,
+};
 
 use crate::{
     balancer::Balancer,
@@ -21,6 +25,9 @@ pub struct WorkerSettings {
     pub relay: RelayMode,
     /// How long a backend connect may take before the next backend is tried.
     pub connect_timeout: Duration,
+    /// Local addresses backend connections are bound to (`source`; see
+    /// [`super::source::Sources`]); empty: the kernel's choice, no bind.
+    pub source: Vec<IpAddr>,
     /// How long open connections may finish after shutdown before they are closed.
     pub drain_timeout: Duration,
     /// A relayed connection with no activity for this long is closed.

@@ -32,6 +32,7 @@ use crate::{
         events::{self, ACCEPT_PAUSE},
         passive::Passive,
         settings::{WorkerContext, WorkerSettings},
+        source::Sources,
     },
     limit::ConnectionLimit,
     metrics::{WorkerCounter, WorkerStats},
@@ -55,6 +56,8 @@ struct Shared {
     limit: Arc<ConnectionLimit>,
     /// Which failures in traffic count against a backend, and the reports to the checker.
     passive: Passive,
+    /// The local addresses backend sockets are bound to (`source`), round robin.
+    sources: Sources,
     settings: WorkerSettings,
     /// This worker's event counters (`Relaxed` increments on its own cache line).
     stats: Arc<WorkerStats>,
@@ -85,7 +88,8 @@ impl EpollWorker {
                 id,
                 balancer,
                 limit,
-                passive: Passive::new(ejector, settings.passive_fall, id),
+                passive: Passive::new(ejector, settings.passive_fall, id, Arc::clone(&stats)),
+                sources: Sources::new(&settings.source, id),
                 replay: settings.replay_buffer.map(Buffers::new),
                 headers: Buffers::new(MAX_V2_LEN),
                 settings,

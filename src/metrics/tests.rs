@@ -165,5 +165,5 @@ fn every_family_has_help_and_type_once() {
             families.push(name.to_owned());
         }
     }
-    assert_eq!(families.len(), 16, "{families:?}");
+    assert_eq!(families.len(), 18, "{families:?}");
 }

@@ -37,6 +37,7 @@ use crate::{
         ending::{Close, Linger, LingerStep, Side, LINGER_POLL},
         events,
         passive::Passive,
+        source::Sources,
     },
     limit::ConnectionLimit,
     metrics::WorkerStats,
@@ -71,6 +72,8 @@ pub(super) struct Engine<R: Relay> {
     limit: Arc<ConnectionLimit>,
     /// Which failures in traffic count against a backend, and the reports to the checker.
     passive: Passive,
+    /// The local addresses backend sockets are bound to (`source`), round robin.
+    sources: Sources,
     wake: Arc<OwnedFd>,
     /// This worker's event counters (Relaxed increments on its own cache line).
     stats: Arc<WorkerStats>,
@@ -122,7 +125,13 @@ impl<R: Relay> Engine<R> {
             listener: Some(ctx.listener),
             balancer: ctx.balancer,
             limit: ctx.limit,
-            passive: Passive::new(ctx.ejector, settings.passive_fall, ctx.id),
+            passive: Passive::new(
+                ctx.ejector,
+                settings.passive_fall,
+                ctx.id,
+                Arc::clone(&ctx.stats),
+            ),
+            sources: Sources::new(&settings.source, ctx.id),
             wake,
             stats: ctx.stats,
             wake_buf: Box::new(0),
