@@ -42,9 +42,9 @@ pub struct Startup {
 pub struct Traffic {
     /// Longest wait for a backend connect before the next backend is tried.
     pub connect_timeout: Duration,
-    /// Local addresses connections to backends are bound to, round robin over those of the
-    /// backend's family (each gives the whole ephemeral port range per backend); empty lets the
-    /// kernel choose. A backend of a family without one is connected as if this were empty.
+    /// Local addresses connections to backends are bound to: each backend cycles through
+    /// those of its family (each gives the whole ephemeral port range per backend); empty lets
+    /// the kernel choose. A backend of a family without one is connected as if this were empty.
     pub source: Vec<IpAddr>,
     /// A connection with no byte either way for this long is closed on both sides.
     pub idle_timeout: Duration,

@@ -159,7 +159,7 @@ async fn connect(
         let Some(backend) = failed.pick(&shared.balancer, pending.peer) else {
             return Ok(None);
         };
-        let socket = match backend_socket(backend.addr, &shared.sources, shared.id) {
+        let socket = match backend_socket(&backend, &shared.sources, shared.id) {
             Ok(socket) => socket,
             Err(e) => {
                 events::no_backend_socket(shared.id, &e);
@@ -264,16 +264,17 @@ impl Pending<'_, '_> {
     }
 }
 
-/// A socket for `addr`'s family with Nagle off (a proxy forwards what it has at once), bound to
-/// the next `source` address of that family if there is one.
-fn backend_socket(addr: SocketAddr, sources: &Sources, worker: usize) -> io::Result<TcpSocket> {
-    let socket = if addr.is_ipv4() {
+/// A socket for `backend`'s family with Nagle off (a proxy forwards what it has at once), bound
+/// to its next `source` address of that family if there is one (before the connection is
+/// counted on it: see [`Sources::pick`]).
+fn backend_socket(backend: &Backend, sources: &Sources, worker: usize) -> io::Result<TcpSocket> {
+    let socket = if backend.addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_nodelay(true)?;
-    if let Some(source) = sources.pick(&addr) {
+    if let Some(source) = sources.pick(backend) {
         if let Err(e) = sys::bind_source(socket.as_raw_fd(), source) {
             sources.bind_failed(worker, source, &e);
             return Err(e);

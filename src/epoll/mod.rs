@@ -56,7 +56,7 @@ struct Shared {
     limit: Arc<ConnectionLimit>,
     /// Which failures in traffic count against a backend, and the reports to the checker.
     passive: Passive,
-    /// The local addresses backend sockets are bound to (`source`), round robin.
+    /// The local addresses backend sockets are bound to (`source`).
     sources: Sources,
     settings: WorkerSettings,
     /// This worker's event counters (`Relaxed` increments on its own cache line).
@@ -89,7 +89,7 @@ impl EpollWorker {
                 balancer,
                 limit,
                 passive: Passive::new(ejector, settings.passive_fall, id, Arc::clone(&stats)),
-                sources: Sources::new(&settings.source, id),
+                sources: Sources::new(&settings.source),
                 replay: settings.replay_buffer.map(Buffers::new),
                 headers: Buffers::new(MAX_V2_LEN),
                 settings,

@@ -49,7 +49,7 @@ impl<R: Relay> Engine<R> {
                 return self.give_up(index);
             }
         };
-        if let Some(source) = self.sources.pick(&backend.addr) {
+        if let Some(source) = self.sources.pick(&backend) {
             if let Err(e) = sys::bind_source(server, source) {
                 // SAFETY: the socket was created just above and nothing else has it.
                 unsafe { sys::close(server) };

@@ -72,7 +72,7 @@ pub(super) struct Engine<R: Relay> {
     limit: Arc<ConnectionLimit>,
     /// Which failures in traffic count against a backend, and the reports to the checker.
     passive: Passive,
-    /// The local addresses backend sockets are bound to (`source`), round robin.
+    /// The local addresses backend sockets are bound to (`source`).
     sources: Sources,
     wake: Arc<OwnedFd>,
     /// This worker's event counters (Relaxed increments on its own cache line).
@@ -131,7 +131,7 @@ impl<R: Relay> Engine<R> {
                 ctx.id,
                 Arc::clone(&ctx.stats),
             ),
-            sources: Sources::new(&settings.source, ctx.id),
+            sources: Sources::new(&settings.source),
             wake,
             stats: ctx.stats,
             wake_buf: Box::new(0),
