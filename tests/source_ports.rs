@@ -232,6 +232,49 @@ fn each_source_address_gives_every_backend_a_range_of_its_own() {
     });
 }
 
+#[test]
+fn a_source_address_that_is_not_this_hosts_fails_the_start() {
+    // 192.0.2.0/24 is TEST-NET-1: never configured on a host.
+    let mut config = common::config(&[common::dead_addr()], ringlb::config::RelayMode::Copy);
+    config.startup.traffic.source =
+        vec!["127.0.0.2".parse().unwrap(), "192.0.2.1".parse().unwrap()];
+    let error = match ringlb::Server::start(&config, ringlb::Shutdown::new()) {
+        Ok(_) => panic!("started with a source address of no interface"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains("192.0.2.1") && error.contains("(source)"),
+        "{error}"
+    );
+    assert!(error.contains("configured on this host"), "{error}");
+}
+
+#[test]
+fn check_warns_about_a_source_family_no_target_uses() {
+    let dir = common::binary::TempDir::new("source-check");
+    let path = dir.0.join("ringlb.toml");
+    let text = "source = [\"127.0.0.2\", \"::1\"]\n[[targets]]\naddress = \"127.0.0.1:1\"\n";
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr.contains("no target is an IPv6 address, so ::1 is never used"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("source = [\"127.0.0.2\", \"::1\"]"),
+        "{stdout}"
+    );
+}
+
 /// A network namespace of this test's, with `lo` up and the narrowed port range; deleted when
 /// dropped (whether the test passed or not).
 struct Netns {
