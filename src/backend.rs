@@ -166,6 +166,11 @@ impl Backend {
         self.stats.connect_failures.fetch_add(1, Relaxed);
     }
 
+    /// Connections ever handed to this backend (by every worker).
+    pub fn connections_total(&self) -> u64 {
+        self.stats.total.load(Relaxed)
+    }
+
     /// Connections currently open to this backend.
     pub fn active(&self) -> usize {
         self.stats.active.load(Relaxed)

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
     if let Some(Command::Ctl(command)) = &args.command {
         return run_ctl(&config, command);
     }
+    warn_about(&config);
     if args.check {
         return print_checked(&config);
     }
@@ -68,6 +69,14 @@ fn main() -> ExitCode {
             eprintln!("ringlb: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs what the configuration allows but probably does not mean (on stderr, so `--check`'s
+/// output stays the configuration alone).
+fn warn_about(config: &Config) {
+    for warning in config.warnings() {
+        tracing::warn!("{}: {warning}", config.source.display());
     }
 }
 
@@ -222,6 +231,7 @@ fn reload_from(reload: &ReloadHandle, path: &std::path::Path) -> bool {
             false
         }
         Ok(config) => {
+            warn_about(&config);
             let restart = reload.reload(&config);
             tracing::info!(
                 targets = config.live.targets.len(),

@@ -22,7 +22,8 @@ use driver::Driver;
 
 use std::{
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
+    os::fd::AsRawFd,
     sync::{Arc, Mutex},
     thread::JoinHandle,
 };
@@ -71,6 +72,17 @@ pub enum StartError {
         /// Worker index.
         id: usize,
         /// The error.
+        source: io::Error,
+    },
+    /// A `source` address cannot be bound: it is no address of this host.
+    #[error(
+        "cannot use {addr} as a source address for backend connections (source): {source}; \
+         expected an address configured on this host"
+    )]
+    Source {
+        /// The configured address.
+        addr: IpAddr,
+        /// The bind error.
         source: io::Error,
     },
     /// A thread could not be spawned.
@@ -136,6 +148,7 @@ impl Server {
             Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
         }
         let Config { startup, live, .. } = config;
+        check_sources(&startup.source)?;
         let Listeners {
             traffic: listeners,
             admin: admin_listener,
@@ -184,6 +197,7 @@ impl Server {
                 limit: Arc::clone(&limit),
                 ejector: health.ejector(),
                 settings: Arc::clone(&published),
+                source: startup.source.clone(),
                 stats,
             };
             let worker = Driver::new(io_backend, ctx, &shutdown)
@@ -468,6 +482,22 @@ fn worker_settings(startup: &Startup, traffic: &Traffic) -> WorkerSettings {
         accept_proxy: traffic.accept_proxy,
         passive_fall: traffic.passive_fall,
     }
+}
+
+/// Binds a socket to every `source` address once, as each backend connection will: an address
+/// that is not this host's fails the start instead of every connection later.
+fn check_sources(source: &[IpAddr]) -> Result<(), StartError> {
+    for &ip in source {
+        let addr = SocketAddr::new(ip, 0);
+        socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .and_then(|socket| uring::sys::bind_source(socket.as_raw_fd(), &addr.into()))
+        .map_err(|source| StartError::Source { addr: ip, source })?;
+    }
+    Ok(())
 }
 
 /// Resolves `io_backend = "…"` to the backend the workers run on, probing io_uring unless epoll

@@ -34,11 +34,14 @@ pub enum WorkerCounter {
     ToSplice,
     /// `relay = "auto"`: a direction moved back from splice to copy (its traffic turned small).
     ToCopy,
+    /// A backend connect found no free local port (`EADDRNOTAVAIL`: the ephemeral range is
+    /// exhausted toward that backend); local, so no backend is blamed.
+    NoLocalPort,
 }
 
 impl WorkerCounter {
     /// Every counter, in exposition order.
-    pub const ALL: [WorkerCounter; 8] = [
+    pub const ALL: [WorkerCounter; 9] = [
         WorkerCounter::Accepted,
         WorkerCounter::Rejected,
         WorkerCounter::Retry,
@@ -47,6 +50,7 @@ impl WorkerCounter {
         WorkerCounter::ProxyHeaderRefused,
         WorkerCounter::ToSplice,
         WorkerCounter::ToCopy,
+        WorkerCounter::NoLocalPort,
     ];
 
     fn index(self) -> usize {

@@ -12,6 +12,8 @@ impl Default for Startup {
     fn default() -> Self {
         Startup {
             listen: SocketAddr::from(([0, 0, 0, 0], 80)),
+            // Off: a protocol where the server speaks first (MySQL, SMTP) would hang with it.
+            defer_accept: None,
             // One per CPU core: thread-per-core is the design.
             workers: 0,
             pin_workers: false,
@@ -23,6 +25,8 @@ impl Default for Startup {
             io_backend: IoBackend::Auto,
             admin: Admin::default(),
             pid_file: None,
+            // The kernel's choice, as for any client: no bind, no system call of ours.
+            source: Vec::new(),
         }
     }
 }

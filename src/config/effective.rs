@@ -30,12 +30,14 @@ impl From<&Config> for FileConfig {
     fn from(config: &Config) -> Self {
         let Startup {
             listen,
+            defer_accept,
             workers,
             pin_workers,
             relay,
             io_backend,
             admin,
             pid_file,
+            source,
         } = &config.startup;
         let Live {
             balance,
@@ -64,11 +66,13 @@ impl From<&Config> for FileConfig {
         } = health_check;
         FileConfig {
             listen: *listen,
+            defer_accept: *defer_accept,
             workers: *workers,
             pin_workers: *pin_workers,
             relay: *relay,
             io_backend: *io_backend,
             connect_timeout: *connect_timeout,
+            source: source.clone(),
             idle_timeout: *idle_timeout,
             drain_timeout: *drain_timeout,
             max_connections: *max_connections,

@@ -7,7 +7,11 @@
 //! keys (targets present and distinct, a target's health-check keys) are `validate.rs`'s.
 //! Never resolves names and never panics on input.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -28,6 +32,8 @@ use super::{
 pub(super) struct FileConfig {
     #[serde(deserialize_with = "listen")]
     pub(super) listen: SocketAddr,
+    #[serde(with = "super::local::defer")]
+    pub(super) defer_accept: Option<Duration>,
     #[serde(deserialize_with = "workers")]
     pub(super) workers: usize,
     #[serde(deserialize_with = "de::boolean")]
@@ -38,6 +44,11 @@ pub(super) struct FileConfig {
     pub(super) io_backend: IoBackend,
     #[serde(with = "duration")]
     pub(super) connect_timeout: Duration,
+    #[serde(
+        deserialize_with = "super::local::addresses",
+        serialize_with = "super::local::serialize_addresses"
+    )]
+    pub(super) source: Vec<IpAddr>,
     #[serde(with = "duration")]
     pub(super) idle_timeout: Duration,
     #[serde(with = "duration")]

@@ -16,6 +16,7 @@ mod file;
 mod io_backend;
 mod l4;
 mod live;
+mod local;
 mod named;
 mod restart;
 mod startup;

@@ -94,9 +94,12 @@ mod tests {
     fn every_startup_setting_is_named_by_its_own_key() {
         use crate::config::{IoBackend, RelayMode};
         type Change = fn(&mut Config);
-        let changes: [(&str, Change); 8] = [
+        let changes: [(&str, Change); 10] = [
             ("listen", |c| {
                 c.startup.listen = "127.0.0.1:1".parse().unwrap()
+            }),
+            ("defer_accept", |c| {
+                c.startup.defer_accept = Some(Duration::from_secs(5))
             }),
             ("workers", |c| c.startup.workers = 3),
             ("pin_workers", |c| c.startup.pin_workers = true),
@@ -108,6 +111,9 @@ mod tests {
             }),
             ("pid_file", |c| {
                 c.startup.pid_file = Some("/run/x.pid".into())
+            }),
+            ("source", |c| {
+                c.startup.source = vec!["10.0.0.2".parse().unwrap()]
             }),
         ];
         let old = config();

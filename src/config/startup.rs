@@ -6,7 +6,11 @@
 //! (see [`super::Config::restart_keys`]). Never knows about targets or health checks, which
 //! change live ([`super::Live`]).
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use super::{IoBackend, OnNoBackend};
 
@@ -15,6 +19,10 @@ use super::{IoBackend, OnNoBackend};
 pub struct Startup {
     /// Address every worker's `SO_REUSEPORT` listener binds to.
     pub listen: SocketAddr,
+    /// `TCP_DEFER_ACCEPT` on the listeners: a client is accepted only once it has sent a byte,
+    /// or after about this long (rounded up by the kernel to its SYN-ACK retransmissions);
+    /// `None` accepts at the handshake. Only for protocols where the client speaks first.
+    pub defer_accept: Option<Duration>,
     /// Number of worker threads; 0 means one per CPU core (see [`Startup::worker_count`]).
     pub workers: usize,
     /// Pin worker `i` to CPU core `i % cores`.
@@ -27,6 +35,12 @@ pub struct Startup {
     pub admin: Admin,
     /// Where the serving process writes its id (atomically, also after an upgrade).
     pub pid_file: Option<PathBuf>,
+    /// Local addresses connections to backends are bound to: each backend cycles through
+    /// those of its family (each gives the whole ephemeral port range per backend); empty lets
+    /// the kernel choose. A backend of a family without one is connected as if this were empty.
+    /// Fixed at start (each worker sets up its cycles once): a change is carried out by an
+    /// upgrade, like `listen`.
+    pub source: Vec<IpAddr>,
 }
 
 /// The workers' own settings: how each connection is connected, retried, timed out and

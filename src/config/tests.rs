@@ -54,6 +54,7 @@ fn seed_loads_with_all_defaults() {
             source: "test.toml".into(),
             startup: Startup {
                 listen: "0.0.0.0:80".parse().unwrap(),
+                defer_accept: None,
                 workers: 0,
                 pin_workers: false,
                 relay: RelayMode::Auto,
@@ -64,6 +65,7 @@ fn seed_loads_with_all_defaults() {
                     token_file: None,
                 },
                 pid_file: None,
+                source: Vec::new(),
             },
             live: Live {
                 balance: Strategy::RoundRobin,

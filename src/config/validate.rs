@@ -1,6 +1,6 @@
 //! The rules between keys, checked once after every single value was read (`file.rs`): targets
 //! present, each with an address, distinct, not all drained; each target's health-check keys
-//! consistent (`l4.rs`). Builds the runtime [`Config`] from the file's structs.
+//! consistent (`l4.rs`); every `source` address once (`local.rs`). Builds the runtime [`Config`] from the file's structs.
 //!
 //! Owns the errors before the file is attached ([`Invalid`]). Never resolves names (two names
 //! for one host are two targets), never does I/O and never panics on input.
@@ -11,7 +11,7 @@ use super::{
     address::{same_target_key, ADDRESS_EXPECTED},
     file::{FileAdmin, FileConfig, FileHealthCheck, FileTarget, TARGETS_EXPECTED},
     l4::{self, RawCheck},
-    Admin, Config, ConfigError, HealthCheck, Live, Startup, Target, Traffic,
+    local, Admin, Config, ConfigError, HealthCheck, Live, Startup, Target, Traffic,
 };
 
 /// A rejected value before the file path is attached.
@@ -46,11 +46,13 @@ pub(super) const FILE_KEY: &str = "<file>";
 pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invalid> {
     let FileConfig {
         listen,
+        defer_accept,
         workers,
         pin_workers,
         relay,
         io_backend,
         connect_timeout,
+        source: source_addresses,
         idle_timeout,
         drain_timeout,
         max_connections,
@@ -78,8 +80,10 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         listen: admin_listen,
         token_file,
     } = admin;
+    local::check_sources(&source_addresses)?;
     let startup = Startup {
         listen,
+        defer_accept,
         workers,
         pin_workers,
         relay,
@@ -90,6 +94,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
             token_file,
         },
         pid_file,
+        source: source_addresses,
     };
     let traffic = Traffic {
         connect_timeout,

@@ -6,7 +6,9 @@
 //! ones. Never decides anything and never does I/O.
 
 use std::{
+    cell::Cell,
     io,
+    net::SocketAddr,
     time::{Duration, Instant},
 };
 
@@ -35,6 +37,56 @@ impl AcceptErrors {
             self.last = Some(now);
             tracing::warn!(worker, %error, open, "accept failed; pausing accepts for 100ms");
         }
+    }
+}
+
+/// A log line of one worker written at most once a second; the next one says how many were held
+/// back meanwhile. Shared by reference (`Cell`), as the epoll driver's connection tasks are.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Throttle {
+    last: Cell<Option<Instant>>,
+    held: Cell<u64>,
+}
+
+impl Throttle {
+    /// `Some(lines held back since the last one)` when a line may be written now.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .get()
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.held.set(self.held.get() + 1);
+            return None;
+        }
+        self.last.set(Some(now));
+        Some(self.held.replace(0))
+    }
+}
+
+/// A connect to a backend found no free local port (`EADDRNOTAVAIL`): every port of the range
+/// is in use toward that backend address. At most once a second per worker.
+pub(crate) fn no_local_port(throttle: &Throttle, worker: usize, backend: &str, addr: SocketAddr) {
+    if let Some(also) = throttle.allow() {
+        tracing::warn!(worker, backend, %addr, also,
+            "no local port for a backend connection: add `source` addresses (or widen \
+             net.ipv4.ip_local_port_range); backend not blamed");
+    }
+}
+
+/// A backend socket could not be bound to its `source` address (gone from this host since the
+/// start?): the client gets the no-backend answer. At most once a second per worker.
+pub(crate) fn source_bind_failed(
+    throttle: &Throttle,
+    worker: usize,
+    source: Option<SocketAddr>,
+    error: &io::Error,
+) {
+    if let Some(also) = throttle.allow() {
+        let source = source.map(|s| s.ip());
+        tracing::warn!(worker, ?source, %error, also,
+            "cannot bind a backend connection to its source address; backend not blamed");
     }
 }
 

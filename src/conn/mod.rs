@@ -11,4 +11,5 @@ pub(crate) mod header;
 pub(crate) mod passive;
 pub mod reject;
 pub mod settings;
+pub(crate) mod source;
 pub(crate) mod tried;

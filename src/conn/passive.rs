@@ -5,7 +5,9 @@
 //! - A connect that is refused, reset or times out is evidence: the backend is reported to the
 //!   health checker at once (the checker brings it back after `rise` passed probes).
 //! - A connect that fails for a local reason (no descriptor, no memory, no local port: see
-//!   [`crate::local_error`]) says nothing about the backend: it stays as it is.
+//!   [`crate::local_error`]) says nothing about the backend: it stays as it is. Running out of
+//!   local ports (`EADDRNOTAVAIL`) is counted and logged at most once a second, so an operator
+//!   sees it (`source` addresses are the remedy).
 //! - With `retry_on_early_close`, a backend that closes or resets a client *before the client
 //!   sent anything* is not evidence (backends close idle clients on their own header timeouts):
 //!   the close is passed through to the client like any other.
@@ -14,12 +16,18 @@
 //!   report it (as Envoy's outlier detection counts consecutive errors). A backend that answers
 //!   clears its strikes.
 //!
-//! Pure bookkeeping on the backend's atomics plus the report to the checker; never touches a
-//! socket.
+//! Pure bookkeeping on the backend's atomics and the worker's counters plus the report to the
+//! checker; never touches a socket.
 
-use std::{cell::Cell, io};
+use std::{cell::Cell, io, sync::Arc};
 
-use crate::{backend::Backend, health::Ejector, local_error};
+use super::events::{self, Throttle};
+use crate::{
+    backend::Backend,
+    health::Ejector,
+    local_error,
+    stats::{WorkerCounter, WorkerStats},
+};
 
 /// What a driver does after a backend closed a client in the replay phase, before answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,15 +46,22 @@ pub(crate) struct Passive {
     /// change it while connections are in their replay phase.
     fall: Cell<u32>,
     worker: usize,
+    /// Where connects without a local port are counted.
+    stats: Arc<WorkerStats>,
+    /// The once-a-second limit of the line about them.
+    no_local_port: Throttle,
 }
 
 impl Passive {
-    /// Rules reporting to `ejector`, ejecting after `fall` consecutive early closes.
-    pub(crate) fn new(ejector: Ejector, fall: u32, worker: usize) -> Self {
+    /// Rules of worker `worker` (counting into `stats`) reporting to `ejector`, ejecting after
+    /// `fall` consecutive early closes.
+    pub(crate) fn new(ejector: Ejector, fall: u32, worker: usize, stats: Arc<WorkerStats>) -> Self {
         Self {
             ejector,
             fall: Cell::new(fall.max(1)),
             worker,
+            stats,
+            no_local_port: Throttle::default(),
         }
     }
 
@@ -65,6 +80,15 @@ impl Passive {
     pub(crate) fn connect_failed(&self, backend: &Backend, errno: i32, attempt: u8) {
         let error = io::Error::from_raw_os_error(errno);
         if local_error::is_local(errno) {
+            if errno == libc::EADDRNOTAVAIL {
+                self.stats.add(WorkerCounter::NoLocalPort);
+                events::no_local_port(
+                    &self.no_local_port,
+                    self.worker,
+                    &backend.name,
+                    backend.addr,
+                );
+            }
             tracing::debug!(worker = self.worker, backend = %backend.name, addr = %backend.addr,
                 %error, attempt, "connect failed for a local reason; backend not blamed");
             return;
@@ -122,10 +146,14 @@ mod tests {
         Backend::new(0, "a:1", "127.0.0.1:1".parse().unwrap())
     }
 
+    fn stats() -> Arc<WorkerStats> {
+        Arc::new(WorkerStats::new(0))
+    }
+
     #[test]
     fn a_close_before_the_client_spoke_is_no_evidence() {
         let (ejector, _rx) = crate::health::test_ejector();
-        let passive = Passive::new(ejector, 1, 0);
+        let passive = Passive::new(ejector, 1, 0, stats());
         let b = backend();
         for _ in 0..10 {
             assert_eq!(passive.early_close(&b, false), EarlyClose::PassThrough);
@@ -138,7 +166,7 @@ mod tests {
     #[test]
     fn early_closes_eject_after_fall_in_a_row_and_an_answer_clears_them() {
         let (ejector, _rx) = crate::health::test_ejector();
-        let passive = Passive::new(ejector, 3, 0);
+        let passive = Passive::new(ejector, 3, 0, stats());
         let b = backend();
         assert_eq!(passive.early_close(&b, true), EarlyClose::Replay);
         assert_eq!(passive.early_close(&b, true), EarlyClose::Replay);
@@ -153,11 +181,18 @@ mod tests {
     #[test]
     fn local_connect_failures_blame_nobody() {
         let (ejector, _rx) = crate::health::test_ejector();
-        let passive = Passive::new(ejector, 3, 0);
+        let counted = stats();
+        let passive = Passive::new(ejector, 3, 0, Arc::clone(&counted));
         let b = backend();
         passive.connect_failed(&b, libc::EMFILE, 1);
         passive.connect_failed(&b, libc::EADDRNOTAVAIL, 1);
+        passive.connect_failed(&b, libc::EADDRNOTAVAIL, 2);
         assert!(!b.is_ejected());
+        assert_eq!(
+            counted.get(WorkerCounter::NoLocalPort),
+            2,
+            "ports running out is counted, descriptors running out is not"
+        );
         assert_eq!(
             b.stats
                 .connect_failures

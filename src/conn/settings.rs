@@ -6,7 +6,12 @@
 //! keeps the settings it started with. Owns nothing but the description and that hand-over; the
 //! server fills it in, a driver consumes it. Never does I/O.
 
-use std::{net::TcpListener, rc::Rc, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, TcpListener},
+    rc::Rc,
+    sync::Arc,
+    time::Duration,
+};
 
 use arc_swap::ArcSwap;
 
@@ -87,6 +92,9 @@ pub struct WorkerContext {
     pub ejector: Ejector,
     /// Its settings, as published (live).
     pub settings: Published,
+    /// Local addresses backend connections are bound to (`source`, fixed at start; see
+    /// [`super::source::Sources`]); empty: the kernel's choice, no bind.
+    pub source: Vec<IpAddr>,
     /// Its event counters.
     pub stats: Arc<WorkerStats>,
 }

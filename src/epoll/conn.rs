@@ -1,5 +1,5 @@
-//! One client of the epoll backend, from accept to close: pick a backend, connect with a
-//! timeout, move on to another backend when the connect fails (reporting the failed one to the
+//! One client of the epoll backend, from accept to close: pick a backend, bind to a `source`
+//! address when there is one, connect with a timeout, move on to another backend when the connect fails (reporting the failed one to the
 //! health checker) or, with `retry_on_early_close`, when it closes before answering; the exact
 //! 503 when none is left, then the relay.
 //!
@@ -7,7 +7,7 @@
 //! active count are given back when their guards drop, so a task aborted at the drain deadline
 //! leaves no count behind.
 
-use std::{io, net::SocketAddr, ops::Deref, rc::Rc, sync::Arc, time::Duration};
+use std::{io, net::SocketAddr, ops::Deref, os::fd::AsRawFd, rc::Rc, sync::Arc, time::Duration};
 
 use tokio::{
     io::AsyncWriteExt,
@@ -32,9 +32,11 @@ use crate::{
         events,
         header::HeaderRefused,
         reject::{Rejection, LINGER},
+        source::Sources,
         tried::Tried,
     },
     metrics::WorkerCounter,
+    uring::sys,
 };
 
 /// A client counted under `max_connections`; its place is given back on drop.
@@ -166,7 +168,7 @@ async fn connect(
         let Some(backend) = failed.pick(&shared.balancer, pending.peer) else {
             return Ok(None);
         };
-        let socket = match backend_socket(backend.addr) {
+        let socket = match backend_socket(&backend, &shared.sources, shared.id) {
             Ok(socket) => socket,
             Err(e) => {
                 events::no_backend_socket(shared.id, &e);
@@ -272,14 +274,22 @@ impl Pending<'_, '_> {
     }
 }
 
-/// A socket for `addr`'s family with Nagle off: a proxy forwards what it has at once.
-fn backend_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
-    let socket = if addr.is_ipv4() {
+/// A socket for `backend`'s family with Nagle off (a proxy forwards what it has at once), bound
+/// to its next `source` address of that family if there is one (before the connection is
+/// counted on it: see [`Sources::pick`]).
+fn backend_socket(backend: &Backend, sources: &Sources, worker: usize) -> io::Result<TcpSocket> {
+    let socket = if backend.addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_nodelay(true)?;
+    if let Some(source) = sources.pick(backend) {
+        if let Err(e) = sys::bind_source(socket.as_raw_fd(), source) {
+            sources.bind_failed(worker, source, &e);
+            return Err(e);
+        }
+    }
     Ok(socket)
 }
 
@@ -311,7 +321,8 @@ mod tests {
     };
 
     fn passive() -> Passive {
-        Passive::new(crate::health::test_ejector().0, 3, 0)
+        let stats = Arc::new(crate::stats::WorkerStats::new(0));
+        Passive::new(crate::health::test_ejector().0, 3, 0, stats)
     }
 
     /// A backend connection whose far end has reset it: every write to it fails. Also the

@@ -32,6 +32,7 @@ use crate::{
         events::{self, ACCEPT_PAUSE},
         passive::Passive,
         settings::{Current, WorkerContext, WorkerSettings},
+        source::Sources,
     },
     limit::ConnectionLimit,
     metrics::{WorkerCounter, WorkerStats},
@@ -56,6 +57,8 @@ struct Shared {
     passive: Passive,
     /// The published settings; each new connection takes the latest (a reload changes them).
     settings: RefCell<Current<WorkerSettings>>,
+    /// The local addresses backend sockets are bound to (`source`).
+    sources: Sources,
     /// This worker's event counters (`Relaxed` increments on its own cache line).
     stats: Arc<WorkerStats>,
     /// This worker's relay buffers, borrowed only while bytes are in flight.
@@ -86,6 +89,7 @@ impl EpollWorker {
             limit,
             ejector,
             settings,
+            source,
             stats,
         } = self.ctx;
         let start = settings.load_full();
@@ -93,7 +97,8 @@ impl EpollWorker {
             id,
             balancer,
             limit,
-            passive: Passive::new(ejector, start.passive_fall, id),
+            passive: Passive::new(ejector, start.passive_fall, id, Arc::clone(&stats)),
+            sources: Sources::new(&source),
             replay: Buffers::new(start.replay_buffer.unwrap_or(0)),
             headers: Buffers::new(MAX_V2_LEN),
             settings: RefCell::new(Current::new(settings, WorkerSettings::clone)),

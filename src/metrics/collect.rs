@@ -80,6 +80,7 @@ impl Collector {
                 names::PROXY_HEADERS_REFUSED,
                 WorkerCounter::ProxyHeaderRefused,
             ),
+            (names::NO_LOCAL_PORT, WorkerCounter::NoLocalPort),
         ];
         for (name, event) in totals {
             single(encoder, name, counter(s.total(event)))?;

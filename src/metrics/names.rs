@@ -58,6 +58,13 @@ pub const PROXY_HEADERS_REFUSED: Family = Family {
     help: "Clients closed because their PROXY protocol header was invalid, too long or not \
            complete within 5 s (accept_proxy)",
 };
+/// Counter: backend connects that found no free local port.
+pub const NO_LOCAL_PORT: Family = Family {
+    name: "ringlb_connect_no_local_port",
+    help: "Backend connects that failed for want of a free local port (EADDRNOTAVAIL: the \
+           ephemeral port range toward that backend is exhausted); no backend is blamed. Add \
+           source addresses",
+};
 /// Counter, label `to`: directions of `relay = "auto"` connections that switched relay.
 pub const RELAY_SWITCHES: Family = Family {
     name: "ringlb_relay_switches",

@@ -12,8 +12,9 @@ use crate::{
 pub(super) enum Driver {
     /// The io_uring worker.
     Uring(Worker),
-    /// The epoll worker, for where io_uring is unavailable.
-    Epoll(EpollWorker),
+    /// The epoll worker, for where io_uring is unavailable (boxed: its settings and pools are
+    /// the larger part, and a driver is moved onto its thread once).
+    Epoll(Box<EpollWorker>),
 }
 
 impl Driver {
@@ -24,7 +25,7 @@ impl Driver {
         shutdown: &Shutdown,
     ) -> io::Result<Driver> {
         Ok(match backend {
-            IoBackend::Epoll => Driver::Epoll(EpollWorker::new(ctx, shutdown.clone())),
+            IoBackend::Epoll => Driver::Epoll(Box::new(EpollWorker::new(ctx, shutdown.clone()))),
             IoBackend::IoUring | IoBackend::Auto => {
                 Driver::Uring(Worker::new(ctx, shutdown.eventfd()?))
             }

@@ -32,6 +32,7 @@ pub(super) fn open(startup: &Startup) -> Result<Listeners, StartError> {
         startup.listen,
         startup.worker_count(),
         inherited.take(Role::Listen, startup.listen),
+        startup.defer_accept,
     )
     .map_err(bind_error)?;
     let admin = match startup.admin.enabled {

@@ -1,5 +1,6 @@
 //! Thin, safe wrappers over the raw system calls the workers and control plane need beyond
-//! what `std` and `socket2` offer (eventfd, pipes, non-blocking splice, CPU pinning).
+//! what `std` and `socket2` offer (eventfd, pipes, non-blocking splice, CPU pinning, the socket
+//! options `source` and `defer_accept` need).
 
 use std::{
     io,
@@ -159,6 +160,76 @@ pub fn tcp_socket(addr: &std::net::SocketAddr) -> io::Result<RawFd> {
     }
     set_nodelay(fd);
     Ok(fd)
+}
+
+/// Binds a backend socket to `source` (port 0) with `IP_BIND_ADDRESS_NO_PORT` set first: the
+/// bind fixes only the address, and the connect then picks the port against the whole 4-tuple,
+/// so every source address gives the whole ephemeral range to each backend. (A plain bind to port
+/// 0 would reserve one port for every destination at once: one range over all backends.) Two
+/// system calls; the option works on IPv6 sockets too.
+pub fn bind_source(fd: RawFd, source: &socket2::SockAddr) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: passes a pointer to a live local of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the SockAddr holds a valid address of the length it reports, borrowed for the call.
+    if unsafe { libc::bind(fd, source.as_ptr().cast(), source.len()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets `TCP_DEFER_ACCEPT` on a listener: a connection is only queued for accept once its
+/// client has sent data, or after about `seconds` (the kernel rounds up to its SYN-ACK
+/// retransmissions: 1, 3, 7, 15, 31, 63 s).
+pub fn set_defer_accept(fd: RawFd, seconds: u32) -> io::Result<()> {
+    let value = libc::c_int::try_from(seconds).unwrap_or(libc::c_int::MAX);
+    // SAFETY: passes a pointer to a live local of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A listener's `TCP_DEFER_ACCEPT` as the kernel reports it (rounded; 0 when off): the
+/// listener's tests.
+#[cfg(test)]
+pub fn defer_accept(fd: RawFd) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into a live local and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
 }
 
 /// Sets `TCP_NODELAY`; failure only costs latency, so it is ignored.

@@ -1,6 +1,7 @@
-//! Connecting: pick a backend, connect with a linked timeout, move on to another backend when
-//! the connect fails (reporting the failed one to the health checker), and hand the connected
-//! pair to the relay strategy.
+//! Connecting: pick a backend, bind the socket to a `source` address when there is one, connect
+//! with a linked timeout, move on to another backend when the connect fails (reporting the
+//! failed one to the health checker unless the failure is local), and hand the connected pair
+//! to the relay strategy.
 
 use std::sync::Arc;
 
@@ -48,6 +49,14 @@ impl<R: Relay> Engine<R> {
                 return self.give_up(index);
             }
         };
+        if let Some(source) = self.sources.pick(&backend) {
+            if let Err(e) = sys::bind_source(server, source) {
+                // SAFETY: the socket was created just above and nothing else has it.
+                unsafe { sys::close(server) };
+                self.sources.bind_failed(self.id, source, &e);
+                return self.give_up(index);
+            }
+        }
         let connect = opcode::Connect::new(
             Fd(server),
             backend.sockaddr.as_ptr().cast(),

@@ -38,6 +38,7 @@ use crate::{
         events,
         passive::Passive,
         settings::Current,
+        source::Sources,
     },
     limit::ConnectionLimit,
     metrics::WorkerStats,
@@ -71,6 +72,8 @@ pub(super) struct Engine<R: Relay> {
     limit: Arc<ConnectionLimit>,
     /// Which failures in traffic count against a backend, and the reports to the checker.
     passive: Passive,
+    /// The local addresses backend sockets are bound to (`source`).
+    sources: Sources,
     wake: Arc<OwnedFd>,
     /// This worker's event counters (Relaxed increments on its own cache line).
     stats: Arc<WorkerStats>,
@@ -118,7 +121,13 @@ impl<R: Relay> Engine<R> {
             listener: Some(ctx.listener),
             balancer: ctx.balancer,
             limit: ctx.limit,
-            passive: Passive::new(ctx.ejector, start.passive_fall, ctx.id),
+            passive: Passive::new(
+                ctx.ejector,
+                start.passive_fall,
+                ctx.id,
+                Arc::clone(&ctx.stats),
+            ),
+            sources: Sources::new(&ctx.source),
             wake,
             stats: ctx.stats,
             wake_buf: Box::new(0),
