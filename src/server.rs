@@ -177,6 +177,11 @@ impl Server {
         )
         .with_resolver(resolver);
         health.prime();
+        // After an upgrade: the runtime API's overrides in force in the process this one
+        // succeeds, applied before any worker serves (a drained target stays drained).
+        if let Some(handed) = upgrade::inherited_overrides() {
+            health.restore(handed);
+        }
 
         let limit = Arc::new(ConnectionLimit::new(live.traffic.max_connections));
         // The workers' settings, live: a reload publishes new ones for new connections.
@@ -252,12 +257,14 @@ impl Server {
             None => None,
         };
         let admin_stop = admin.as_ref().map(AdminServer::stop_handle);
-        let upgrader = Upgrader::new(handover, shutdown.clone(), admin_stop).map_err(|source| {
-            StartError::Bind {
-                addr: startup.listen,
-                source,
-            }
-        })?;
+        let status = Arc::clone(&health_status);
+        let upgrader =
+            Upgrader::new(handover, shutdown.clone(), admin_stop, status).map_err(|source| {
+                StartError::Bind {
+                    addr: startup.listen,
+                    source,
+                }
+            })?;
         let upgrader = Arc::new(upgrader);
         let weak = Arc::downgrade(&upgrader);
         // Stopping without a successor: the kernel must refuse new clients once the workers
@@ -333,9 +340,10 @@ impl Server {
     }
 
     /// The runtime API's overrides in force (targets drained, in maintenance or reweighted),
-    /// serialisable. A binary upgrade takes them from the old process here, hands them over
-    /// with the listeners, and gives them to the new process's [`Server::restore_overrides`]
-    /// before that one serves its admin API.
+    /// serialisable. A binary upgrade of the ringlb binary hands them over by itself (JSON in
+    /// an in-memory file beside the listeners, applied by the new process's [`Server::start`]
+    /// before any worker serves); an embedder that replaces a [`Server`] another way takes
+    /// them here and gives them to the next one's [`Server::restore_overrides`].
     pub fn overrides(&self) -> Arc<Overrides> {
         self.health_status.overrides()
     }

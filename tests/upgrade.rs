@@ -332,3 +332,130 @@ io_backends!(
         assert_eq!(tokio::task::block_in_place(|| wait_exit_code(next)), 0);
     }
 );
+
+/// A backend like [`backend`] that counts the requests for `/` (the probes ask for `/healthz`).
+async fn counting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&served);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let Ok(n) = s.read(&mut buf).await else {
+                    return;
+                };
+                if buf[..n].starts_with(b"GET / ") {
+                    count.fetch_add(1, Relaxed);
+                }
+                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+                let _ = s.write_all(answer).await;
+            });
+        }
+    });
+    (addr, served)
+}
+
+/// `POST /targets/<target>/<field>` with `token`; the status code.
+async fn set_override(
+    admin: SocketAddr,
+    token: &str,
+    target: SocketAddr,
+    field: &str,
+    value: &str,
+) -> u16 {
+    let request = format!(
+        "POST /targets/{target}/{field} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer \
+         {token}\r\nContent-Length: {}\r\n\r\n{value}",
+        value.len()
+    );
+    let mut s = TcpStream::connect(admin).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut answer))
+        .await
+        .expect("the admin answers")
+        .unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The `/status` entry of `target`, from the process serving the admin listener at `admin`.
+async fn status_of(admin: SocketAddr, target: SocketAddr) -> serde_json::Value {
+    let (code, body) = common::admin_http::get(admin, "/status").await;
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let name = target.to_string();
+    status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not in {status}"))
+        .clone()
+}
+
+io_backends!(
+    /// The runtime API's overrides survive upgrades: a drained target stays drained and a
+    /// weight override holds in the new process, and in the one after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn runtime_overrides_are_kept_across_upgrades(io: IoBackend) {
+        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument only.
+        assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }, 0);
+        let ((a, a_served), (b, _)) = (counting_backend().await, counting_backend().await);
+        let dir = binary::TempDir::new("overrides-upgrade");
+        const TOKEN: &str = "upgrade-overrides-token-41d9";
+        let token = dir.0.join("admin.token");
+        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let pid_file = dir.0.join("ringlb.pid");
+        let extra = format!("pid_file = {:?}", pid_file.display().to_string());
+        let text = binary::toml(io, &[a, b], &extra).replace(
+            "[admin]\n",
+            &format!("[admin]\ntoken_file = {:?}\n", token.display().to_string()),
+        );
+        let mut first = tokio::task::block_in_place(|| binary::Process::start(&text, None));
+        let admin = common::admin_http::admin_addr(&first);
+        let proxy = first.addr;
+        assert_eq!(set_override(admin, TOKEN, a, "state", "drain").await, 200);
+        assert_eq!(set_override(admin, TOKEN, b, "weight", "5").await, 200);
+
+        let mut pid = read_pid(&pid_file).unwrap();
+        for upgrade in 1..=2 {
+            signal(pid, "USR2");
+            let next = tokio::task::block_in_place(|| wait_for_new_pid(&pid_file, pid));
+            // The old process answers no more once it has exited: what follows is the new one's.
+            if upgrade == 1 {
+                let status = tokio::task::block_in_place(|| first.wait_exit(DEADLINE));
+                assert!(status.success(), "the first process exited with {status}");
+            } else {
+                assert_eq!(tokio::task::block_in_place(|| wait_exit_code(pid)), 0);
+            }
+            pid = next;
+            let (a_status, b_status) = (status_of(admin, a).await, status_of(admin, b).await);
+            assert_eq!(a_status["state"], "drain", "upgrade {upgrade}: {a_status}");
+            assert_eq!(
+                b_status["weight_override"], 5,
+                "upgrade {upgrade}: {b_status}"
+            );
+            let before = a_served.load(Relaxed);
+            for _ in 0..10 {
+                assert!(request(proxy).await, "upgrade {upgrade}: a request failed");
+            }
+            assert_eq!(
+                a_served.load(Relaxed),
+                before,
+                "upgrade {upgrade}: the drained target got traffic"
+            );
+        }
+        assert_eq!(
+            first.log_lines("runtime overrides taken over"),
+            4,
+            "two targets, two upgrades (the successors' logs go to the same stderr)"
+        );
+        signal(pid, "TERM");
+        assert_eq!(tokio::task::block_in_place(|| wait_exit_code(pid)), 0);
+    }
+);

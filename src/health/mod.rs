@@ -386,7 +386,7 @@ impl HealthChecker {
     }
 
     /// Takes over the overrides of the process this one replaces, where the entry is the same.
-    fn restore(&mut self, handed: Overrides) -> Kept {
+    pub(crate) fn restore(&mut self, handed: Overrides) -> Kept {
         let plans = &self.plans;
         let entry_of = |name: &str| {
             let plan = plans.iter().find(|p| p.name == name);

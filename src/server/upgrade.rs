@@ -11,8 +11,10 @@
 //! socket activation (`LISTEN_FDS`).
 //!
 //! Owns the hand-over protocol: which descriptors go down (`RINGLB_LISTEN_FDS`, numbers made
-//! inheritable for the one spawn), the readiness pipe (`RINGLB_READY_FD`), and the pid file,
-//! written atomically by whichever process serves. Control plane only.
+//! inheritable for the one spawn), the runtime API's overrides (`RINGLB_OVERRIDES_FD`, JSON in
+//! an in-memory file, so a drained target stays drained in the new process), the readiness
+//! pipe (`RINGLB_READY_FD`), and the pid file, written atomically by whichever process serves.
+//! Control plane only.
 
 use std::{
     ffi::OsString,
@@ -21,17 +23,24 @@ use std::{
     os::fd::{AsRawFd, OwnedFd, RawFd},
     path::{Path, PathBuf},
     process::{Child, Command},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use crate::{shutdown::Shutdown, uring::handover};
+use crate::{
+    health::{HealthStatus, Overrides},
+    shutdown::Shutdown,
+    uring::handover,
+};
 
 /// The listening descriptors a ringlb hands its successor, comma-separated, each with its role:
 /// `listen:3,listen:4,admin:5`.
 pub const FDS_VAR: &str = "RINGLB_LISTEN_FDS";
 /// The descriptor of the pipe a successor writes `ready` to once it serves.
 pub const READY_VAR: &str = "RINGLB_READY_FD";
+/// The descriptor of the in-memory file holding the overrides in force, as JSON
+/// ([`Overrides`]); absent when there are none.
+pub const OVERRIDES_VAR: &str = "RINGLB_OVERRIDES_FD";
 /// How long a successor has to load its configuration, bind and start serving.
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -177,15 +186,19 @@ pub struct Upgrader {
     shutdown: Shutdown,
     /// Stops the admin listener once a successor serves (it answers on the same socket).
     admin_stop: Option<Shutdown>,
+    /// Where the overrides in force are read at each upgrade.
+    status: Arc<HealthStatus>,
 }
 
 impl Upgrader {
-    /// An upgrader handing over `listeners` (descriptors of the serving sockets) to the binary
-    /// this process was started from, with its arguments.
+    /// An upgrader handing over `listeners` (descriptors of the serving sockets) and the
+    /// runtime API's overrides (as `status` has them at the time) to the binary this process
+    /// was started from, with its arguments.
     pub(super) fn new(
         listeners: Vec<(Role, OwnedFd)>,
         shutdown: Shutdown,
         admin_stop: Option<Shutdown>,
+        status: Arc<HealthStatus>,
     ) -> io::Result<Upgrader> {
         // Resolved now: an upgrade installs the new binary under the same path.
         let exe = std::env::current_exe()?;
@@ -195,6 +208,7 @@ impl Upgrader {
             listeners: Mutex::new(Some(listeners)),
             shutdown,
             admin_stop,
+            status,
         })
     }
 
@@ -237,7 +251,13 @@ impl Upgrader {
 
     fn spawn(&self, fds: &[(Role, RawFd)]) -> Result<Successor, UpgradeError> {
         let (ready_rd, ready_wr) = handover::pipe()?;
-        let inheritable = fds.iter().map(|(_, fd)| *fd).chain([ready_wr.as_raw_fd()]);
+        let overrides = overrides_file(&self.status.overrides())?;
+        let overrides_fd = overrides.as_ref().map(AsRawFd::as_raw_fd);
+        let inheritable = fds
+            .iter()
+            .map(|(_, fd)| *fd)
+            .chain([ready_wr.as_raw_fd()])
+            .chain(overrides_fd);
         for fd in inheritable.clone() {
             handover::set_inheritable(fd, true)?;
         }
@@ -245,16 +265,23 @@ impl Upgrader {
             .iter()
             .map(|(role, fd)| format!("{}:{fd}", role.as_str()))
             .collect();
-        let spawned = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        command
             .args(&self.args)
             .env(FDS_VAR, list.join(","))
-            .env(READY_VAR, ready_wr.as_raw_fd().to_string())
-            .spawn();
+            .env(READY_VAR, ready_wr.as_raw_fd().to_string());
+        match overrides_fd {
+            Some(fd) => command.env(OVERRIDES_VAR, fd.to_string()),
+            // Not this process's own: an upgrade of an upgraded process hands what is in force.
+            None => command.env_remove(OVERRIDES_VAR),
+        };
+        let spawned = command.spawn();
         // Inherited by that one program only.
         for fd in inheritable {
             let _ = handover::set_inheritable(fd, false);
         }
         drop(ready_wr);
+        drop(overrides);
         let child = spawned.map_err(|source| UpgradeError::Spawn {
             exe: self.exe.clone(),
             source,
@@ -262,6 +289,38 @@ impl Upgrader {
         tracing::info!(pid = child.id(), exe = %self.exe.display(), listeners = fds.len(),
             "upgrade: started the new process, handing it the listeners");
         Ok(Successor(child, std::fs::File::from(ready_rd)))
+    }
+}
+
+/// `overrides` as JSON in an in-memory file, rewound for its reader; `None` when there are none.
+fn overrides_file(overrides: &Overrides) -> io::Result<Option<std::fs::File>> {
+    if overrides.targets.is_empty() {
+        return Ok(None);
+    }
+    let mut file = handover::memfd(c"ringlb-overrides")?;
+    serde_json::to_writer(&mut file, overrides)?;
+    io::Seek::rewind(&mut file)?;
+    Ok(Some(file))
+}
+
+/// The overrides the process this one succeeds handed over (`RINGLB_OVERRIDES_FD`), if any.
+/// Ones that cannot be read are logged and dropped: the upgrade goes on with the file's
+/// settings rather than fail.
+pub fn inherited_overrides() -> Option<Overrides> {
+    let fd = std::env::var_os(OVERRIDES_VAR)?;
+    std::env::remove_var(OVERRIDES_VAR);
+    let read = || -> Result<Overrides, Box<dyn std::error::Error>> {
+        let fd: RawFd = fd.to_string_lossy().parse()?;
+        let file = handover::adopt_file(fd)?;
+        Ok(serde_json::from_reader(io::BufReader::new(file))?)
+    };
+    match read() {
+        Ok(overrides) => Some(overrides),
+        Err(e) => {
+            tracing::error!(error = %e, "upgrade: the runtime overrides handed over cannot be \
+                read; every target starts as the file says");
+            None
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The raw system calls of a binary upgrade: a descriptor made inheritable for the successor
-//! (and back), a listener adopted by number in the successor, and the readiness pipe.
+//! (and back), a listener adopted by number in the successor, the readiness pipe, and the
+//! anonymous in-memory file that carries the runtime API's overrides across.
 //!
 //! Owns only these wrappers, each `unsafe` block with its reason; when and why they are called
 //! is `server::upgrade`'s.
@@ -80,6 +81,38 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A new anonymous in-memory file (`memfd_create`), close-on-exec: what a successor is handed
+/// state in, of any size (an environment variable is capped at 128 KiB, a pipe would block
+/// past its buffer before the reader runs).
+pub fn memfd(name: &std::ffi::CStr) -> io::Result<std::fs::File> {
+    // SAFETY: memfd_create reads the NUL-terminated name it is given and returns a fresh
+    // descriptor or -1.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Takes over descriptor `fd`, handed down by the parent, as a regular (or in-memory) file.
+pub fn adopt_file(fd: RawFd) -> io::Result<std::fs::File> {
+    // SAFETY: fstat writes into a live, zeroed local; a bad number only yields EBADF.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &mut stat) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(io::Error::other(format!("descriptor {fd} is not a file")));
+    }
+    // SAFETY: the parent handed this file to us alone; it is checked to be a regular file,
+    // and the File is its only owner from here on.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    set_inheritable(fd, false)?;
+    Ok(file)
+}
+
 /// Whether `fd` becomes readable (data, EOF or an error) within `timeout`.
 pub fn readable_within(fd: RawFd, timeout: std::time::Duration) -> io::Result<bool> {
     let mut pollfd = libc::pollfd {
@@ -138,6 +171,20 @@ mod tests {
         );
         let write = adopt_pipe(std::os::fd::IntoRawFd::into_raw_fd(write)).unwrap();
         drop((read, write));
+    }
+
+    #[test]
+    fn an_in_memory_file_is_adopted_with_its_contents_and_a_pipe_is_not() {
+        use std::io::{Read, Seek, Write};
+        let mut file = memfd(c"test").unwrap();
+        file.write_all(b"state").unwrap();
+        file.rewind().unwrap();
+        let mut adopted = adopt_file(std::os::fd::IntoRawFd::into_raw_fd(file)).unwrap();
+        let mut text = String::new();
+        adopted.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "state");
+        let (read, _write) = pipe().unwrap();
+        assert!(adopt_file(read.as_raw_fd()).is_err(), "a pipe is no file");
     }
 
     #[test]
