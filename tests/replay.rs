@@ -80,6 +80,50 @@ io_backends!(
     }
 );
 
+/// A backend that resets every connection the moment it accepts it, before a byte arrives
+/// (a crashing process whose backlog the kernel resets); health probes are off for it.
+async fn instant_resetter() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let s = socket2::Socket::from(s.into_std().unwrap());
+            let _ = s.set_linger(Some(Duration::ZERO));
+        }
+    });
+    addr
+}
+
+io_backends!(
+    /// The client's request is already waiting in ringlb's socket when the backend resets, but
+    /// not yet forwarded: the client did speak, so it is replayed, not passed the reset as if
+    /// it had stayed silent (the reset and the request race in the replay phase).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reset_that_races_the_clients_unforwarded_request_is_replayed(
+        io: IoBackend,
+        relay: RelayMode,
+    ) {
+        let bad = instant_resetter().await;
+        let good = NamedBackend::start("A").await;
+        let mut cfg = config(io, &[bad, good.addr], relay);
+        cfg.live.targets[0].health_check = ringlb::config::HealthCheckKind::None;
+        cfg.live.traffic.retry_on_early_close = true;
+        // Kept in rotation: every second client meets it first.
+        cfg.live.traffic.passive_fall = 1_000;
+        cfg.startup.workers = 1;
+        let proxy = Proxy::start(&cfg);
+        proxy.wait_healthy(2).await;
+        for i in 0..30 {
+            assert_eq!(
+                try_get(proxy.addr).await.as_deref(),
+                Some("A"),
+                "request {i} ({})",
+                relay_on(io, relay)
+            );
+        }
+    }
+);
+
 io_backends!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn without_replay_early_closes_fail_requests(io: IoBackend) {

@@ -38,6 +38,16 @@ pub(crate) enum EarlyClose {
     Replay,
 }
 
+/// How a backend ended a connection before answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BackendEnd {
+    /// An orderly close (FIN): what a server's own timeout for a silent client sends.
+    Closed,
+    /// A reset, or a send that failed: the backend went away (a crash, a closing listener's
+    /// backlog), whatever the client did.
+    Reset,
+}
+
 /// The passive-health rules of one worker.
 #[derive(Clone, Debug)]
 pub(crate) struct Passive {
@@ -101,11 +111,29 @@ impl Passive {
 
     /// `backend` closed or reset a client before answering; `client_sent` says whether any of
     /// the client's bytes had been sent to it.
-    pub(crate) fn early_close(&self, backend: &Backend, client_sent: bool) -> EarlyClose {
-        if !client_sent {
-            tracing::debug!(worker = self.worker, backend = %backend.name,
-                "backend closed a client that sent nothing: passing the close on");
-            return EarlyClose::PassThrough;
+    ///
+    /// A client that had sent nothing is no evidence against the backend either way. Its
+    /// backend closing it is passed on (a server timing out a silent client: moving it to
+    /// another would only repeat that); its backend *resetting* it is not (the backend died
+    /// before the client's first bytes arrived): it tries another backend, without a strike.
+    pub(crate) fn early_close(
+        &self,
+        backend: &Backend,
+        client_sent: bool,
+        end: BackendEnd,
+    ) -> EarlyClose {
+        match (client_sent, end) {
+            (true, _) => {}
+            (false, BackendEnd::Closed) => {
+                tracing::debug!(worker = self.worker, backend = %backend.name,
+                    "backend closed a client that sent nothing: passing the close on");
+                return EarlyClose::PassThrough;
+            }
+            (false, BackendEnd::Reset) => {
+                tracing::debug!(worker = self.worker, backend = %backend.name,
+                    "backend reset a client that had sent nothing yet: trying another");
+                return EarlyClose::Replay;
+            }
         }
         self.strike(backend);
         EarlyClose::Replay
@@ -156,7 +184,10 @@ mod tests {
         let passive = Passive::new(ejector, 1, 0, stats());
         let b = backend();
         for _ in 0..10 {
-            assert_eq!(passive.early_close(&b, false), EarlyClose::PassThrough);
+            let closed = passive.early_close(&b, false, BackendEnd::Closed);
+            assert_eq!(closed, EarlyClose::PassThrough);
+            let reset = passive.early_close(&b, false, BackendEnd::Reset);
+            assert_eq!(reset, EarlyClose::Replay, "a reset: the backend went away");
         }
         assert!(!b.is_ejected(), "never reported");
         passive.prelude_failed(&b, false);
@@ -168,13 +199,19 @@ mod tests {
         let (ejector, _rx) = crate::health::test_ejector();
         let passive = Passive::new(ejector, 3, 0, stats());
         let b = backend();
-        assert_eq!(passive.early_close(&b, true), EarlyClose::Replay);
-        assert_eq!(passive.early_close(&b, true), EarlyClose::Replay);
+        assert_eq!(
+            passive.early_close(&b, true, BackendEnd::Closed),
+            EarlyClose::Replay
+        );
+        assert_eq!(
+            passive.early_close(&b, true, BackendEnd::Closed),
+            EarlyClose::Replay
+        );
         passive.answered(&b);
-        passive.early_close(&b, true);
-        passive.early_close(&b, true);
+        passive.early_close(&b, true, BackendEnd::Closed);
+        passive.early_close(&b, true, BackendEnd::Closed);
         assert!(!b.is_ejected(), "two strikes after an answer: still in");
-        passive.early_close(&b, true);
+        passive.early_close(&b, true, BackendEnd::Closed);
         assert!(b.is_ejected(), "the third in a row reports it");
     }
 

@@ -261,10 +261,14 @@ impl Pending<'_, '_> {
                 Handshake::Committed
             }
             Phase::Full => Handshake::Committed,
-            Phase::EarlyClose { client_sent } => {
-                // The client's bytes went out in the replay phase, or with the PROXY header.
-                let client_sent = client_sent || self.prelude.carries_client_bytes();
-                match passive.early_close(backend, client_sent) {
+            Phase::EarlyClose { client_sent, end } => {
+                // The client's bytes went out in the replay phase, or with the PROXY header, or
+                // they are waiting in its socket: the backend's close raced them (a crash right
+                // after its accept), it did not close a client that stayed silent.
+                let client_sent = client_sent
+                    || self.prelude.carries_client_bytes()
+                    || sys::unread_bytes(client.as_raw_fd()).is_some_and(|n| n > 0);
+                match passive.early_close(backend, client_sent, end) {
                     EarlyClose::Replay => Handshake::Retry,
                     // The relay reads the backend's close and passes it on to the client.
                     EarlyClose::PassThrough => Handshake::Committed,

@@ -12,6 +12,7 @@ use std::{io, time::Duration};
 use tokio::net::TcpStream;
 
 use super::copy::{write_all, Buffer, Delivered};
+use crate::conn::passive::BackendEnd;
 
 /// One client's replay state, kept across backends.
 pub(super) struct Replay<'a> {
@@ -29,9 +30,9 @@ pub(super) enum Phase {
     Answered,
     /// The buffer is full: relay from here on, without a replay.
     Full,
-    /// The backend closed or failed before answering; `client_sent` says whether any of the
-    /// client's bytes had been sent to it.
-    EarlyClose { client_sent: bool },
+    /// The backend closed or failed (`end`) before answering; `client_sent` says whether any
+    /// of the client's bytes had been sent to it.
+    EarlyClose { client_sent: bool, end: BackendEnd },
 }
 
 impl<'a> Replay<'a> {
@@ -58,7 +59,7 @@ impl<'a> Replay<'a> {
             .await
             .is_err()
         {
-            return Ok(self.early_close());
+            return Ok(self.early_close(BackendEnd::Reset));
         }
         let mut first = [0u8; 1];
         while self.len < self.buf.len() {
@@ -66,7 +67,8 @@ impl<'a> Replay<'a> {
                 peeked = server.peek(&mut first) => {
                     return Ok(match peeked {
                         Ok(n) if n > 0 => Phase::Answered,
-                        _ => self.early_close(),
+                        Ok(_) => self.early_close(BackendEnd::Closed),
+                        Err(_) => self.early_close(BackendEnd::Reset),
                     });
                 }
                 readable = client.readable(), if !self.client_eof => {
@@ -79,7 +81,7 @@ impl<'a> Replay<'a> {
                         Err(e) => return Err(e),
                     }
                     if write_all(server, &self.buf[start..self.len], Some(count)).await.is_err() {
-                        return Ok(self.early_close());
+                        return Ok(self.early_close(BackendEnd::Reset));
                     }
                 }
                 () = tokio::time::sleep(idle) => return Err(io::ErrorKind::TimedOut.into()),
@@ -88,9 +90,10 @@ impl<'a> Replay<'a> {
         Ok(Phase::Full)
     }
 
-    fn early_close(&self) -> Phase {
+    fn early_close(&self, end: BackendEnd) -> Phase {
         Phase::EarlyClose {
             client_sent: self.len > 0,
+            end,
         }
     }
 }

@@ -125,6 +125,15 @@ pub fn unacked_bytes(fd: RawFd) -> Option<usize> {
     (rc == 0).then_some(queued.max(0) as usize)
 }
 
+/// Bytes received on a socket that nobody has read yet (`FIONREAD`); `None` if the kernel
+/// would not say.
+pub fn unread_bytes(fd: RawFd) -> Option<usize> {
+    let mut pending: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at a live local.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending as *mut libc::c_int) };
+    (rc == 0).then_some(pending.max(0) as usize)
+}
+
 /// Pins the calling thread to one CPU core; logs and carries on when the kernel refuses.
 pub fn pin_to_core(core: usize) {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set, CPU_SET writes within it.

@@ -6,7 +6,7 @@
 //! buffer is borrowed from the worker's pool and boxed, so it does not move while the kernel
 //! writes into it.
 
-use crate::uring::token::Op;
+use crate::{conn::passive::BackendEnd, uring::token::Op};
 
 /// Where a replay phase stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,8 +16,9 @@ pub enum Phase {
     /// The backend spoke, or the buffer is full: the relay takes over once nothing of the
     /// phase is in flight.
     Committing,
-    /// The backend closed before answering: move on once its operations have ended.
-    Retrying,
+    /// The backend closed (or reset: `end`) before answering: move on once its operations
+    /// have ended.
+    Retrying(BackendEnd),
     /// Another backend is being connected (and sent its prelude): the client's bytes are
     /// still kept as they arrive, but nothing goes to the new socket before its connect and
     /// PROXY header have, or the bytes would overtake the header.

@@ -17,9 +17,12 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
-    conn::passive::EarlyClose,
+    conn::passive::{BackendEnd, EarlyClose},
     relay::{Ends, Io, Relay},
-    uring::token::{Op, Token},
+    uring::{
+        sys,
+        token::{Op, Token},
+    },
     worker::replay_state::{Phase, Replay},
 };
 
@@ -80,7 +83,8 @@ impl<R: Relay> Engine<R> {
             return; // a peek that completed after the commit: nothing to do
         };
         replay.inflight.end(token.op);
-        let cancelled = result == -libc::ECANCELED && replay.phase == Phase::Committing;
+        let cancelled = result == -libc::ECANCELED
+            && matches!(replay.phase, Phase::Committing | Phase::Retrying(_));
         match token.op {
             Op::ReplayRecv => match result {
                 n if n > 0 => replay.len += n as usize,
@@ -96,7 +100,7 @@ impl<R: Relay> Engine<R> {
             }
             // Once committing, the relay finds the failure and passes it on.
             Op::ReplaySend if replay.phase == Phase::Committing => {}
-            Op::ReplaySend => replay.phase = Phase::Retrying,
+            Op::ReplaySend => replay.phase = Phase::Retrying(BackendEnd::Reset),
             _ => match result {
                 n if n > 0 => {
                     if let Some(backend) = slot.backend.as_deref() {
@@ -105,7 +109,8 @@ impl<R: Relay> Engine<R> {
                     self.commit(token.slot, token.generation)
                 }
                 _ if cancelled => {}
-                _ => replay.phase = Phase::Retrying,
+                0 => replay.phase = Phase::Retrying(BackendEnd::Closed),
+                _ => replay.phase = Phase::Retrying(BackendEnd::Reset),
             },
         }
         self.replay_step(token.slot, token.generation);
@@ -120,16 +125,23 @@ impl<R: Relay> Engine<R> {
             return;
         };
         replay.phase = Phase::Committing;
+        let inflight = replay.inflight;
         for op in [Op::ReplayRecv, Op::ReplayPeek] {
-            if replay.inflight.has(op) {
-                let target = Token::conn(index, generation, op).into();
-                let cancel = opcode::AsyncCancel2::new(CancelBuilder::user_data(target))
-                    .build()
-                    .user_data(Token::IGNORE.into());
-                // SAFETY: a cancellation references no memory.
-                let _ = unsafe { self.ring.push(&cancel) };
+            if inflight.has(op) {
+                self.cancel(index, generation, op);
             }
         }
+    }
+
+    /// Asks the kernel to end operation `op` of the connection early (its completion, with
+    /// `ECANCELED` or with what it got meanwhile, follows).
+    fn cancel(&mut self, index: u32, generation: u32, op: Op) {
+        let target = Token::conn(index, generation, op).into();
+        let cancel = opcode::AsyncCancel2::new(CancelBuilder::user_data(target))
+            .build()
+            .user_data(Token::IGNORE.into());
+        // SAFETY: a cancellation references no memory.
+        let _ = unsafe { self.ring.push(&cancel) };
     }
 
     /// Moves the replay phase on: retries (or passes the close on) after an early close,
@@ -140,10 +152,20 @@ impl<R: Relay> Engine<R> {
             return;
         };
         match replay.phase {
-            Phase::Retrying if replay.inflight.has(Op::ReplaySend) => {}
-            Phase::Retrying if replay.inflight.has(Op::ReplayPeek) => {}
+            Phase::Retrying(_) if replay.inflight.has(Op::ReplaySend) => {}
+            Phase::Retrying(_) if replay.inflight.has(Op::ReplayPeek) => {}
+            // Whether the client spoke decides between a replay and passing the close on: a
+            // receive still waiting may hold its first bytes, so it ends first (a cancel of
+            // one that already completed is harmless).
+            Phase::Retrying(_)
+                if replay.inflight.has(Op::ReplayRecv)
+                    && replay.len == 0
+                    && !slot.prelude.carries_client_bytes() =>
+            {
+                self.cancel(index, generation, Op::ReplayRecv)
+            }
             // The old backend's operations have ended: its socket may close.
-            Phase::Retrying => self.after_early_close(index, generation),
+            Phase::Retrying(end) => self.after_early_close(index, generation, end),
             // A receive from the client ended meanwhile: its bytes wait for the new backend.
             Phase::Connecting => {}
             Phase::Committing if !replay.inflight.any() && !replay.wants_send() => {
@@ -157,15 +179,19 @@ impl<R: Relay> Engine<R> {
 
     /// The backend closed before answering: the passive-health rules say whether the client's
     /// bytes go to another backend or the close is passed on.
-    fn after_early_close(&mut self, index: u32, generation: u32) {
+    fn after_early_close(&mut self, index: u32, generation: u32, end: BackendEnd) {
         let slot = self.slots.at(index);
         let Some(replay) = slot.replay.as_mut() else {
             return;
         };
-        // The client's bytes went out in the replay phase, or with the PROXY header.
-        let client_sent = replay.len > 0 || slot.prelude.carries_client_bytes();
+        // The client's bytes went out in the replay phase, or with the PROXY header, or they
+        // are waiting in its socket: the backend's close raced them (a crash right after its
+        // accept), it did not close a client that stayed silent.
+        let client_sent = replay.len > 0
+            || slot.prelude.carries_client_bytes()
+            || sys::unread_bytes(slot.client).is_some_and(|n| n > 0);
         let verdict = match slot.backend.as_deref() {
-            Some(backend) => self.passive.early_close(backend, client_sent),
+            Some(backend) => self.passive.early_close(backend, client_sent, end),
             None => EarlyClose::Replay,
         };
         match verdict {
