@@ -1,6 +1,7 @@
 //! Fuzzing and property entry points for every parser a peer or a file can reach: the PROXY
 //! header a client sends first, the admin request head, the health-check replies (HTTP status
-//! line, TCP `health_check_expect`), the TOML configuration and target addresses.
+//! line, TCP `health_check_expect`), the TOML configuration, target addresses, and the TLS
+//! ClientHello read for SNI routing.
 //!
 //! Owns what must hold for *any* input to those parsers: each entry point takes raw bytes, runs
 //! the parser the way its caller does (fed in reads of arbitrary sizes where the caller reads a
@@ -17,18 +18,24 @@
 mod admin_request;
 mod config_file;
 mod health_reply;
+mod hello_builder;
 mod proxy_header;
 mod split;
 mod target_address;
+mod tls_client_hello;
 
 pub use admin_request::{admin_request, admin_request_split};
 pub use config_file::{config, config_text};
 pub use health_reply::{
     health_status_line, health_status_line_split, tcp_expect, tcp_expect_split,
 };
+pub use hello_builder::{client_hello_message, in_records, server_name_extension};
 pub use proxy_header::{proxy_header, proxy_header_split, proxy_round_trip, proxy_round_trip_of};
 pub use split::schedule;
 pub use target_address::{socket_addr_round_trip, target_address, target_address_text};
+pub use tls_client_hello::{
+    tls_client_hello, tls_client_hello_split, tls_sni_round_trip, tls_sni_round_trip_of,
+};
 
 /// One fuzz target: the name of its `fuzz/` binary and of its seed directory under
 /// `fuzz/corpus/`, and its entry point.
@@ -43,6 +50,8 @@ pub const TARGETS: &[Target] = &[
     ("tcp_expect", tcp_expect),
     ("config", config),
     ("target_address", target_address),
+    ("tls_client_hello", tls_client_hello),
+    ("tls_sni_round_trip", tls_sni_round_trip),
 ];
 
 /// Asserts that a failure reason shown in logs and `/status` is short, printable ASCII: a peer

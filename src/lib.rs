@@ -3,8 +3,8 @@
 //! The modules are layered, leaves first (README, "Architecture"); no two import each other:
 //!
 //! - leaves: `stats` (the hot path's counters), `limit` (the connection cap), `local_error`,
-//!   [`proxy_protocol`] (the wire format), `listener`, `uring` (every raw system call and all
-//!   the io_uring plumbing);
+//!   [`proxy_protocol`] (the wire format), [`tls`] (the ClientHello's SNI and the SNI route
+//!   table), `listener`, `uring` (every raw system call and all the io_uring plumbing);
 //! - the shared model: [`backend`] (an endpoint and its atomics), [`balancer`] (the lock-free
 //!   pick), [`config`] (load and validate once);
 //! - the control plane: [`health`] (probe, publish the healthy set, passive reports),
@@ -41,6 +41,7 @@ pub(crate) mod relay;
 pub mod server;
 pub mod shutdown;
 pub(crate) mod stats;
+pub mod tls;
 pub(crate) mod uring;
 pub(crate) mod worker;
 
