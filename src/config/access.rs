@@ -177,6 +177,17 @@ mod tests {
     }
 
     #[test]
+    fn a_change_is_live_and_needs_no_restart() {
+        let old = parse("").unwrap();
+        let mut new = old.clone();
+        new.live.access_log = AccessLog {
+            path: LogPath::Stderr,
+            format: LogFormat::Text,
+        };
+        assert!(old.restart_keys(&new).is_empty());
+    }
+
+    #[test]
     fn errors_name_the_file_the_key_and_the_problem() {
         let e = parse("[access_log]\npath = \"\"").unwrap_err();
         assert!(

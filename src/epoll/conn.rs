@@ -179,6 +179,8 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
         Ok(Some(pair)) => pair,
         Ok(None) => {
             logged.ends(tally::rejected(logged.attempts.get()));
+            // Logged before the answer, as the io_uring driver does.
+            drop(logged);
             return reject(&shared, client, settings.on_no_backend).await;
         }
         // The client failed or went idle in the replay phase.
