@@ -7,7 +7,7 @@
 //!   table), `listener`, `uring` (every raw system call and all the io_uring plumbing);
 //! - the shared model: [`backend`] (an endpoint and its atomics), [`balancer`] (the lock-free
 //!   pick), [`config`] (load and validate once);
-//! - the control plane: [`health`] (probe, publish the healthy set, passive reports),
+//! - the control plane: [`access_log`] (the writer of one line per connection), [`health`] (probe, publish the healthy set, passive reports),
 //!   [`metrics`] and [`admin`] (`/metrics`, `/status`, `/healthz`, the runtime API and
 //!   `ringlb ctl`), [`shutdown`];
 //! - the connection policy, `conn`: every decision about a client connection (retries and
@@ -23,6 +23,7 @@
 //! Nothing on the hot path takes a lock or allocates per byte.
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod admin;
 pub mod backend;
 pub mod balancer;

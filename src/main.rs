@@ -5,7 +5,10 @@ use std::{path::PathBuf, process::ExitCode};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use ringlb::{admin::ctl, server::upgrade::Upgrader, Config, ReloadHandle, Server, Shutdown};
+use ringlb::{
+    access_log::AccessLog, admin::ctl, server::upgrade::Upgrader, Config, ReloadHandle, Server,
+    Shutdown,
+};
 
 /// A thread-per-core io_uring TCP load balancer.
 #[derive(Parser, Debug)]
@@ -138,6 +141,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
         shutdown,
         server.reload_handle(),
         server.upgrader(),
+        server.access_log(),
         config.source.clone(),
     )?;
     server.wait()?;
@@ -151,6 +155,7 @@ struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
     usr2: tokio::signal::unix::Signal,
 }
 
@@ -160,11 +165,12 @@ impl Signals {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (term, int, hup, usr2) = rt.block_on(async {
+        let (term, int, hup, usr1, usr2) = rt.block_on(async {
             anyhow::Ok((
                 signal(SignalKind::terminate())?,
                 signal(SignalKind::interrupt())?,
                 signal(SignalKind::hangup())?,
+                signal(SignalKind::user_defined1())?,
                 signal(SignalKind::user_defined2())?,
             ))
         })?;
@@ -173,12 +179,13 @@ impl Signals {
             term,
             int,
             hup,
+            usr1,
             usr2,
         })
     }
 
     /// SIGHUP reloads `path` (and upgrades when a change needs new sockets or threads);
-    /// SIGUSR2 upgrades to the binary at the path ringlb was started from; the first
+    /// SIGUSR1 reopens the access log's file (logrotate); SIGUSR2 upgrades to the binary at the path ringlb was started from; the first
     /// SIGINT/SIGTERM starts a graceful stop (stop accepting, drain open connections), a second
     /// one exits at once.
     fn spawn(
@@ -186,6 +193,7 @@ impl Signals {
         shutdown: Shutdown,
         reload: ReloadHandle,
         upgrader: Arc<Upgrader>,
+        access_log: Arc<AccessLog>,
         path: PathBuf,
     ) -> anyhow::Result<()> {
         std::thread::Builder::new()
@@ -201,6 +209,10 @@ impl Signals {
                                 if reload_from(&reload, &path) {
                                     upgrade(&upgrader, "SIGHUP").await;
                                 }
+                                continue;
+                            }
+                            _ = self.usr1.recv() => {
+                                reopen(&access_log);
                                 continue;
                             }
                             _ = self.usr2.recv() => {
@@ -244,6 +256,18 @@ fn reload_from(reload: &ReloadHandle, path: &std::path::Path) -> bool {
                 );
             }
             !restart.is_empty()
+        }
+    }
+}
+
+/// SIGUSR1: reopens the access log's file at its path (after logrotate moved it); a file that
+/// cannot be opened leaves the old one in use.
+fn reopen(access_log: &AccessLog) {
+    match access_log.reopen() {
+        Ok(true) => tracing::info!("SIGUSR1: access log reopened"),
+        Ok(false) => tracing::info!("SIGUSR1: the access log is not a file; nothing to reopen"),
+        Err(e) => {
+            tracing::error!("SIGUSR1: cannot reopen the access log, the old file is kept: {e}")
         }
     }
 }

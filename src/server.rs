@@ -31,6 +31,7 @@ use std::{
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::{
+    access_log::AccessLog,
     admin::{
         self,
         token::{self, Token, TokenError},
@@ -91,6 +92,9 @@ pub enum StartError {
     /// The runtime API's token file (`[admin] token_file`) is unusable.
     #[error("{0}")]
     AdminToken(#[from] TokenError),
+    /// The access log's file (`[access_log] path`) cannot be opened.
+    #[error("cannot open the access log ([access_log] path): {0}")]
+    AccessLog(#[source] io::Error),
     /// The admin listener (`[admin] listen`) could not be bound.
     #[error("cannot listen on {addr} for the admin endpoints ([admin] listen): {source}")]
     Admin {
@@ -118,6 +122,8 @@ pub struct Server {
     upgrader: Arc<Upgrader>,
     /// Where this process's id is written while it serves.
     pid_file: Option<std::path::PathBuf>,
+    /// The access log's writer and counters.
+    access_log: Arc<AccessLog>,
 }
 
 impl Server {
@@ -189,6 +195,9 @@ impl Server {
             startup,
             &live.traffic,
         )));
+        let access_log =
+            AccessLog::start(&live.access_log, count).map_err(StartError::AccessLog)?;
+        let access_log = Arc::new(access_log);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
         let mut worker_stats = Vec::with_capacity(count);
@@ -204,6 +213,7 @@ impl Server {
                 settings: Arc::clone(&published),
                 source: startup.source.clone(),
                 stats,
+                access_log: access_log.sink(id),
             };
             let worker = Driver::new(io_backend, ctx, &shutdown)
                 .map_err(|source| StartError::Worker { id, source })?;
@@ -218,6 +228,7 @@ impl Server {
             shutdown.clone(),
         ));
         metrics.set_io_backend(io_backend.as_str());
+        metrics.set_access_log(Arc::clone(&access_log));
         let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
@@ -289,6 +300,7 @@ impl Server {
                 published,
                 limit: Arc::clone(&limit),
                 admin_token,
+                access_log: Arc::clone(&access_log),
             },
             shutdown,
             workers,
@@ -298,6 +310,7 @@ impl Server {
             io_backend,
             upgrader,
             pid_file,
+            access_log,
         })
     }
 
@@ -361,6 +374,11 @@ impl Server {
         self.io_backend.as_str()
     }
 
+    /// The access log: reopen its file after logrotate moved it (SIGUSR1), read its counters.
+    pub fn access_log(&self) -> Arc<AccessLog> {
+        Arc::clone(&self.access_log)
+    }
+
     /// Asks every thread to stop; [`Server::wait`] then returns.
     pub fn stop(&self) {
         self.shutdown.trigger();
@@ -385,6 +403,8 @@ impl Server {
             }
         }
         let _ = self.health.join();
+        // Every connection has ended: what is queued is written before the process exits.
+        self.access_log.stop();
         if let Some(admin) = self.admin {
             admin.stop();
         }
@@ -411,6 +431,8 @@ pub struct ReloadHandle {
     limit: Arc<ConnectionLimit>,
     /// The runtime API's token in force, read again on every reload.
     admin_token: Arc<ArcSwapOption<Token>>,
+    /// The access log, reopened when a reload changes `[access_log]`.
+    access_log: Arc<AccessLog>,
 }
 
 impl ReloadHandle {
@@ -442,6 +464,11 @@ impl ReloadHandle {
             live.balance,
         );
         running.live = live.clone();
+        if let Err(e) = self.access_log.configure(&live.access_log) {
+            tracing::error!("SIGHUP: access log not changed, the running one is kept: {e}");
+        }
+        // What really runs, so the next reload compares against it.
+        running.live.access_log = self.access_log.config();
         running.source = config.source.clone();
         restart
     }

@@ -5,7 +5,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::{Admin, HealthCheck, IoBackend, RelayMode, Startup, Target, TargetAddress, Traffic};
+use super::{
+    AccessLog, Admin, HealthCheck, IoBackend, LogFormat, LogPath, RelayMode, Startup, Target,
+    TargetAddress, Traffic,
+};
 use crate::config::HealthCheckKind;
 
 impl Default for Startup {
@@ -64,6 +67,18 @@ impl Default for Admin {
             // The runtime API changes what the balancer does: off until the operator gives it
             // a token.
             token_file: None,
+        }
+    }
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        AccessLog {
+            // Off: a line per connection is a cost (and a disk to fill) the operator opts into.
+            path: LogPath::Off,
+            // One object per line: what log shippers (Vector, Fluent Bit, Loki) parse without
+            // a pattern.
+            format: LogFormat::Json,
         }
     }
 }

@@ -45,6 +45,7 @@ impl From<&Config> for FileConfig {
             health_check,
             targets,
             traffic,
+            access_log,
         } = &config.live;
         let Traffic {
             connect_timeout,
@@ -96,6 +97,7 @@ impl From<&Config> for FileConfig {
                 listen: admin.listen,
                 token_file: admin.token_file.clone(),
             },
+            access_log: access_log.into(),
             targets: Some(targets.iter().map(FileTarget::from).collect()),
         }
     }

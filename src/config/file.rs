@@ -16,6 +16,7 @@ use std::{
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
+    access::FileAccessLog,
     de::{self, duration},
     defaults::DEFAULT_WEIGHT,
     named,
@@ -75,6 +76,8 @@ pub(super) struct FileConfig {
     pub(super) health_check: FileHealthCheck,
     #[serde(deserialize_with = "super::table::table")]
     pub(super) admin: FileAdmin,
+    #[serde(deserialize_with = "super::table::table")]
+    pub(super) access_log: FileAccessLog,
     /// `None` when the file has no `targets` key, which validation reports.
     #[serde(deserialize_with = "targets")]
     pub(super) targets: Option<Vec<FileTarget>>,

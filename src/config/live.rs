@@ -1,5 +1,6 @@
 //! The part of a configuration a reload applies to a running ringlb: the targets, how one is
-//! chosen, how the health checker probes them, and how the workers treat new connections.
+//! chosen, how the health checker probes them, how the workers treat new connections, and the
+//! access log.
 //!
 //! Owns the shape of that part and the target types. Never holds a setting the workers or the
 //! listeners were built with ([`super::Startup`]): a key that moves here must really take effect
@@ -23,6 +24,9 @@ pub struct Live {
     /// How the workers treat each new connection (timeouts, retries, replay, the no-backend
     /// answer, the connection cap).
     pub traffic: super::Traffic,
+    /// Where the line for each client connection goes, and its format (`[access_log]`); a
+    /// reload reopens it.
+    pub access_log: super::AccessLog,
 }
 
 /// The health checker's settings.
@@ -106,6 +110,7 @@ impl Live {
             health_check: HealthCheck::default(),
             targets,
             traffic: super::Traffic::default(),
+            access_log: super::AccessLog::default(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! structs back out. Never resolves hostnames (`--check` must work without DNS) and never panics
 //! on input.
 
+mod access;
 pub(crate) mod address;
 mod de;
 mod defaults;
@@ -28,6 +29,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use crate::balancer::Strategy;
+pub use access::{AccessLog, LogFormat, LogPath};
 use file::FileConfig;
 pub use io_backend::IoBackend;
 pub use l4::{HealthCheckKind, OnNoBackend, SendProxy, MAX_CHECK_BYTES};
@@ -60,7 +62,7 @@ pub struct Config {
     /// What needs a restart to change: listeners, threads, the admin listener and the
     /// workers' own settings. A reload keeps the running values.
     pub startup: Startup,
-    /// What a reload applies: targets, balancing, health checks.
+    /// What a reload applies: targets, balancing, health checks, the access log.
     pub live: Live,
 }
 

@@ -1,5 +1,5 @@
 //! The keys whose value is one of a few names (`relay`, `io_backend`, `balance`,
-//! `on_no_backend`, `send_proxy`, a target's `health_check`): read and written through
+//! `on_no_backend`, `send_proxy`, a target's `health_check`, `[access_log] format`): read and written through
 //! `#[serde(with = "named")]` (or `named::option`).
 //!
 //! Owns the message for a name that is not one of them, which lists every accepted spelling.
@@ -9,7 +9,7 @@ use serde::{Deserializer, Serializer};
 
 use super::{
     de::{read, string, Found},
-    HealthCheckKind, IoBackend, OnNoBackend, RelayMode, SendProxy, Strategy,
+    HealthCheckKind, IoBackend, LogFormat, OnNoBackend, RelayMode, SendProxy, Strategy,
 };
 
 /// A type whose values are spelled as one of a few names in the file.
@@ -41,6 +41,7 @@ named!(
     OnNoBackend: "an answer to a client without a backend",
     SendProxy: "a PROXY protocol setting",
     HealthCheckKind: "a health check kind",
+    LogFormat: "an access-log format",
 );
 
 /// The value spelled as `found`, or a message listing every spelling.

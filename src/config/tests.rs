@@ -89,6 +89,10 @@ fn seed_loads_with_all_defaults() {
                     accept_proxy: false,
                     passive_fall: 3,
                 },
+                access_log: AccessLog {
+                    path: LogPath::Off,
+                    format: LogFormat::Json,
+                },
             },
         }
     );

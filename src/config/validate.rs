@@ -66,6 +66,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         pid_file,
         health_check,
         admin,
+        access_log,
         targets: file_targets,
     } = file;
     let FileHealthCheck {
@@ -119,6 +120,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         },
         targets: targets(file_targets)?,
         traffic,
+        access_log: access_log.into(),
     };
     Ok(Config {
         source: source.to_owned(),

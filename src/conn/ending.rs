@@ -89,13 +89,15 @@ pub struct Ending {
     failed: [Option<i32>; 2],
     /// Each direction has ended (its EOF passed on, or its source's failure reached).
     ended: [bool; 2],
+    /// The side whose direction ended first: without a fault, the one that closed first.
+    first: Option<Side>,
 }
 
 /// How to close once both directions are over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Close {
-    /// No fault: both EOFs were passed on; close both sockets.
-    Clean,
+    /// No fault: both EOFs were passed on; close both sockets. The side that closed first.
+    Clean(Side),
     /// `fault` happened; reset `reset` once its send queue has drained, close the other now.
     Reset {
         /// The side to reset after the drain.
@@ -117,6 +119,7 @@ impl Ending {
     /// failed, everything received before the failure was delivered.
     pub fn end(&mut self, dir: usize) {
         self.ended[dir] = true;
+        self.first.get_or_insert(Side::src(dir));
     }
 
     /// Whether direction `dir` must move nothing more: its destination failed.
@@ -148,7 +151,7 @@ impl Ending {
             return None;
         }
         let Some(fault) = self.fault() else {
-            return Some(Close::Clean);
+            return Some(Close::Clean(self.first.unwrap_or(Side::Client)));
         };
         Some(match self.failed[fault.side.other().index()] {
             Some(_) => Close::BothFailed(fault),
@@ -223,7 +226,7 @@ mod tests {
             "half-closed: the other direction still runs"
         );
         e.end(DOWNSTREAM);
-        assert_eq!(e.close(), Some(Close::Clean));
+        assert_eq!(e.close(), Some(Close::Clean(Side::Client)));
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub(crate) fn no_backend_socket(worker: usize, error: &io::Error) {
 /// How a relayed connection ended, when it was not cleanly.
 pub(crate) fn ended(worker: usize, close: Close) {
     match close {
-        Close::Clean => {}
+        Close::Clean(_) => {}
         Close::BothFailed(fault) => {
             tracing::debug!(worker, %fault, "connection failed on both sides");
         }

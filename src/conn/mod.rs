@@ -12,4 +12,5 @@ pub(crate) mod passive;
 pub mod reject;
 pub mod settings;
 pub(crate) mod source;
+pub(crate) mod tally;
 pub(crate) mod tried;

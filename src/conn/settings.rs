@@ -16,6 +16,7 @@ use std::{
 use arc_swap::ArcSwap;
 
 use crate::{
+    access_log::Sink,
     balancer::Balancer,
     config::{OnNoBackend, RelayMode},
     health::Ejector,
@@ -97,6 +98,8 @@ pub struct WorkerContext {
     pub source: Vec<IpAddr>,
     /// Its event counters.
     pub stats: Arc<WorkerStats>,
+    /// Its queue of access-log records.
+    pub access_log: Sink,
 }
 
 /// One worker's view of the published settings: the latest, copied into worker-local memory

@@ -7,7 +7,16 @@
 //! active count are given back when their guards drop, so a task aborted at the drain deadline
 //! leaves no count behind.
 
-use std::{io, net::SocketAddr, ops::Deref, os::fd::AsRawFd, rc::Rc, sync::Arc, time::Duration};
+use std::{
+    cell::Cell,
+    io,
+    net::SocketAddr,
+    ops::Deref,
+    os::fd::AsRawFd,
+    rc::Rc,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::{
     io::AsyncWriteExt,
@@ -21,6 +30,7 @@ use super::{
     Shared,
 };
 use crate::{
+    access_log::{Sink, Termination},
     backend::Backend,
     config::OnNoBackend,
     conn::settings::WorkerSettings,
@@ -33,6 +43,7 @@ use crate::{
         header::HeaderRefused,
         reject::{Rejection, LINGER},
         source::Sources,
+        tally::{self, Tally},
         tried::Tried,
     },
     metrics::WorkerCounter,
@@ -82,20 +93,74 @@ impl Drop for Opened {
     }
 }
 
+/// A connection's access-log line in the making; pushed when it drops, so a task aborted at
+/// the drain deadline is logged too (as `drained`). Holds nothing when the log was off at the
+/// accept.
+pub(super) struct Logged<'a> {
+    sink: &'a Sink,
+    tally: Cell<Option<Tally>>,
+    client: Cell<SocketAddr>,
+    /// Connects started.
+    attempts: Cell<u32>,
+    /// Bytes delivered per direction (counted whether or not the log is on: two additions).
+    bytes: Cell<[u64; 2]>,
+}
+
+impl<'a> Logged<'a> {
+    pub(super) fn new(sink: &'a Sink, client: SocketAddr) -> Logged<'a> {
+        Logged {
+            tally: Cell::new(sink.on().then(|| Tally::new(Instant::now()))),
+            sink,
+            client: Cell::new(client),
+            attempts: Cell::new(0),
+            bytes: Cell::new([0; 2]),
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Tally)) {
+        if let Some(mut tally) = self.tally.get() {
+            change(&mut tally);
+            self.tally.set(Some(tally));
+        }
+    }
+
+    /// The connection ends because of `termination` (the first reason given is kept).
+    pub(super) fn ends(&self, termination: Termination) {
+        self.update(|t| t.ends(termination));
+    }
+}
+
+impl Drop for Logged<'_> {
+    fn drop(&mut self) {
+        if let Some(mut tally) = self.tally.take() {
+            tally.add(self.bytes.get());
+            let retries = self.attempts.get().saturating_sub(1);
+            let now = Instant::now();
+            let record = tally.record(self.client.get(), retries, Termination::Drained, now);
+            self.sink.push(record);
+        }
+    }
+}
+
 /// Serves one accepted client until both sides are closed.
 pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAddr) {
+    let logged = Logged::new(&shared.log, peer);
     // The settings this connection keeps to its end, whatever a reload publishes meanwhile.
     let settings = shared.settings.borrow_mut().get();
     shared.passive.set_fall(settings.passive_fall);
     let prelude = if settings.accept_proxy {
         match Prelude::accept(&shared.headers, &client).await {
             Ok(prelude) => prelude,
-            Err(why) => return refuse_header(&shared, why),
+            Err(why) => {
+                logged.ends(Termination::ProxyHeaderRefused);
+                return refuse_header(&shared, why);
+            }
         }
     } else {
         Prelude::none()
     };
     let peer = prelude.client().unwrap_or(peer);
+    logged.client.set(peer);
     let mut replay = settings
         .replay_buffer
         .map(|len| Replay::new(shared.replay.take_len(len)));
@@ -105,23 +170,32 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
         prelude: &prelude,
         replay: replay.as_mut(),
         settings: &settings,
+        logged: &logged,
     };
     let connected = connect(&shared, &mut pending).await;
     // The header and replay buffers go back to their pools before the relay starts.
     drop((prelude, replay));
     let (mut server, opened) = match connected {
         Ok(Some(pair)) => pair,
-        Ok(None) => return reject(&shared, client, settings.on_no_backend).await,
-        Err(e) => return ended(&shared, e),
+        Ok(None) => {
+            logged.ends(tally::rejected(logged.attempts.get()));
+            // Logged before the answer, as the io_uring driver does.
+            drop(logged);
+            return reject(&shared, client, settings.on_no_backend).await;
+        }
+        // The client failed or went idle in the replay phase.
+        Err(e) => return ended(&shared, &logged, e, Termination::ClientReset),
     };
     let idle = settings.idle_timeout;
     let count = copy::Delivered {
         backend: &opened.0,
         worker: shared.id,
+        bytes: &logged.bytes,
     };
     match copy::relay(&shared.buffers, &mut client, &mut server, idle, count).await {
         Ok(close) => {
             events::ended(shared.id, close);
+            logged.ends(tally::termination(close));
             if let Close::Reset { reset, .. } = close {
                 let (survivor, _failed) = match reset {
                     Side::Client => (client, server),
@@ -130,7 +204,7 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
                 copy::reset_when_drained(survivor).await;
             }
         }
-        Err(e) => ended(&shared, e),
+        Err(e) => ended(&shared, &logged, e, Termination::InternalError),
     }
     // Dropping both streams closes them.
 }
@@ -141,11 +215,13 @@ fn refuse_header(shared: &Shared, why: HeaderRefused) {
     events::header_refused(shared.id, &why);
 }
 
-/// Logs why a connection is being closed.
-fn ended(shared: &Shared, error: io::Error) {
+/// Logs why a connection is being closed: an idle timeout, or `otherwise` in the access log.
+fn ended(shared: &Shared, logged: &Logged<'_>, error: io::Error, otherwise: Termination) {
     if error.kind() == io::ErrorKind::TimedOut {
         events::idle_timeout(shared.id);
+        logged.ends(Termination::IdleTimeout);
     } else {
+        logged.ends(otherwise);
         events::failed(shared.id, &error);
     }
 }
@@ -176,11 +252,15 @@ async fn connect(
             }
         };
         let opened = Opened::new(backend);
+        let logged = pending.logged;
+        logged.attempts.set(attempt as u32);
+        logged.update(|t| t.trying(opened.0.addr));
         let connecting = socket.connect(opened.0.addr);
         // A backend that never answers the SYN must not hold the client for the kernel's
         // two-minute SYN retry budget.
         let failure = match tokio::time::timeout(settings.connect_timeout, connecting).await {
             Ok(Ok(server)) => {
+                logged.update(|t| t.connected(Instant::now()));
                 let idle = settings.idle_timeout;
                 match pending
                     .handshake(&shared.passive, idle, &server, &opened.0)
@@ -225,6 +305,8 @@ struct Pending<'a, 'b> {
     replay: Option<&'a mut Replay<'b>>,
     /// The settings the connection started with.
     settings: &'a WorkerSettings,
+    /// Its access-log line in the making.
+    logged: &'a Logged<'b>,
 }
 
 impl Pending<'_, '_> {
@@ -245,6 +327,9 @@ impl Pending<'_, '_> {
             .send(client, peer, server, backend.send_proxy())
             .await;
         let Some(replay) = self.replay.as_deref_mut() else {
+            if sent.is_err() {
+                self.logged.ends(Termination::BackendReset);
+            }
             return sent.map(|()| Handshake::Committed);
         };
         if sent.is_err() {
@@ -254,6 +339,7 @@ impl Pending<'_, '_> {
         let count = copy::Delivered {
             backend,
             worker: passive.worker(),
+            bytes: &self.logged.bytes,
         };
         Ok(match replay.run(client, server, idle, count).await? {
             Phase::Answered => {
@@ -349,6 +435,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_prelude_with_replay_retries_elsewhere() {
         let (server, backend, client) = reset_backend().await;
+        let sink = Sink::off();
         let pool = Buffers::new(64);
         let mut replay = Replay::new(pool.take());
         let prelude = Prelude::none();
@@ -358,6 +445,7 @@ mod tests {
             prelude: &prelude,
             replay: Some(&mut replay),
             settings: &WorkerSettings::for_tests(),
+            logged: &Logged::new(&sink, client.peer_addr().unwrap()),
         };
         let passive = passive();
         let done = pending.handshake(&passive, Duration::from_secs(5), &server, &backend);
@@ -368,6 +456,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_prelude_without_replay_closes_the_client() {
         let (server, backend, client) = reset_backend().await;
+        let sink = Sink::off();
         let prelude = Prelude::none();
         let mut pending = Pending {
             client: &client,
@@ -375,6 +464,7 @@ mod tests {
             prelude: &prelude,
             replay: None,
             settings: &WorkerSettings::for_tests(),
+            logged: &Logged::new(&sink, client.peer_addr().unwrap()),
         };
         let passive = passive();
         let done = pending.handshake(&passive, Duration::from_secs(5), &server, &backend);

@@ -102,13 +102,15 @@ impl DerefMut for Buffer<'_> {
 }
 
 /// Where the bytes a connection relays are counted: its backend's counters, on this worker's
-/// shard.
+/// shard, and the connection's own (for its access-log line).
 #[derive(Clone, Copy)]
 pub(super) struct Delivered<'a> {
     /// The connection's backend.
     pub(super) backend: &'a Backend,
     /// This worker's index.
     pub(super) worker: usize,
+    /// The connection's bytes per direction.
+    pub(super) bytes: &'a Cell<[u64; 2]>,
 }
 
 impl Delivered<'_> {
@@ -116,6 +118,9 @@ impl Delivered<'_> {
         let mut moved = [0; 2];
         moved[dir] = bytes as u64;
         self.backend.bytes_moved(self.worker, moved);
+        let mut total = self.bytes.get();
+        total[dir] += bytes as u64;
+        self.bytes.set(total);
     }
 }
 
@@ -313,6 +318,7 @@ mod tests {
         let count = Delivered {
             backend: &backend,
             worker: 0,
+            bytes: &Cell::default(),
         };
         let relay = relay(&pool, &mut proxy_client, &mut proxy_server, idle, count);
         let ends = async {
@@ -329,7 +335,7 @@ mod tests {
             assert_eq!(got, b"response");
         };
         let (relayed, ()) = tokio::join!(relay, ends);
-        assert_eq!(relayed.unwrap(), Close::Clean);
+        assert!(matches!(relayed.unwrap(), Close::Clean(_)));
         assert_eq!(
             backend.stats.bytes.total(),
             [7, 8],
@@ -391,10 +397,11 @@ mod tests {
                 let count = Delivered {
                     backend: &backend,
                     worker: 0,
+                    bytes: &Cell::default(),
                 };
                 relay(&pool, &mut proxy_client, &mut proxy_server, idle, count).await
             });
-            let _ = done.send(matches!(relayed, Ok(Close::Clean)));
+            let _ = done.send(matches!(relayed, Ok(Close::Clean(_))));
         });
         let relayed = finished
             .recv_timeout(Duration::from_secs(60))
@@ -414,6 +421,7 @@ mod tests {
         let count = Delivered {
             backend: &backend,
             worker: 0,
+            bytes: &Cell::default(),
         };
         let err = relay(&pool, &mut proxy_client, &mut proxy_server, idle, count)
             .await

@@ -27,6 +27,7 @@ use tokio::{
 };
 
 use crate::{
+    access_log::Sink,
     balancer::Balancer,
     conn::{
         events::{self, ACCEPT_PAUSE},
@@ -67,6 +68,8 @@ struct Shared {
     replay: Buffers,
     /// `accept_proxy`: buffers for the clients' PROXY headers (and the bytes after them).
     headers: Buffers,
+    /// This worker's queue of access-log records.
+    log: Sink,
 }
 
 impl EpollWorker {
@@ -91,6 +94,7 @@ impl EpollWorker {
             settings,
             source,
             stats,
+            access_log,
         } = self.ctx;
         let start = settings.load_full();
         let shared = Shared {
@@ -104,6 +108,7 @@ impl EpollWorker {
             settings: RefCell::new(Current::new(settings, WorkerSettings::clone)),
             stats,
             buffers: Buffers::new(copy::BUFFER_SIZE),
+            log: access_log,
         };
         LocalSet::new().block_on(&runtime, serve(shared, listener, self.shutdown))
     }

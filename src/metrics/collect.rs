@@ -93,6 +93,11 @@ impl Collector {
             ([("to", "copy")], counter(s.total(WorkerCounter::ToCopy))),
         ];
         family(encoder, names::RELAY_SWITCHES, switches)?;
+        let log = s.access_log.get();
+        let dropped = log.map_or(0, |log| log.dropped());
+        single(encoder, names::ACCESS_LOG_DROPPED, counter(dropped))?;
+        let written = log.map_or(0, |log| log.written());
+        single(encoder, names::ACCESS_LOG_WRITTEN, counter(written))?;
         single(encoder, names::HEALTH_ROUNDS, counter(s.health.rounds()))
     }
 

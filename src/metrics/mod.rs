@@ -23,6 +23,7 @@ pub use crate::stats::{ByteCounters, WorkerCounter, WorkerStats, BYTE_SHARDS};
 pub use failure::WorkerFailure;
 
 use crate::{
+    access_log::AccessLog,
     backend::Backend,
     health::{HealthStatus, StatusReport},
     limit::ConnectionLimit,
@@ -46,6 +47,8 @@ struct Sources {
     io_backend: Mutex<&'static str>,
     /// The first worker that ended on its own; set at most once.
     worker_failure: OnceLock<WorkerFailure>,
+    /// The access log's counters; set once at start-up.
+    access_log: OnceLock<Arc<AccessLog>>,
 }
 
 /// The metrics registry of one ringlb instance: reads the live counters on demand.
@@ -93,6 +96,7 @@ impl Metrics {
             shutdown,
             io_backend: Mutex::new(IO_URING),
             worker_failure: OnceLock::new(),
+            access_log: OnceLock::new(),
         });
         let mut registry = Registry::default();
         registry.register_collector(Box::new(collect::Collector::new(Arc::clone(&sources))));
@@ -106,6 +110,21 @@ impl Metrics {
             .io_backend
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = name;
+    }
+
+    /// Records where the access log's counters are read (once, at start-up).
+    pub fn set_access_log(&self, log: Arc<AccessLog>) {
+        let _ = self.sources.access_log.set(log);
+    }
+
+    /// Access-log lines lost so far (queue full, or a write error).
+    pub fn access_log_dropped(&self) -> u64 {
+        self.sources.access_log.get().map_or(0, |log| log.dropped())
+    }
+
+    /// Access-log lines written so far.
+    pub fn access_log_written(&self) -> u64 {
+        self.sources.access_log.get().map_or(0, |log| log.written())
     }
 
     /// The I/O backend in use.

@@ -72,6 +72,17 @@ pub const RELAY_SWITCHES: Family = Family {
         "relay = \"auto\": directions that moved to splice (to=\"splice\", bulk) or back to copy \
            (to=\"copy\", small traffic)",
 };
+/// Counter: access-log lines lost.
+pub const ACCESS_LOG_DROPPED: Family = Family {
+    name: "ringlb_access_log_dropped",
+    help: "Access-log lines lost: dropped because a worker's queue was full (the writer could \
+           not keep up) or not written (a write error); the connections were served",
+};
+/// Counter: access-log lines written.
+pub const ACCESS_LOG_WRITTEN: Family = Family {
+    name: "ringlb_access_log_written",
+    help: "Access-log lines written out",
+};
 /// Counter: finished health-check rounds.
 pub const HEALTH_ROUNDS: Family = Family {
     name: "ringlb_health_check_rounds",

@@ -183,5 +183,5 @@ fn every_family_has_help_and_type_once() {
             families.push(name.to_owned());
         }
     }
-    assert_eq!(families.len(), 20, "{families:?}");
+    assert_eq!(families.len(), 22, "{families:?}");
 }

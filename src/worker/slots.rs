@@ -13,6 +13,7 @@ use crate::{
     backend::Backend,
     conn::{
         ending::{Linger, Side},
+        tally::Tally,
         tried::Tried,
     },
     uring::token::GENERATION_MASK,
@@ -55,6 +56,8 @@ pub struct Slot<C> {
     pub reset: Option<(Side, Linger)>,
     /// The settings this connection started with (a reload never changes them under it).
     pub settings: Option<Rc<Settings>>,
+    /// What its access-log line will say; `None` when the log was off at its accept.
+    pub tally: Option<Tally>,
 }
 
 impl<C> Slot<C> {
@@ -83,6 +86,7 @@ impl<C> Slot<C> {
             prelude: Prelude::default(),
             reset: None,
             settings: None,
+            tally: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Accepting: the listener's multishot accept, the connection cap, descriptor exhaustion, and
 //! stopping on shutdown.
 
-use std::{os::fd::AsRawFd, os::fd::RawFd};
+use std::{os::fd::AsRawFd, os::fd::RawFd, time::Instant};
 
 use io_uring::{
     cqueue, opcode,
@@ -10,11 +10,13 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
-    conn::events,
+    access_log::Termination,
+    conn::{events, tally::Tally},
     metrics::WorkerCounter,
     relay::Relay,
     uring::token::{Op, Token},
     uring::{ring::Completion, sys},
+    worker::slots::UNKNOWN_PEER,
 };
 
 impl<R: Relay> Engine<R> {
@@ -62,6 +64,12 @@ impl<R: Relay> Engine<R> {
     fn on_client(&mut self, client: RawFd) {
         self.stats.add(WorkerCounter::Accepted);
         if self.stopping {
+            if self.log.on() {
+                let peer = sys::peer_addr(client).unwrap_or(UNKNOWN_PEER);
+                let now = Instant::now();
+                let record = Tally::new(now).record(peer, 0, Termination::Drained, now);
+                self.log.push(record);
+            }
             // SAFETY: the accept just handed this descriptor over; nothing else has it.
             unsafe { sys::close(client) };
             return;
@@ -76,6 +84,14 @@ impl<R: Relay> Engine<R> {
         let slot = self.slots.at(index);
         slot.last_active = self.tick;
         slot.settings = Some(settings);
+        if self.log.on() {
+            // The one clock reading and the one `getpeername` a logged connection adds
+            // (multishot accept does not return the peer); `source_hash` reuses the address.
+            slot.tally = Some(Tally::new(Instant::now()));
+            if let Some(peer) = sys::peer_addr(client) {
+                slot.peer = peer;
+            }
+        }
         if accept_proxy {
             self.start_header(index);
         } else {

@@ -12,20 +12,25 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
+    access_log::Termination,
     backend::Backend,
     balancer::Strategy,
-    conn::events,
+    conn::{events, tally},
     metrics::WorkerCounter,
     relay::Relay,
     uring::sys,
     uring::token::{Op, Token},
+    worker::slots::UNKNOWN_PEER,
 };
 
 impl<R: Relay> Engine<R> {
     /// Picks a backend for a new client and starts connecting to it.
     pub(super) fn start_connect(&mut self, index: u32) {
         let slot = self.slots.at(index);
-        if self.balancer.strategy() == Strategy::SourceHash && slot.prelude.addrs.is_none() {
+        if self.balancer.strategy() == Strategy::SourceHash
+            && slot.prelude.addrs.is_none()
+            && slot.peer == UNKNOWN_PEER
+        {
             // Only this strategy needs the client's address (unless a PROXY header gave it);
             // multishot accept does not return it, so ask the kernel once.
             if let Some(peer) = sys::peer_addr(slot.client) {
@@ -72,6 +77,9 @@ impl<R: Relay> Engine<R> {
             .user_data(Token::IGNORE.into());
         // Counted from the pick, so least-connections sees a burst of new clients.
         backend.connection_opened();
+        if let Some(tally) = slot.tally.as_mut() {
+            tally.trying(backend.addr);
+        }
         slot.opened = true;
         slot.server = server;
         slot.attempts += 1;
@@ -105,6 +113,9 @@ impl<R: Relay> Engine<R> {
     /// replay-phase receive is still in flight the slot cannot be freed yet: close instead.
     fn give_up(&mut self, index: u32) {
         let slot = self.slots.at(index);
+        if let Some(tally) = slot.tally.as_mut() {
+            tally.ends(tally::rejected(u32::from(slot.attempts)));
+        }
         if slot.inflight > 0 {
             let generation = slot.generation;
             return self.teardown(index, generation);
@@ -113,6 +124,7 @@ impl<R: Relay> Engine<R> {
             self.replay_pool.push(replay.buf);
         }
         let (client, on_no_backend) = (slot.client, slot.settings().base.on_no_backend);
+        self.log_end(index, Termination::NoBackend);
         self.slots.remove(index);
         self.reject(client, on_no_backend);
     }

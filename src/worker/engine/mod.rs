@@ -31,6 +31,7 @@ use super::{
     Worker,
 };
 use crate::{
+    access_log::{Sink, Termination},
     backend::Backend,
     balancer::Balancer,
     conn::{
@@ -39,6 +40,7 @@ use crate::{
         passive::Passive,
         settings::Current,
         source::Sources,
+        tally,
     },
     limit::ConnectionLimit,
     metrics::WorkerStats,
@@ -77,6 +79,8 @@ pub(super) struct Engine<R: Relay> {
     wake: Arc<OwnedFd>,
     /// This worker's event counters (Relaxed increments on its own cache line).
     stats: Arc<WorkerStats>,
+    /// This worker's queue of access-log records.
+    log: Sink,
     wake_buf: Box<u64>,
     timers: Box<Timers>,
     /// The published settings; each new connection takes the latest (a reload changes them).
@@ -130,6 +134,7 @@ impl<R: Relay> Engine<R> {
             sources: Sources::new(&ctx.source),
             wake,
             stats: ctx.stats,
+            log: ctx.access_log,
             wake_buf: Box::new(0),
             timers: Box::new(Timers {
                 drain: Timespec::from(start.drain_timeout),
@@ -267,7 +272,11 @@ impl<R: Relay> Engine<R> {
         let flow = self
             .relay
             .complete(&mut io, conn, kind, dir, c.result, c.flags);
-        count_bytes(slot.backend.as_deref(), self.id, io.moved);
+        let moved = io.moved;
+        count_bytes(slot.backend.as_deref(), self.id, moved);
+        if let Some(tally) = slot.tally.as_mut() {
+            tally.add(moved);
+        }
         self.after(token, flow);
     }
 
@@ -276,6 +285,7 @@ impl<R: Relay> Engine<R> {
             Flow::Continue => return,
             Flow::Ended(close) => {
                 events::ended(self.id, close);
+                self.ends(token, tally::termination(close));
                 if let (Close::Reset { reset, .. }, Some(slot)) =
                     (close, self.slots.get(token.slot, token.generation))
                 {
@@ -284,6 +294,7 @@ impl<R: Relay> Engine<R> {
             }
             Flow::Failed(errno) => {
                 events::failed(self.id, &std::io::Error::from_raw_os_error(errno));
+                self.ends(token, Termination::InternalError);
             }
         }
         self.teardown(token.slot, token.generation);
@@ -313,6 +324,10 @@ impl<R: Relay> Engine<R> {
             .collect();
         for (index, generation) in expired {
             events::idle_timeout(self.id);
+            self.ends(
+                Token::conn(index, generation, Op::Ignore),
+                Termination::IdleTimeout,
+            );
             self.teardown(index, generation);
         }
         if !self.arm_timer(Op::Tick) {
@@ -369,6 +384,7 @@ impl<R: Relay> Engine<R> {
         if let (Some(backend), true) = (slot.backend.take(), slot.opened) {
             backend.connection_closed();
         }
+        self.log_end(index, Termination::InternalError);
         self.slots.remove(index);
         // SAFETY: the slot owned both sockets and nothing of it is in flight any more
         // (`inflight` is 0); the slot has been freed, so neither number is used again.
@@ -436,7 +452,34 @@ impl<R: Relay> Engine<R> {
         let open: Vec<(u32, u32)> = self.slots.live_tokens().collect();
         events::drain_expired(self.id, open.len());
         for (index, generation) in open {
+            self.ends(
+                Token::conn(index, generation, Op::Ignore),
+                Termination::Drained,
+            );
             self.teardown(index, generation);
+        }
+    }
+
+    /// Says why the connection of `token` ends, if it is logged (the first reason is kept).
+    pub(super) fn ends(&mut self, token: Token, termination: Termination) {
+        if let Some(tally) = self
+            .slots
+            .get(token.slot, token.generation)
+            .and_then(|slot| slot.tally.as_mut())
+        {
+            tally.ends(termination);
+        }
+    }
+
+    /// Pushes the access-log record of the connection in slot `index`, ending now, if it is
+    /// logged: its reason, or `otherwise` if none was given. Called just before the slot is
+    /// freed.
+    pub(super) fn log_end(&mut self, index: u32, otherwise: Termination) {
+        let slot = self.slots.at(index);
+        if let Some(tally) = slot.tally.take() {
+            let retries = u32::from(slot.attempts.saturating_sub(1));
+            let record = tally.record(slot.peer, retries, otherwise, Instant::now());
+            self.log.push(record);
         }
     }
 }

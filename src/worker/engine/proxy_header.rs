@@ -23,6 +23,7 @@ use io_uring::{opcode, squeue, types::Fd};
 
 use super::Engine;
 use crate::{
+    access_log::Termination,
     conn::{
         events,
         header::{self, HeaderRefused, HEADER_BUDGET},
@@ -126,6 +127,7 @@ impl<R: Relay> Engine<R> {
         self.stats.add(WorkerCounter::ProxyHeaderRefused);
         events::header_refused(self.id, &why);
         let client = self.slots.at(index).client;
+        self.log_end(index, Termination::ProxyHeaderRefused);
         self.slots.remove(index);
         self.close_client(client);
     }
@@ -258,6 +260,7 @@ impl<R: Relay> Engine<R> {
             }
             let error = std::io::Error::from_raw_os_error(errno);
             tracing::debug!(worker = self.id, %error, "cannot send the PROXY header");
+            self.ends(token, Termination::BackendReset);
             return self.teardown(index, token.generation);
         }
         let Some((ptr, len)) = prelude.advance(sent as usize) else {

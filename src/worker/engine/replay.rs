@@ -17,6 +17,7 @@ use io_uring::{
 
 use super::Engine;
 use crate::{
+    access_log::Termination,
     conn::passive::{BackendEnd, EarlyClose},
     relay::{Ends, Io, Relay},
     uring::{
@@ -31,6 +32,9 @@ impl<R: Relay> Engine<R> {
     /// the connection to the relay at once when replay is off.
     pub(super) fn on_connected(&mut self, index: u32, generation: u32) {
         let slot = self.slots.at(index);
+        if let Some(tally) = slot.tally.as_mut() {
+            tally.connected(std::time::Instant::now());
+        }
         let Some(size) = slot.settings().base.replay_buffer else {
             return self.start_relay(index, generation);
         };
@@ -64,7 +68,11 @@ impl<R: Relay> Engine<R> {
             kind_base: 0,
         };
         let flow = self.relay.start(&mut io, &mut conn);
-        super::count_bytes(slot.backend.as_deref(), self.id, io.moved);
+        let moved = io.moved;
+        super::count_bytes(slot.backend.as_deref(), self.id, moved);
+        if let Some(tally) = slot.tally.as_mut() {
+            tally.add(moved);
+        }
         slot.conn = Some(conn);
         self.after(token, flow);
     }
@@ -90,12 +98,18 @@ impl<R: Relay> Engine<R> {
                 n if n > 0 => replay.len += n as usize,
                 0 => replay.client_eof = true,
                 _ if cancelled => {}
-                _ => return self.teardown(token.slot, token.generation),
+                _ => {
+                    self.ends(token, Termination::ClientReset);
+                    return self.teardown(token.slot, token.generation);
+                }
             },
             Op::ReplaySend if result >= 0 => {
                 replay.sent += result as usize;
                 if let Some(backend) = slot.backend.as_deref() {
                     backend.bytes_moved(self.id, [result as u64, 0]);
+                }
+                if let Some(tally) = slot.tally.as_mut() {
+                    tally.add([result as u64, 0]);
                 }
             }
             // Once committing, the relay finds the failure and passes it on.

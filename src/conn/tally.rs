@@ -1,0 +1,180 @@
+//! What a driver keeps of one client connection for its access-log line, and the termination
+//! each way of ending maps to, for both I/O drivers.
+//!
+//! A [`Tally`] exists only while the access log is on (checked once, at the accept): when it is
+//! off a connection carries `None` and pays one branch at each point below. It holds plain
+//! numbers, so keeping it costs no allocation; the record it becomes is a fixed-size push.
+//! Owns the mapping from [`Close`], the idle timeout, the drain and the no-backend answer to
+//! [`Termination`]; never does I/O and never formats.
+
+use std::{net::SocketAddr, time::Instant};
+
+use super::ending::{Close, Side};
+use crate::access_log::{Record, Termination};
+
+/// The facts of one logged connection, gathered as it goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tally {
+    started: Instant,
+    connected: Option<Instant>,
+    /// The backend connected to, or last tried.
+    target: Option<SocketAddr>,
+    /// Bytes delivered per direction ([`crate::stats::UPSTREAM`], `DOWNSTREAM`).
+    bytes: [u64; 2],
+    /// Why it ends, once known (the first reason given is kept).
+    termination: Option<Termination>,
+}
+
+impl Tally {
+    /// A connection accepted at `started`.
+    pub(crate) fn new(started: Instant) -> Tally {
+        Tally {
+            started,
+            connected: None,
+            target: None,
+            bytes: [0; 2],
+            termination: None,
+        }
+    }
+
+    /// A connect to `target` starts.
+    pub(crate) fn trying(&mut self, target: SocketAddr) {
+        self.target = Some(target);
+    }
+
+    /// The backend connection was established at `now`.
+    pub(crate) fn connected(&mut self, now: Instant) {
+        self.connected = Some(now);
+    }
+
+    /// `moved[dir]` more bytes were delivered in each direction.
+    #[inline]
+    pub(crate) fn add(&mut self, moved: [u64; 2]) {
+        self.bytes[0] += moved[0];
+        self.bytes[1] += moved[1];
+    }
+
+    /// The connection ends because of `termination`, unless a reason was already given.
+    pub(crate) fn ends(&mut self, termination: Termination) {
+        self.termination.get_or_insert(termination);
+    }
+
+    /// The record of the connection ending at `now`: its reason, or `otherwise` if none was
+    /// given.
+    pub(crate) fn record(
+        &self,
+        client: SocketAddr,
+        retries: u32,
+        otherwise: Termination,
+        now: Instant,
+    ) -> Record {
+        Record {
+            ended: now,
+            client,
+            target: self.target,
+            bytes_up: self.bytes[0],
+            bytes_down: self.bytes[1],
+            connect: self
+                .connected
+                .map(|c| c.saturating_duration_since(self.started)),
+            duration: now.saturating_duration_since(self.started),
+            retries: retries.min(u8::MAX as u32) as u8,
+            termination: self.termination.unwrap_or(otherwise),
+        }
+    }
+}
+
+/// How a relayed connection that ran to its end terminated.
+pub(crate) fn termination(close: Close) -> Termination {
+    match close {
+        Close::Clean(Side::Client) => Termination::ClientClose,
+        Close::Clean(Side::Backend) => Termination::BackendClose,
+        Close::Reset { fault, .. } | Close::BothFailed(fault) => failed(fault.side),
+    }
+}
+
+/// `side`'s socket failed.
+pub(crate) fn failed(side: Side) -> Termination {
+    match side {
+        Side::Client => Termination::ClientReset,
+        Side::Backend => Termination::BackendReset,
+    }
+}
+
+/// A client that got the no-backend answer after `attempts` connects.
+pub(crate) fn rejected(attempts: u32) -> Termination {
+    match attempts {
+        0 => Termination::NoBackend,
+        _ => Termination::ConnectFailed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::conn::ending::{Ending, SocketError};
+    use crate::stats::{DOWNSTREAM, UPSTREAM};
+
+    #[test]
+    fn a_clean_end_names_who_closed_first() {
+        let mut e = Ending::default();
+        e.end(DOWNSTREAM);
+        e.end(UPSTREAM);
+        assert_eq!(termination(e.close().unwrap()), Termination::BackendClose);
+        let mut e = Ending::default();
+        e.end(UPSTREAM);
+        e.end(DOWNSTREAM);
+        assert_eq!(termination(e.close().unwrap()), Termination::ClientClose);
+    }
+
+    #[test]
+    fn a_fault_names_the_side_that_failed() {
+        let fault = |side| SocketError {
+            side,
+            errno: libc::ECONNRESET,
+        };
+        let reset = Close::Reset {
+            reset: Side::Client,
+            fault: fault(Side::Backend),
+        };
+        assert_eq!(termination(reset), Termination::BackendReset);
+        let both = Close::BothFailed(fault(Side::Client));
+        assert_eq!(termination(both), Termination::ClientReset);
+        assert_eq!(rejected(0), Termination::NoBackend);
+        assert_eq!(rejected(3), Termination::ConnectFailed);
+    }
+
+    #[test]
+    fn a_tally_becomes_its_record_and_keeps_the_first_reason() {
+        let t0 = Instant::now();
+        let mut tally = Tally::new(t0);
+        tally.trying("10.0.0.1:80".parse().unwrap());
+        tally.trying("10.0.0.2:80".parse().unwrap());
+        tally.connected(t0 + Duration::from_millis(3));
+        tally.add([10, 0]);
+        tally.add([5, 100]);
+        tally.ends(Termination::IdleTimeout);
+        tally.ends(Termination::Drained);
+        let client = "127.0.0.1:9".parse().unwrap();
+        let r = tally.record(
+            client,
+            1,
+            Termination::InternalError,
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(
+            r.target,
+            Some("10.0.0.2:80".parse().unwrap()),
+            "the last tried"
+        );
+        assert_eq!((r.bytes_up, r.bytes_down), (15, 100));
+        assert_eq!(r.connect, Some(Duration::from_millis(3)));
+        assert_eq!(r.duration, Duration::from_secs(1));
+        assert_eq!((r.retries, r.termination), (1, Termination::IdleTimeout));
+        let never = Tally::new(t0).record(client, 0, Termination::NoBackend, t0);
+        assert_eq!((never.connect, never.target), (None, None));
+        assert_eq!(never.termination, Termination::NoBackend);
+    }
+}
