@@ -16,7 +16,7 @@ use std::{
 };
 
 use common::{
-    admin_http::{admin_addr, get},
+    admin_http::{admin_addr, get, metric},
     binary::{toml, Process},
     io_backends, DEADLINE,
 };
@@ -148,17 +148,6 @@ async fn request(proxy: SocketAddr) -> Result<(), String> {
         Ok(result) => result,
         Err(_) => Err("no answer within the deadline".into()),
     }
-}
-
-/// The sum of every sample of `name` in a Prometheus text exposition.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Waits (bounded) until ringlb has every one of `n` backends up again.

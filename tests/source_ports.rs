@@ -39,7 +39,7 @@ use std::{
 };
 
 use common::{
-    admin_http::{admin_addr, get},
+    admin_http::{admin_addr, get, metric},
     binary::{toml, Process},
 };
 use ringlb::config::{IoBackend, RelayMode};
@@ -558,15 +558,4 @@ async fn wait_up(admin: SocketAddr, backends: usize) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The sum of every sample of `name` (with any labels) in a Prometheus text exposition.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

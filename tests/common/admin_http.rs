@@ -52,3 +52,14 @@ pub fn probe_admin(config: &Path) -> Option<i32> {
         .status
         .code()
 }
+
+/// The sum of every sample of `name` (with any labels) in a Prometheus text exposition.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
