@@ -58,9 +58,7 @@ wait_port "$backend"
 declare -A port pid
 # $1 = name, $2 = binary, $3 = relay.
 start_ringlb() {
-  local p; p=$(free_port); port[$1]=$p
-  cat >"$tmp/$1.toml" <<TOML
-listen = "127.0.0.1:$p"
+  start_instance "$1" "$2" <<TOML
 workers = 1
 relay = "$3"
 io_backend = "$IO_BACKEND"
@@ -72,17 +70,12 @@ enabled = false
 address = "127.0.0.1:$backend"
 $check
 TOML
-  RUST_LOG=warn "$2" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 & pids+=($!)
-  pid[$1]=$!
-  wait_port "$p"
 }
 start_ringlb before "$BASELINE" "${BASELINE_RELAY:-$RELAY}"
 start_ringlb after "$BIN/ringlb" "$RELAY"
 start_ringlb control "$BIN/ringlb" "$RELAY"
 sleep 1.5 # the first health round
 
-# Clock ticks (user + system) of process $1.
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 paths=(before after control)
 declare -A rps cpu
@@ -90,18 +83,18 @@ echo "$MODE: wrk -t1 -c$CONNS or iperf3 -P1, ${SECS}s, relay $RELAY (baseline ${
 for r in $(seq 1 "$ROUNDS"); do
   order=("${paths[@]:$((r % 3))}" "${paths[@]:0:$((r % 3))}")
   for path in "${order[@]}"; do
-    t0=$(ticks "${pid[$path]}")
+    t0=$(cpu_ticks "${pid[$path]}")
     if [ "$MODE" = bulk ]; then
       bytes=$(iperf3 -c 127.0.0.1 -p "${port[$path]}" -t "$SECS" -J | python3 -c \
         'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bytes"]))')
-      t1=$(ticks "${pid[$path]}")
+      t1=$(cpu_ticks "${pid[$path]}")
       rps[$path,$r]=$(awk -v b="$bytes" -v s="$SECS" 'BEGIN{print b*8/s/1e9}')
       cpu[$path,$r]=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v b="$bytes" 'BEGIN{print t/hz/(b/1073741824)}')
       printf 'round %2d  %-8s %7.2f Gbit/s  %6.3f s CPU/GiB\n' "$r" "$path" "${rps[$path,$r]}" "${cpu[$path,$r]}"
       continue
     fi
     out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:${port[$path]}/")
-    t1=$(ticks "${pid[$path]}")
+    t1=$(cpu_ticks "${pid[$path]}")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out" | tr '\n' ' ')
     rps[$path,$r]=$(awk -v n="$reqs" -v s="$SECS" 'BEGIN{print n/s}')

@@ -24,34 +24,32 @@ out=target/loadtest/access-log-cost-$MODE-$(date +%Y%m%d-%H%M%S)  # kept after t
 start_replicas 3
 
 targets=()
-declare -A ringlb_pid admin_port
+declare -A port pid admin_port
 start_ringlb() { # name access-log-path
-  local p a; p=$(free_port); a=$(free_port)
-  {
-    printf 'listen = "127.0.0.1:%s"\nworkers = 1\n' "$p"
-    printf '[health_check]\ninterval = "1s"\n[admin]\nlisten = "127.0.0.1:%s"\n' "$a"
+  local a; a=$(free_port)
+  # From a process substitution, not a pipe: start_instance must run in this shell to record
+  # the port and pid.
+  start_instance "$1" "$BIN/ringlb" < <(
+    printf 'workers = 1\n[health_check]\ninterval = "1s"\n'
+    printf '[admin]\nlisten = "127.0.0.1:%s"\n' "$a"
     printf '[access_log]\npath = "%s"\nformat = "json"\n' "$2"
     replica_targets
-  } >"$tmp/$1.toml"
-  RUST_LOG=warn "$BIN/ringlb" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 & pids+=($!)
-  ringlb_pid[$1]=$!
+  )
   admin_port[$1]=$a
-  wait_port "$p"
-  targets+=(--target "$1=127.0.0.1:$p")
+  targets+=(--target "$1=127.0.0.1:${port[$1]}")
 }
 start_ringlb off off
 start_ringlb off-again off
 start_ringlb file "$tmp/access.log"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A before
-for name in "${!ringlb_pid[@]}"; do before[$name]=$(cpu_ticks "${ringlb_pid[$name]}"); done
+for name in "${!pid[@]}"; do before[$name]=$(cpu_ticks "${pid[$name]}"); done
 "$BIN/loadtest" --mode "$MODE" --connections "$CONNS" --rounds "$ROUNDS" --duration "$DURATION" \
   --out "$out" "${targets[@]}" 2>&1 | tee "$tmp/run.txt"
 
 echo
 for name in off off-again file; do
-  echo "$name $(( $(cpu_ticks "${ringlb_pid[$name]}") - before[$name] ))"
+  echo "$name $(( $(cpu_ticks "${pid[$name]}") - before[$name] ))"
 done >"$tmp/cpu.txt"
 metric() { # name family
   curl -s "http://127.0.0.1:${admin_port[$1]}/metrics" | awk -v f="$2" '$1 == f {print $2}'

@@ -52,9 +52,7 @@ wait_port "$backend"
 declare -A port pid
 # $1 = name, $2 = binary, $3 = extra top-level keys.
 start_ringlb() {
-  local p; p=$(free_port); port[$1]=$p
-  cat >"$tmp/$1.toml" <<TOML
-listen = "127.0.0.1:$p"
+  start_instance "$1" "$2" <<TOML
 workers = 1
 relay = "$RELAY"
 io_backend = "$IO_BACKEND"
@@ -67,9 +65,6 @@ enabled = false
 address = "127.0.0.1:$backend"
 health_check_endpoint = "/"
 TOML
-  RUST_LOG=warn "$2" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 & pids+=($!)
-  pid[$1]=$!
-  wait_port "$p"
 }
 start_ringlb before "$BASELINE" ""
 start_ringlb after "$BIN/ringlb" ""
@@ -78,7 +73,6 @@ start_ringlb defer "$BIN/ringlb" 'defer_accept = "5s"'
 start_ringlb control "$BIN/ringlb" ""
 sleep 1.5 # the first health round
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 paths=(before after source defer control)
 declare -A rps cpu
@@ -86,9 +80,9 @@ echo "connection per request: wrk -t1 -c$CONNS -H 'Connection: close', ${SECS}s,
 for r in $(seq 1 "$ROUNDS"); do
   order=("${paths[@]:$((r % 5))}" "${paths[@]:0:$((r % 5))}")
   for path in "${order[@]}"; do
-    t0=$(ticks "${pid[$path]}")
+    t0=$(cpu_ticks "${pid[$path]}")
     out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" -H "Connection: close" "http://127.0.0.1:${port[$path]}/")
-    t1=$(ticks "${pid[$path]}")
+    t1=$(cpu_ticks "${pid[$path]}")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out" | tr '\n' ' ')
     rps[$path,$r]=$(awk -v n="$reqs" -v s="$SECS" 'BEGIN{print n/s}')

@@ -26,6 +26,20 @@ wait_port() {
   echo "nothing listens on 127.0.0.1:$1" >&2; return 1
 }
 
+# Clock ticks (user + system) spent so far by process $1.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# Starts the ringlb binary $2 as instance $1, listening on a free port, with the rest of its
+# configuration (all but `listen`) read from stdin; waits until it listens. Records its port and
+# pid in the associative arrays `port` and `pid` (declare -A port pid before).
+start_instance() {
+  local p; p=$(free_port); port[$1]=$p
+  { printf 'listen = "127.0.0.1:%s"\n' "$p"; cat; } >"$tmp/$1.toml"
+  RUST_LOG=warn "$2" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 & pids+=($!)
+  pid[$1]=$!
+  wait_port "$p"
+}
+
 # Builds ringlb and loadtest (release) and prepares a run: BIN (the binaries), tmp (a scratch
 # directory, removed on exit) and pids (every process started; all stopped on exit). With
 # KEEP_LOGS set, the last lines of every log in $tmp go to stderr on exit.

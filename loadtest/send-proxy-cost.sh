@@ -40,7 +40,6 @@ start_ringlb v1 127.0.0.1 v1
 start_ringlb v2 127.0.0.1 v2
 start_ringlb v2-any 0.0.0.0 v2
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A before
 for name in "${!ringlb_pid[@]}"; do before[$name]=$(cpu_ticks "${ringlb_pid[$name]}"); done
 "$BIN/loadtest" --mode connect --connections "$CONNS" --rounds "$ROUNDS" --duration "$DURATION" \
