@@ -12,6 +12,10 @@ use std::{
     path::Path,
 };
 
+#[path = "prop/mutated.rs"]
+mod mutated;
+
+use mutated::mutated;
 use proptest::{collection::vec, prelude::*, sample::select};
 use ringlb::fuzzing;
 
@@ -30,29 +34,6 @@ fn bytes_from(alphabet: &'static [u8], len: std::ops::Range<usize>) -> BoxedStra
         len,
     )
     .boxed()
-}
-
-/// `base` with a few bytes replaced, inserted or removed.
-fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
-    let edits = vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 0..4);
-    edits.prop_map(move |edits| {
-        let mut bytes = base.clone();
-        for (at, byte, kind) in edits {
-            if bytes.is_empty() {
-                bytes.push(byte);
-                continue;
-            }
-            let at = at.index(bytes.len());
-            match kind {
-                0 => bytes[at] = byte,
-                1 => bytes.insert(at, byte),
-                _ => {
-                    bytes.remove(at);
-                }
-            }
-        }
-        bytes
-    })
 }
 
 /// Any socket address, IPv4-mapped IPv6 ones included.

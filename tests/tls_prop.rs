@@ -8,6 +8,10 @@
 //! is written here. Never opens a socket; every case is small, so the file runs in seconds.
 //! The seed corpus of the two `tls_*` fuzz targets is replayed by `tests/parsers_prop.rs`.
 
+#[path = "prop/mutated.rs"]
+mod mutated;
+
+use mutated::mutated;
 use proptest::{collection::vec, prelude::*, sample::select};
 use ringlb::{
     fuzzing,
@@ -58,29 +62,6 @@ fn other_extensions() -> impl Strategy<Value = Vec<(u16, Vec<u8>)>> {
         1..u16::MAX,
     ];
     vec((kind, vec(any::<u8>(), 0..120)), 0..10)
-}
-
-/// `base` with a few bytes replaced, inserted or removed.
-fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
-    let edits = vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 0..4);
-    edits.prop_map(move |edits| {
-        let mut bytes = base.clone();
-        for (at, byte, kind) in edits {
-            if bytes.is_empty() {
-                bytes.push(byte);
-                continue;
-            }
-            let at = at.index(bytes.len());
-            match kind {
-                0 => bytes[at] = byte,
-                1 => bytes.insert(at, byte),
-                _ => {
-                    bytes.remove(at);
-                }
-            }
-        }
-        bytes
-    })
 }
 
 /// A whole valid ClientHello in records, and the name it carries.
