@@ -46,6 +46,8 @@ impl From<&Config> for FileConfig {
             targets,
             traffic,
             access_log,
+            pools: _,
+            services: _,
         } = &config.live;
         let Traffic {
             connect_timeout,

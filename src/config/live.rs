@@ -27,6 +27,12 @@ pub struct Live {
     /// Where the line for each client connection goes, and its format (`[access_log]`); a
     /// reload reopens it.
     pub access_log: super::AccessLog,
+    /// `[[pools]]`; empty in the seed form, whose one pool is the top-level keys above (see
+    /// [`super::Config::pools`]).
+    pub pools: Vec<super::Pool>,
+    /// `[[services]]`; empty in the seed form, whose one service is the top-level `listen`
+    /// and keys (see [`super::Config::services`]). A service's `listen` is fixed at start.
+    pub services: Vec<super::Service>,
 }
 
 /// The health checker's settings.
@@ -111,6 +117,8 @@ impl Live {
             targets,
             traffic: super::Traffic::default(),
             access_log: super::AccessLog::default(),
+            pools: Vec::new(),
+            services: Vec::new(),
         }
     }
 

@@ -20,6 +20,7 @@ mod live;
 mod local;
 mod named;
 mod restart;
+mod service;
 mod startup;
 mod table;
 #[cfg(test)]
@@ -34,6 +35,7 @@ use file::FileConfig;
 pub use io_backend::IoBackend;
 pub use l4::{HealthCheckKind, OnNoBackend, SendProxy, MAX_CHECK_BYTES};
 pub use live::{HealthCheck, Live, Target, TargetAddress};
+pub use service::{Pool, Route, Service, ServiceTraffic, DEFAULT};
 pub use startup::{Admin, RelayMode, Startup, Traffic};
 
 /// A validated configuration, ready to run.

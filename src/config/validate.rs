@@ -121,6 +121,8 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         targets: targets(file_targets)?,
         traffic,
         access_log: access_log.into(),
+        pools: Vec::new(),
+        services: Vec::new(),
     };
     Ok(Config {
         source: source.to_owned(),
