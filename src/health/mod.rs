@@ -73,6 +73,29 @@ pub(crate) fn test_ejector() -> (
     eject::channel()
 }
 
+/// The control plane's handles on one pool's checker: what metrics, `/status` and the
+/// runtime API read and send to, with the pool's name (`[[pools]] name`, or `"default"`).
+#[derive(Debug, Clone)]
+pub struct PoolHandle {
+    /// The pool's name.
+    pub name: String,
+    /// What its checker sees.
+    pub status: Arc<HealthStatus>,
+    /// Its checker's control channel (reloads, runtime overrides).
+    pub reloader: Reloader,
+}
+
+impl HealthChecker {
+    /// This checker's handles, under the name of the pool it checks.
+    pub fn handle(&self, name: &str) -> PoolHandle {
+        PoolHandle {
+            name: name.to_owned(),
+            status: self.status_handle(),
+            reloader: self.reloader(),
+        }
+    }
+}
+
 /// Shortest time between two rounds, whatever the configuration says.
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
