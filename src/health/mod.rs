@@ -87,7 +87,7 @@ pub struct PoolHandle {
 
 impl HealthChecker {
     /// This checker's handles, under the name of the pool it checks.
-    pub fn handle(&self, name: &str) -> PoolHandle {
+    pub fn pool_handle(&self, name: &str) -> PoolHandle {
         PoolHandle {
             name: name.to_owned(),
             status: self.status_handle(),
