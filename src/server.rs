@@ -38,12 +38,16 @@ use crate::{
         AdminServer, RuntimeApi,
     },
     balancer::Balancer,
-    config::{Config, IoBackend, Startup, Traffic},
-    conn::settings::{Published, WorkerContext, WorkerSettings},
-    health::{HealthChecker, HealthStatus, Kept, Overrides, Reloader, Resolver, SystemResolver},
+    config::{Config, IoBackend, Pool, Service, Startup, Traffic},
+    conn::{
+        routing::{PoolIndex, Routing},
+        settings::{PoolContext, Published, ServiceContext, WorkerContext, WorkerSettings},
+    },
+    health::{HealthChecker, HealthStatus, Kept, Overrides, PoolHandle, Resolver, SystemResolver},
     limit::ConnectionLimit,
     metrics::{Metrics, WorkerStats},
     shutdown::Shutdown,
+    tls::SniRoutes,
     uring,
 };
 
@@ -107,13 +111,17 @@ pub enum StartError {
 
 /// A running ringlb instance.
 pub struct Server {
-    local_addr: SocketAddr,
-    balancer: Arc<Balancer>,
-    health_status: Arc<HealthStatus>,
+    /// Each service's name and the address its listeners are bound to.
+    services: Vec<(String, SocketAddr)>,
+    /// Each pool's balancer, in the order of the pools.
+    balancers: Vec<Arc<Balancer>>,
+    /// Each pool's checker handles, in the same order.
+    pools: Vec<PoolHandle>,
     reload: ReloadHandle,
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
-    health: JoinHandle<()>,
+    /// One health checker thread per pool.
+    health: Vec<JoinHandle<()>>,
     metrics: Arc<Metrics>,
     /// `None` when `[admin] enabled = false`.
     admin: Option<AdminServer>,
@@ -155,19 +163,25 @@ impl Server {
         }
         let Config { startup, live, .. } = config;
         check_sources(&startup.source)?;
+        let services = config.services();
+        let pools = config.pools();
         let Listeners {
             traffic: listeners,
             admin: admin_listener,
             handover,
-        } = listeners::open(startup)?;
-        // One worker per listener: more inherited than configured are all served.
+        } = listeners::open(startup, &services)?;
+        // One worker per listener of a service: more inherited than configured are all served.
         let count = listeners.len();
-        let local_addr = listeners[0]
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                addr: startup.listen,
-                source,
-            })?;
+        let service_addrs = listeners[0]
+            .iter()
+            .zip(&services)
+            .map(|(listener, service)| {
+                listener.local_addr().map_err(|source| StartError::Bind {
+                    addr: service.listen,
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         // Read before anything starts: a token file that is unusable is a start-up error.
         let admin_token = match startup.admin.enabled {
             true => token::configured(startup.admin.token_file.as_deref())?,
@@ -175,42 +189,71 @@ impl Server {
         };
         let admin_token = Arc::new(ArcSwapOption::from(admin_token.map(Arc::new)));
 
-        let balancer = Arc::new(Balancer::with_strategy(live.balance));
-        let mut health = HealthChecker::new(
-            live.resolved_targets(),
-            live.health_check.clone(),
-            Arc::clone(&balancer),
-        )
-        .with_resolver(resolver);
-        health.prime();
         // After an upgrade: the runtime API's overrides in force in the process this one
         // succeeds, applied before any worker serves (a drained target stays drained).
-        if let Some(handed) = upgrade::inherited_overrides() {
-            health.restore(handed);
+        let mut handed = upgrade::inherited_overrides().unwrap_or_default();
+        let mut checkers = Vec::with_capacity(pools.len());
+        let mut balancers = Vec::with_capacity(pools.len());
+        for pool in &pools {
+            let balancer = Arc::new(Balancer::with_strategy(pool.balance));
+            let mut health = HealthChecker::new(
+                pool.resolved_targets(),
+                pool.health_check.clone(),
+                Arc::clone(&balancer),
+            )
+            .with_resolver(Arc::clone(&resolver));
+            health.prime();
+            if let Some(overrides) = handed.pools.remove(&pool.name) {
+                health.restore(overrides);
+            }
+            checkers.push(health);
+            balancers.push(balancer);
         }
+        for (pool, _) in handed.pools {
+            tracing::warn!(
+                pool,
+                "upgrade: overrides handed over for a pool no longer \
+                configured are dropped"
+            );
+        }
+        let handles: Vec<PoolHandle> = pools
+            .iter()
+            .zip(&checkers)
+            .map(|(pool, health)| health.pool_handle(&pool.name))
+            .collect();
 
         let limit = Arc::new(ConnectionLimit::new(live.traffic.max_connections));
-        // The workers' settings, live: a reload publishes new ones for new connections.
-        let published: Published = Arc::new(ArcSwap::from_pointee(worker_settings(
-            startup,
-            &live.traffic,
-        )));
+        // Each service's settings, live: a reload publishes new ones for new connections.
+        let published: Vec<Published> = (services.iter().enumerate())
+            .map(|(index, service)| {
+                let settings = worker_settings(startup, &live.traffic, index, service, &pools);
+                Arc::new(ArcSwap::from_pointee(settings))
+            })
+            .collect();
         let access_log =
             AccessLog::start(&live.access_log, count).map_err(StartError::AccessLog)?;
         let access_log = Arc::new(access_log);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
         let mut worker_stats = Vec::with_capacity(count);
-        for (id, listener) in listeners.into_iter().enumerate() {
+        for (id, listeners) in listeners.into_iter().enumerate() {
             let stats = Arc::new(WorkerStats::new(id));
             worker_stats.push(Arc::clone(&stats));
             let ctx = WorkerContext {
                 id,
-                listener,
-                balancer: Arc::clone(&balancer),
+                services: (listeners.into_iter().zip(&published))
+                    .map(|(listener, settings)| ServiceContext {
+                        listener,
+                        settings: Arc::clone(settings),
+                    })
+                    .collect(),
+                pools: (balancers.iter().zip(&checkers))
+                    .map(|(balancer, health)| PoolContext {
+                        balancer: Arc::clone(balancer),
+                        ejector: health.ejector(),
+                    })
+                    .collect(),
                 limit: Arc::clone(&limit),
-                ejector: health.ejector(),
-                settings: Arc::clone(&published),
                 source: startup.source.clone(),
                 stats,
                 access_log: access_log.sink(id),
@@ -219,17 +262,18 @@ impl Server {
                 .map_err(|source| StartError::Worker { id, source })?;
             built.push(worker);
         }
-        let health_status = health.status_handle();
-        let reloader = health.reloader();
         let metrics = Arc::new(Metrics::new(
             worker_stats,
-            Arc::clone(&health_status),
+            Arc::clone(&handles[0].status),
             Arc::clone(&limit),
             shutdown.clone(),
         ));
         metrics.set_io_backend(io_backend.as_str());
         metrics.set_access_log(Arc::clone(&access_log));
-        let health = health.spawn(shutdown.clone()).map_err(StartError::Spawn)?;
+        let health = (checkers.into_iter())
+            .map(|health| health.spawn(shutdown.clone()))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
             let pin = startup.pin_workers.then_some(id % cores);
@@ -254,7 +298,7 @@ impl Server {
         }
         let admin = match admin_listener {
             Some(listener) => {
-                let api = RuntimeApi::new(reloader.clone(), Arc::clone(&admin_token));
+                let api = RuntimeApi::new(handles[0].reloader.clone(), Arc::clone(&admin_token));
                 let admin = AdminServer::spawn(listener, Arc::clone(&metrics), api)
                     .map_err(StartError::Spawn)?;
                 let runtime_api = match admin_token.load().is_some() {
@@ -268,13 +312,10 @@ impl Server {
             None => None,
         };
         let admin_stop = admin.as_ref().map(AdminServer::stop_handle);
-        let status = Arc::clone(&health_status);
-        let upgrader =
-            Upgrader::new(handover, shutdown.clone(), admin_stop, status).map_err(|source| {
-                StartError::Bind {
-                    addr: startup.listen,
-                    source,
-                }
+        let upgrader = Upgrader::new(handover, shutdown.clone(), admin_stop, handles.clone())
+            .map_err(|source| StartError::Bind {
+                addr: service_addrs[0],
+                source,
             })?;
         let upgrader = Arc::new(upgrader);
         let weak = Arc::downgrade(&upgrader);
@@ -288,14 +329,20 @@ impl Server {
         let pid_file = startup.pid_file.clone();
         // Serving: tell the process this one succeeds (if any), and write the pid file.
         upgrade::announce_ready(pid_file.as_deref());
-        tracing::info!(listen = %local_addr, workers = count, relay = ?startup.relay,
-            io_backend = io_backend.as_str(), "ringlb started");
+        for (service, addr) in services.iter().zip(&service_addrs) {
+            tracing::info!(service = service.name, listen = %addr, "service listening");
+        }
+        tracing::info!(listen = %service_addrs[0], workers = count, relay = ?startup.relay,
+            io_backend = io_backend.as_str(), services = services.len(), pools = pools.len(),
+            "ringlb started");
         Ok(Server {
-            local_addr,
-            balancer,
-            health_status,
+            services: (services.into_iter().map(|s| s.name))
+                .zip(service_addrs)
+                .collect(),
+            balancers,
+            pools: handles.clone(),
             reload: ReloadHandle {
-                reloader,
+                pools: handles,
                 running: Arc::new(Mutex::new(config.clone())),
                 published,
                 limit: Arc::clone(&limit),
@@ -321,9 +368,16 @@ impl Server {
         Arc::clone(&self.upgrader)
     }
 
-    /// The address the listeners are bound to (with the real port when 0 was configured).
+    /// The address the first service's listeners are bound to (with the real port when 0 was
+    /// configured): the seed form's one listen address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.services[0].1
+    }
+
+    /// The address the listeners of service `name` are bound to, if there is such a service.
+    pub fn service_addr(&self, name: &str) -> Option<SocketAddr> {
+        let found = self.services.iter().find(|(n, _)| n == name);
+        found.map(|(_, addr)| *addr)
     }
 
     /// Where the admin endpoints are served (with the real port when 0 was configured), or
@@ -337,14 +391,20 @@ impl Server {
         &self.metrics
     }
 
-    /// The balancer the workers pick from.
+    /// The first pool's balancer (the seed form's one pool).
     pub fn balancer(&self) -> &Arc<Balancer> {
-        &self.balancer
+        &self.balancers[0]
     }
 
-    /// What the health checker sees: per-endpoint state, last outcome, finished rounds.
+    /// What the first pool's health checker sees (the seed form's one pool): per-endpoint
+    /// state, last outcome, finished rounds.
     pub fn health_status(&self) -> &Arc<HealthStatus> {
-        &self.health_status
+        &self.pools[0].status
+    }
+
+    /// Every pool's checker handles, in configuration order.
+    pub fn pools(&self) -> &[PoolHandle] {
+        &self.pools
     }
 
     /// A handle for reloading the configuration from another thread (the signal handler).
@@ -358,7 +418,7 @@ impl Server {
     /// before any worker serves); an embedder that replaces a [`Server`] another way takes
     /// them here and gives them to the next one's [`Server::restore_overrides`].
     pub fn overrides(&self) -> Arc<Overrides> {
-        self.health_status.overrides()
+        self.pools[0].status.overrides()
     }
 
     /// Takes over `overrides` handed over by the process this one replaces: each target's
@@ -366,7 +426,7 @@ impl Server {
     /// reload), the others are dropped and logged. Completes once they are applied and
     /// published; `None` if the health checker has stopped.
     pub async fn restore_overrides(&self, overrides: Overrides) -> Option<Kept> {
-        self.reload.reloader.restore(overrides).await
+        self.reload.pools[0].reloader.restore(overrides).await
     }
 
     /// The I/O backend the workers run on: `"io_uring"` or `"epoll"` (never `"auto"`).
@@ -402,7 +462,9 @@ impl Server {
                 }
             }
         }
-        let _ = self.health.join();
+        for health in self.health {
+            let _ = health.join();
+        }
         // Every connection has ended: what is queued is written before the process exits.
         self.access_log.stop();
         if let Some(admin) = self.admin {
@@ -422,11 +484,12 @@ impl Server {
 /// Applies reloaded configurations to a running server.
 #[derive(Clone, Debug)]
 pub struct ReloadHandle {
-    reloader: Reloader,
+    /// Each running pool's checker, in the order of the pools at start.
+    pools: Vec<PoolHandle>,
     /// The configuration running now (control plane only: reloads compare against it).
     running: Arc<Mutex<Config>>,
-    /// Where the workers read their settings: a reload stores new ones.
-    published: Published,
+    /// Where the workers read each service's settings: a reload stores new ones.
+    published: Vec<Published>,
     /// The connection cap, changed in place by a reload.
     limit: Arc<ConnectionLimit>,
     /// The runtime API's token in force, read again on every reload.
@@ -436,33 +499,64 @@ pub struct ReloadHandle {
 }
 
 impl ReloadHandle {
-    /// Applies a reloaded configuration: targets (added, removed, changed), weights, health
-    /// settings, the strategy and the workers' own settings take effect for new connections;
-    /// open connections keep what they started with; the runtime overrides of targets whose
-    /// entry changed are cleared. The runtime API's token file is read again. Returns the keys
-    /// (dotted, as in the file) that need new sockets or threads (an upgrade carries them
-    /// out); their running values are kept, so the next reload compares against what really
-    /// runs.
+    /// Applies a reloaded configuration: each running pool's targets (added, removed,
+    /// changed), weights, health settings and strategy, and each running service's own
+    /// settings and routes, take effect for new connections; open connections keep what they
+    /// started with; the runtime overrides of targets whose entry changed are cleared. The
+    /// runtime API's token file is read again. Returns the keys (dotted, as in the file) that
+    /// need new sockets or threads (an upgrade carries them out: a service or pool added or
+    /// removed, a listen address); their running values are kept, so the next reload compares
+    /// against what really runs.
     pub fn reload(&self, config: &Config) -> Vec<String> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let restart = running.restart_keys(config);
+        let next_pools = config.pools();
+        // The running pools, by the names they had at start: a route to a pool only the new
+        // file has waits for the upgrade that starts it.
+        let running_pools: Vec<Pool> = (self.pools.iter())
+            .map(
+                |handle| match next_pools.iter().find(|p| p.name == handle.name) {
+                    Some(next) => next.clone(),
+                    None => Pool {
+                        name: handle.name.clone(),
+                        ..running
+                            .pools()
+                            .into_iter()
+                            .find(|p| p.name == handle.name)
+                            .unwrap_or_else(|| next_pools[0].clone())
+                    },
+                },
+            )
+            .collect();
         let traffic = &config.live.traffic;
-        if *traffic != running.live.traffic {
-            self.limit.set_max(traffic.max_connections);
-            let settings = worker_settings(&running.startup, traffic);
-            self.published.store(Arc::new(settings));
+        self.limit.set_max(traffic.max_connections);
+        let next_services = config.services();
+        for (index, (published, service)) in
+            self.published.iter().zip(running.services()).enumerate()
+        {
+            let service = next_services
+                .iter()
+                .find(|s| s.name == service.name)
+                .unwrap_or(&service);
+            let settings =
+                worker_settings(&running.startup, traffic, index, service, &running_pools);
+            published.store(Arc::new(settings));
         }
         if running.startup.admin.enabled {
             let token_file = config.startup.admin.token_file.clone();
             self.reload_token(token_file.as_deref());
             running.startup.admin.token_file = token_file;
         }
+        for (handle, pool) in self.pools.iter().zip(&running_pools) {
+            if next_pools.iter().any(|p| p.name == pool.name) {
+                handle.reloader.reload(
+                    pool.resolved_targets(),
+                    pool.health_check.clone(),
+                    pool.balance,
+                );
+            }
+        }
         let live = &config.live;
-        self.reloader.reload(
-            live.resolved_targets(),
-            live.health_check.clone(),
-            live.balance,
-        );
         running.live = live.clone();
         if let Err(e) = self.access_log.configure(&live.access_log) {
             tracing::error!("SIGHUP: access log not changed, the running one is kept: {e}");
@@ -502,21 +596,59 @@ impl ReloadHandle {
     }
 }
 
-/// What the workers run with: the relay they were started with and the live traffic settings.
-fn worker_settings(startup: &Startup, traffic: &Traffic) -> WorkerSettings {
+/// What the workers run service `index` with: the relay they were started with, the live
+/// process-wide settings, the service's own and its routing against `pools` (the running ones,
+/// by name; a route to a pool not among them is left out, and logged).
+fn worker_settings(
+    startup: &Startup,
+    traffic: &Traffic,
+    index: usize,
+    service: &Service,
+    pools: &[Pool],
+) -> WorkerSettings {
+    let own = &service.traffic;
     WorkerSettings {
+        service: index as u16,
+        routing: Arc::new(routing(service, pools)),
         relay: startup.relay,
-        connect_timeout: traffic.connect_timeout,
+        connect_timeout: own.connect_timeout,
         drain_timeout: traffic.drain_timeout,
-        idle_timeout: traffic.idle_timeout,
-        retries: traffic.retries,
-        replay_buffer: traffic
-            .retry_on_early_close
-            .then_some(traffic.replay_buffer),
-        on_no_backend: traffic.on_no_backend,
-        accept_proxy: traffic.accept_proxy,
+        idle_timeout: own.idle_timeout,
+        retries: own.retries,
+        replay_buffer: own.retry_on_early_close.then_some(own.replay_buffer),
+        on_no_backend: own.on_no_backend,
+        accept_proxy: own.accept_proxy,
         passive_fall: traffic.passive_fall,
     }
+}
+
+/// Service `service`'s routing, pools named by their index in `pools`.
+fn routing(service: &Service, pools: &[Pool]) -> Routing {
+    let index = |name: &str| {
+        let found = pools.iter().position(|p| p.name == name);
+        if found.is_none() {
+            tracing::warn!(
+                service = service.name,
+                pool = name,
+                "pool not running (an upgrade starts it); connections are not sent to it"
+            );
+        }
+        found.map(|i| i as PoolIndex)
+    };
+    let default = service.pool.as_deref().and_then(index);
+    let routes = (service.routes.iter())
+        .filter_map(|route| Some((route.sni.clone(), index(&route.pool)?)))
+        .collect::<Vec<_>>();
+    let sni = match service.routes.is_empty() {
+        true => None,
+        // Validated with the configuration: the patterns are good and distinct. Were they
+        // not, the service would route everything to its default rather than fail.
+        false => SniRoutes::new(routes)
+            .inspect_err(|e| tracing::error!(service = service.name, "SNI routes: {e}"))
+            .ok()
+            .or_else(|| SniRoutes::new(Vec::<(Vec<String>, PoolIndex)>::new()).ok()),
+    };
+    Routing { default, sni }
 }
 
 /// Binds a socket to every `source` address once, as each backend connection will: an address

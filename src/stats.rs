@@ -39,6 +39,24 @@ pub enum WorkerCounter {
     NoLocalPort,
 }
 
+/// TEMPORARY stub until the observability branch lands: per-service counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceCounter {
+    /// A client connection was accepted.
+    Accepted,
+    /// No backend could take a client.
+    NoBackend,
+    /// A ClientHello was refused.
+    TlsHelloRefused,
+    /// A route sent a connection to a pool other than the default.
+    Routed,
+}
+
+impl WorkerStats {
+    /// TEMPORARY stub: counts `counter` for service `service`.
+    pub fn add_service(&self, _service: usize, _counter: ServiceCounter) {}
+}
+
 impl WorkerCounter {
     /// Every counter, in exposition order.
     pub const ALL: [WorkerCounter; 9] = [

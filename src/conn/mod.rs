@@ -10,6 +10,7 @@ pub(crate) mod events;
 pub(crate) mod header;
 pub(crate) mod passive;
 pub mod reject;
+pub mod routing;
 pub mod settings;
 pub(crate) mod source;
 pub(crate) mod tally;

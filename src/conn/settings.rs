@@ -15,6 +15,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 
+use super::routing::Routing;
 use crate::{
     access_log::Sink,
     balancer::Balancer,
@@ -28,8 +29,13 @@ use crate::{
 pub type Published = Arc<ArcSwap<WorkerSettings>>;
 
 /// Per-worker settings taken from the configuration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct WorkerSettings {
+    /// The service these settings are for: its index in the effective list of services
+    /// (metrics, the access log).
+    pub service: u16,
+    /// Which pool a connection of the service goes to.
+    pub routing: Arc<Routing>,
     /// How bytes are moved (io_uring only; the epoll driver always copies).
     pub relay: RelayMode,
     /// How long a backend connect may take before the next backend is tried.
@@ -57,6 +63,11 @@ impl WorkerSettings {
     #[cfg(test)]
     pub(crate) fn for_tests() -> WorkerSettings {
         WorkerSettings {
+            service: 0,
+            routing: Arc::new(Routing {
+                default: Some(0),
+                sni: None,
+            }),
             relay: RelayMode::Copy,
             connect_timeout: Duration::from_secs(3),
             drain_timeout: Duration::from_secs(30),
@@ -82,17 +93,12 @@ impl WorkerSettings {
 pub struct WorkerContext {
     /// The worker's index (logs, metrics, the shard of counters it writes).
     pub id: usize,
-    /// Its own `SO_REUSEPORT` listener (non-blocking, `TCP_NODELAY` inherited by accepted
-    /// sockets).
-    pub listener: TcpListener,
-    /// The healthy set it picks from.
-    pub balancer: Arc<Balancer>,
+    /// One listener per service, in the order of the effective services.
+    pub services: Vec<ServiceContext>,
+    /// Every pool, in the order of the effective pools (a [`Routing`] names them by index).
+    pub pools: Vec<PoolContext>,
     /// The process-wide connection cap.
     pub limit: Arc<ConnectionLimit>,
-    /// Where failed connects are reported.
-    pub ejector: Ejector,
-    /// Its settings, as published (live).
-    pub settings: Published,
     /// Local addresses backend connections are bound to (`source`, fixed at start; see
     /// [`super::source::Sources`]); empty: the kernel's choice, no bind.
     pub source: Vec<IpAddr>,
@@ -100,6 +106,31 @@ pub struct WorkerContext {
     pub stats: Arc<WorkerStats>,
     /// Its queue of access-log records.
     pub access_log: Sink,
+}
+
+/// One service as a worker serves it.
+pub struct ServiceContext {
+    /// The worker's own `SO_REUSEPORT` listener for the service (non-blocking, `TCP_NODELAY`
+    /// inherited by accepted sockets).
+    pub listener: TcpListener,
+    /// The service's settings and routing, as published (live).
+    pub settings: Published,
+}
+
+/// One pool as a worker picks from it.
+pub struct PoolContext {
+    /// The pool's healthy set.
+    pub balancer: Arc<Balancer>,
+    /// Where failed connects to its backends are reported (its health checker).
+    pub ejector: Ejector,
+}
+
+impl WorkerContext {
+    /// The settings the worker's first service starts with: what is the same for every
+    /// service (the relay, the drain deadline) is read here.
+    pub fn first_settings(&self) -> Arc<WorkerSettings> {
+        self.services[0].settings.load_full()
+    }
 }
 
 /// One worker's view of the published settings: the latest, copied into worker-local memory

@@ -26,6 +26,14 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// TEMPORARY stub until the observability branch lands: the route decision.
+    pub(crate) fn routed(
+        &mut self,
+        _pool: Option<crate::conn::routing::PoolIndex>,
+        _sni: Option<crate::tls::ServerName>,
+    ) {
+    }
+
     /// A connection accepted at `started`.
     pub(crate) fn new(started: Instant) -> Tally {
         Tally {

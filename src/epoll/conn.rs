@@ -25,9 +25,9 @@ use tokio::{
 
 use super::{
     copy,
-    proxy::Prelude,
+    proxy::{Prelude, Refused},
     replay::{Phase, Replay},
-    Shared,
+    Picking, Shared,
 };
 use crate::{
     access_log::{Sink, Termination},
@@ -42,11 +42,13 @@ use crate::{
         events,
         header::HeaderRefused,
         reject::{Rejection, LINGER},
+        routing,
         source::Sources,
         tally::{self, Tally},
         tried::Tried,
     },
     metrics::WorkerCounter,
+    stats::ServiceCounter,
     uring::sys,
 };
 
@@ -143,22 +145,47 @@ impl Drop for Logged<'_> {
 }
 
 /// Serves one accepted client until both sides are closed.
-pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAddr) {
+pub(super) async fn serve(
+    shared: Counted,
+    mut client: TcpStream,
+    peer: SocketAddr,
+    service: usize,
+) {
     let logged = Logged::new(&shared.log, peer);
     // The settings this connection keeps to its end, whatever a reload publishes meanwhile.
-    let settings = shared.settings.borrow_mut().get();
-    shared.passive.set_fall(settings.passive_fall);
-    let prelude = if settings.accept_proxy {
-        match Prelude::accept(&shared.headers, &client).await {
-            Ok(prelude) => prelude,
-            Err(why) => {
-                logged.ends(Termination::ProxyHeaderRefused);
-                return refuse_header(&shared, why);
+    let settings = shared.settings[service].borrow_mut().get();
+    for pool in &shared.pools {
+        pool.passive.set_fall(settings.passive_fall);
+    }
+    let routing = &settings.routing;
+    let (prelude, routed) = match (settings.accept_proxy, routing.reads_hello()) {
+        (false, false) => (Prelude::none(), routing.without_hello()),
+        (accept_proxy, reads_hello) => {
+            let buffers = match reads_hello {
+                true => &shared.hellos,
+                false => &shared.headers,
+            };
+            match Prelude::read(buffers, &client, accept_proxy, routing).await {
+                Ok(read) => read,
+                Err(Refused::Header(why)) => {
+                    logged.ends(Termination::ProxyHeaderRefused);
+                    return refuse_header(&shared, why);
+                }
+                Err(Refused::Hello(why)) => {
+                    logged.ends(Termination::TlsHelloRefused);
+                    shared
+                        .stats
+                        .add_service(service, ServiceCounter::TlsHelloRefused);
+                    return routing::hello_refused(shared.id, &why);
+                }
             }
         }
-    } else {
-        Prelude::none()
     };
+    logged.update(|t| t.routed(routed.pool, routed.sni));
+    if routed.by_route {
+        shared.stats.add_service(service, ServiceCounter::Routed);
+    }
+    let pool = routed.pool.and_then(|p| shared.pools.get(p as usize));
     let peer = prelude.client().unwrap_or(peer);
     logged.client.set(peer);
     let mut replay = settings
@@ -172,13 +199,17 @@ pub(super) async fn serve(shared: Counted, mut client: TcpStream, peer: SocketAd
         settings: &settings,
         logged: &logged,
     };
-    let connected = connect(&shared, &mut pending).await;
+    let connected = match pool {
+        Some(pool) => connect(&shared, pool, &mut pending).await,
+        None => Ok(None),
+    };
     // The header and replay buffers go back to their pools before the relay starts.
     drop((prelude, replay));
     let (mut server, opened) = match connected {
         Ok(Some(pair)) => pair,
         Ok(None) => {
             logged.ends(tally::rejected(logged.attempts.get()));
+            shared.stats.add_service(service, ServiceCounter::NoBackend);
             // Logged before the answer, as the io_uring driver does.
             drop(logged);
             return reject(&shared, client, settings.on_no_backend).await;
@@ -233,6 +264,7 @@ fn ended(shared: &Shared, logged: &Logged<'_>, error: io::Error, otherwise: Term
 /// prelude could not be sent (close both).
 async fn connect(
     shared: &Shared,
+    pool: &Picking,
     pending: &mut Pending<'_, '_>,
 ) -> io::Result<Option<(TcpStream, Opened)>> {
     let mut failed = Tried::default();
@@ -241,7 +273,7 @@ async fn connect(
         if attempt > 1 {
             shared.stats.add(WorkerCounter::Retry);
         }
-        let Some(backend) = failed.pick(&shared.balancer, pending.peer) else {
+        let Some(backend) = failed.pick(&pool.balancer, pending.peer) else {
             return Ok(None);
         };
         let socket = match backend_socket(&backend, &shared.sources, shared.id) {
@@ -263,7 +295,7 @@ async fn connect(
                 logged.update(|t| t.connected(Instant::now()));
                 let idle = settings.idle_timeout;
                 match pending
-                    .handshake(&shared.passive, idle, &server, &opened.0)
+                    .handshake(&pool.passive, idle, &server, &opened.0)
                     .await?
                 {
                     Handshake::Committed => return Ok(Some((server, opened))),
@@ -276,9 +308,7 @@ async fn connect(
         let backend = Arc::clone(&opened.0);
         drop(opened);
         if let Some(errno) = failure {
-            shared
-                .passive
-                .connect_failed(&backend, errno, attempt as u8);
+            pool.passive.connect_failed(&backend, errno, attempt as u8);
         }
         failed.push(backend);
     }

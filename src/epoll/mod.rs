@@ -19,10 +19,18 @@ mod replay;
 #[cfg(test)]
 mod testing;
 
-use std::{cell::RefCell, io, net::TcpListener as StdListener, rc::Rc, sync::Arc};
+use std::{
+    cell::{Cell, RefCell},
+    future::Future,
+    io,
+    net::{SocketAddr, TcpListener as StdListener},
+    rc::Rc,
+    sync::Arc,
+    task::Poll,
+};
 
 use tokio::{
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     task::{JoinSet, LocalSet},
 };
 
@@ -39,6 +47,8 @@ use crate::{
     metrics::{WorkerCounter, WorkerStats},
     proxy_protocol::MAX_V2_LEN,
     shutdown::Shutdown,
+    stats::ServiceCounter,
+    tls::MAX_HELLO,
 };
 
 use copy::Buffers;
@@ -49,15 +59,22 @@ pub struct EpollWorker {
     shutdown: Shutdown,
 }
 
+/// One pool as this worker picks from it.
+struct Picking {
+    balancer: Arc<Balancer>,
+    /// Which failures in traffic count against its backends, and the reports to its checker.
+    passive: Passive,
+}
+
 /// What every connection task of one worker reads: the worker's settings and handles.
 struct Shared {
     id: usize,
-    balancer: Arc<Balancer>,
+    /// One per pool, in the order of the pools.
+    pools: Vec<Picking>,
     limit: Arc<ConnectionLimit>,
-    /// Which failures in traffic count against a backend, and the reports to the checker.
-    passive: Passive,
-    /// The published settings; each new connection takes the latest (a reload changes them).
-    settings: RefCell<Current<WorkerSettings>>,
+    /// Each service's published settings; each new connection takes the latest (a reload
+    /// changes them).
+    settings: Vec<RefCell<Current<WorkerSettings>>>,
     /// The local addresses backend sockets are bound to (`source`).
     sources: Sources,
     /// This worker's event counters (`Relaxed` increments on its own cache line).
@@ -68,6 +85,8 @@ struct Shared {
     replay: Buffers,
     /// `accept_proxy`: buffers for the clients' PROXY headers (and the bytes after them).
     headers: Buffers,
+    /// SNI routing: buffers for a PROXY header and a whole ClientHello.
+    hellos: Buffers,
     /// This worker's queue of access-log records.
     log: Sink,
 }
@@ -85,57 +104,71 @@ impl EpollWorker {
             .enable_io()
             .enable_time()
             .build()?;
+        let start = self.ctx.first_settings();
         let WorkerContext {
             id,
-            listener,
-            balancer,
+            services,
+            pools,
             limit,
-            ejector,
-            settings,
             source,
             stats,
             access_log,
         } = self.ctx;
-        let start = settings.load_full();
+        let (listeners, settings): (Vec<_>, Vec<_>) = (services.into_iter())
+            .map(|s| {
+                (
+                    s.listener,
+                    RefCell::new(Current::new(s.settings, WorkerSettings::clone)),
+                )
+            })
+            .unzip();
         let shared = Shared {
             id,
-            balancer,
+            pools: (pools.into_iter())
+                .map(|pool| Picking {
+                    balancer: pool.balancer,
+                    passive: Passive::new(pool.ejector, start.passive_fall, id, Arc::clone(&stats)),
+                })
+                .collect(),
             limit,
-            passive: Passive::new(ejector, start.passive_fall, id, Arc::clone(&stats)),
             sources: Sources::new(&source),
             replay: Buffers::new(start.replay_buffer.unwrap_or(0)),
             headers: Buffers::new(MAX_V2_LEN),
-            settings: RefCell::new(Current::new(settings, WorkerSettings::clone)),
+            hellos: Buffers::new(MAX_V2_LEN + MAX_HELLO),
+            settings,
             stats,
             buffers: Buffers::new(copy::BUFFER_SIZE),
             log: access_log,
         };
-        LocalSet::new().block_on(&runtime, serve(shared, listener, self.shutdown))
+        LocalSet::new().block_on(&runtime, serve(shared, listeners, self.shutdown))
     }
 }
 
-async fn serve(shared: Shared, listener: StdListener, shutdown: Shutdown) -> io::Result<()> {
-    let listener = TcpListener::from_std(listener)?;
+async fn serve(shared: Shared, listeners: Vec<StdListener>, shutdown: Shutdown) -> io::Result<()> {
+    let listeners = (listeners.into_iter())
+        .map(TcpListener::from_std)
+        .collect::<io::Result<Vec<_>>>()?;
     let shared = Rc::new(shared);
     let mut open = JoinSet::new();
-    accept_until_stopped(&shared, listener, &shutdown, &mut open).await;
+    accept_until_stopped(&shared, listeners, &shutdown, &mut open).await;
     // The listener is closed: the kernel now refuses new clients.
     drain(&shared, &mut open).await;
     events::stopped(shared.id);
     Ok(())
 }
 
-/// Accepts and spawns a task per client until `shutdown` fires; pauses at the connection cap
-/// (clients wait in the listen backlog) and briefly after accept errors. Closes the listener on
-/// return.
+/// Accepts on every service's listener and spawns a task per client until `shutdown` fires;
+/// pauses at the connection cap (clients wait in the listen backlogs) and briefly after accept
+/// errors. Closes the listeners on return.
 async fn accept_until_stopped(
     shared: &Rc<Shared>,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     shutdown: &Shutdown,
     open: &mut JoinSet<()>,
 ) {
     let mut paused_until: Option<tokio::time::Instant> = None;
     let mut errors = events::AcceptErrors::default();
+    let next = Cell::new(0);
     let stopped = shutdown.wait();
     let mut stopped = std::pin::pin!(stopped);
     loop {
@@ -157,15 +190,16 @@ async fn accept_until_stopped(
             _ = tokio::time::sleep_until(paused_until.unwrap_or(now)), if paused_until.is_some() => {
                 paused_until = None;
             }
-            accepted = listener.accept(), if paused_until.is_none() => match accepted {
+            (service, accepted) = accept_any(&listeners, &next), if paused_until.is_none() => match accepted {
                 Ok((client, peer)) => {
                     shared.stats.add(WorkerCounter::Accepted);
+                    shared.stats.add_service(service, ServiceCounter::Accepted);
                     if shared.limit.acquire() {
                         shared.stats.add(WorkerCounter::LimitReached);
                         events::limit_reached(shared.id, shared.limit.open());
                     }
                     let counted = conn::Counted::new(Rc::clone(shared));
-                    open.spawn_local(conn::serve(counted, client, peer));
+                    open.spawn_local(conn::serve(counted, client, peer, service));
                 }
                 Err(e) => {
                     shared.stats.add(WorkerCounter::AcceptError);
@@ -177,6 +211,25 @@ async fn accept_until_stopped(
     }
 }
 
+/// The next client of any of `listeners`, with the listener's index; polled from the one after
+/// the last to accept, so a busy service cannot starve the others.
+fn accept_any<'a>(
+    listeners: &'a [TcpListener],
+    next: &'a Cell<usize>,
+) -> impl Future<Output = (usize, io::Result<(TcpStream, SocketAddr)>)> + 'a {
+    std::future::poll_fn(move |cx| {
+        let count = listeners.len();
+        for k in 0..count {
+            let index = (next.get() + k) % count;
+            if let Poll::Ready(accepted) = listeners[index].poll_accept(cx) {
+                next.set((index + 1) % count);
+                return Poll::Ready((index, accepted));
+            }
+        }
+        Poll::Pending
+    })
+}
+
 /// Lets open connections finish until the drain deadline, then closes whatever is left.
 async fn drain(shared: &Shared, open: &mut JoinSet<()>) {
     if open.is_empty() {
@@ -185,7 +238,7 @@ async fn drain(shared: &Shared, open: &mut JoinSet<()>) {
     events::stopping(shared.id, open.len());
     let finished = async { while open.join_next().await.is_some() {} };
     // The drain deadline as published now (a reload may have changed it).
-    let deadline = shared.settings.borrow_mut().get().drain_timeout;
+    let deadline = shared.settings[0].borrow_mut().get().drain_timeout;
     if tokio::time::timeout(deadline, finished).await.is_err() {
         events::drain_expired(shared.id, open.len());
         // Aborting a task drops its sockets, which closes them.

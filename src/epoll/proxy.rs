@@ -9,6 +9,10 @@
 //!   client, then the client bytes that followed the client's header; after a failed attempt
 //!   the next backend gets them again.
 //!
+//! - SNI routing: on a service with routes, the client's ClientHello is read the same way
+//!   (after its header, within the same budget) until the shared rule of `conn::routing`
+//!   names a pool; it is forwarded unchanged, like any bytes after a header.
+//!
 //! Never blocks the thread and never allocates per connection: the header buffer comes from the
 //! worker's pool and goes back once the connection is committed to a backend.
 
@@ -19,11 +23,22 @@ use tokio::net::TcpStream;
 use super::copy::{write_all, Buffer, Buffers};
 use crate::{
     conn::header::{header_for, HeaderRefused, HEADER_BUDGET},
+    conn::routing::{Decision, HelloRefused, Routed, Routing, HELLO_BUDGET},
     proxy_protocol::{self, Addresses, ParseError, ParseOutcome, Version},
+    tls::HelloError,
 };
 
+/// Why a client was closed before a pool was chosen.
+#[derive(Debug)]
+pub(super) enum Refused {
+    /// Its PROXY header.
+    Header(HeaderRefused),
+    /// Its ClientHello.
+    Hello(HelloRefused),
+}
+
 /// What comes before the relay: the client's header (when `accept_proxy`) and the bytes that
-/// followed it.
+/// followed it (on a service with SNI routes, its ClientHello among them).
 pub(super) struct Prelude<'a> {
     /// The bytes received from the client, header first; `None` without `accept_proxy`.
     received: Option<(Buffer<'a>, usize)>,
@@ -43,44 +58,72 @@ impl<'a> Prelude<'a> {
         }
     }
 
-    /// Reads and checks the client's header into a buffer of `pool` (of `MAX_V2_LEN` bytes).
-    pub(super) async fn accept(
+    /// Reads what the client must send before a pool is chosen, into a buffer of `pool`: its
+    /// PROXY header (`accept_proxy`), then, on a service with SNI routes, until the shared rule
+    /// ([`Routing::decide`]) has its answer; all within one budget from the accept. The buffer
+    /// must hold a header and a ClientHello when the hello is read.
+    pub(super) async fn read(
         pool: &'a Buffers,
         client: &TcpStream,
-    ) -> Result<Prelude<'a>, HeaderRefused> {
-        let deadline = Instant::now() + HEADER_BUDGET;
+        accept_proxy: bool,
+        routing: &Routing,
+    ) -> Result<(Prelude<'a>, Routed), Refused> {
+        let deadline = Instant::now() + HEADER_BUDGET.max(HELLO_BUDGET);
         let mut buf = pool.take();
         let mut received = 0;
+        // The header's length and addresses, once it is in (at once without `accept_proxy`).
+        let mut header = (!accept_proxy).then_some((0, None));
         loop {
+            if let Some((consumed, addrs)) = header {
+                match routing.decide(&buf[consumed..received]) {
+                    Decision::ReadMore => {}
+                    Decision::Refuse(why) => return Err(Refused::Hello(why)),
+                    Decision::Route(routed) => {
+                        let prelude = Prelude {
+                            received: Some((buf, received)),
+                            consumed,
+                            addrs,
+                        };
+                        return Ok((prelude, routed));
+                    }
+                }
+            }
+            let refused = |header_why: HeaderRefused, hello_why: HelloRefused| match header {
+                None => Refused::Header(header_why),
+                Some(_) => Refused::Hello(hello_why),
+            };
             if received == buf.len() {
-                return Err(ParseError::TooLong.into());
+                let too_long = ParseError::TooLong.into();
+                return Err(refused(too_long, HelloError::TooLarge.into()));
             }
             let read = async {
                 client.readable().await?;
                 client.try_read(&mut buf[received..])
             };
             match tokio::time::timeout_at(deadline.into(), read).await {
-                Err(_) => return Err(HeaderRefused::Late),
-                Ok(Ok(0)) => return Err(HeaderRefused::Closed),
+                Err(_) => return Err(refused(HeaderRefused::Late, HelloRefused::Late)),
+                Ok(Ok(0)) => return Err(refused(HeaderRefused::Closed, HelloRefused::Closed)),
                 Ok(Ok(n)) => received += n,
                 Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Ok(Err(e)) => return Err(HeaderRefused::Io(e.raw_os_error().unwrap_or(libc::EIO))),
+                Ok(Err(e)) => {
+                    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                    return Err(refused(HeaderRefused::Io(errno), HelloRefused::Io(errno)));
+                }
+            }
+            if header.is_some() {
+                continue;
             }
             let (addresses, consumed) = match proxy_protocol::parse(&buf[..received]) {
                 ParseOutcome::Complete { header, consumed } => (header.addresses, consumed),
                 ParseOutcome::Incomplete { .. } => continue,
-                ParseOutcome::Invalid(error) => return Err(error.into()),
+                ParseOutcome::Invalid(error) => return Err(Refused::Header(error.into())),
             };
             // LOCAL and UNKNOWN headers carry no client: the real endpoints stand.
             let addrs = match addresses {
                 Addresses::Tcp { src, dst } => Some((src, dst)),
                 _ => None,
             };
-            return Ok(Prelude {
-                received: Some((buf, received)),
-                consumed,
-                addrs,
-            });
+            header = Some((consumed, addrs));
         }
     }
 

@@ -17,18 +17,20 @@
 //! Control plane only.
 
 use std::{
+    collections::BTreeMap,
     ffi::OsString,
     io::{self, Read, Write},
     net::{SocketAddr, TcpListener},
     os::fd::{AsRawFd, OwnedFd, RawFd},
     path::{Path, PathBuf},
     process::{Child, Command},
-    sync::{Arc, Mutex},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use crate::{
-    health::{HealthStatus, Overrides},
+    config::DEFAULT,
+    health::{Overrides, PoolHandle},
     shutdown::Shutdown,
     uring::handover,
 };
@@ -186,19 +188,19 @@ pub struct Upgrader {
     shutdown: Shutdown,
     /// Stops the admin listener once a successor serves (it answers on the same socket).
     admin_stop: Option<Shutdown>,
-    /// Where the overrides in force are read at each upgrade.
-    status: Arc<HealthStatus>,
+    /// Where the overrides in force are read at each upgrade: every pool's checker.
+    pools: Vec<PoolHandle>,
 }
 
 impl Upgrader {
     /// An upgrader handing over `listeners` (descriptors of the serving sockets) and the
-    /// runtime API's overrides (as `status` has them at the time) to the binary this process
-    /// was started from, with its arguments.
+    /// runtime API's overrides (as each pool's checker has them at the time) to the binary
+    /// this process was started from, with its arguments.
     pub(super) fn new(
         listeners: Vec<(Role, OwnedFd)>,
         shutdown: Shutdown,
         admin_stop: Option<Shutdown>,
-        status: Arc<HealthStatus>,
+        pools: Vec<PoolHandle>,
     ) -> io::Result<Upgrader> {
         // Resolved now: an upgrade installs the new binary under the same path.
         let exe = std::env::current_exe()?;
@@ -208,7 +210,7 @@ impl Upgrader {
             listeners: Mutex::new(Some(listeners)),
             shutdown,
             admin_stop,
-            status,
+            pools,
         })
     }
 
@@ -251,7 +253,13 @@ impl Upgrader {
 
     fn spawn(&self, fds: &[(Role, RawFd)]) -> Result<Successor, UpgradeError> {
         let (ready_rd, ready_wr) = handover::pipe()?;
-        let overrides = overrides_file(&self.status.overrides())?;
+        let handed = Handed {
+            pools: (self.pools.iter())
+                .map(|p| (p.name.clone(), (*p.status.overrides()).clone()))
+                .filter(|(_, o)| !o.is_empty())
+                .collect(),
+        };
+        let overrides = overrides_file(&handed)?;
         let overrides_fd = overrides.as_ref().map(AsRawFd::as_raw_fd);
         let inheritable = fds
             .iter()
@@ -292,30 +300,45 @@ impl Upgrader {
     }
 }
 
-/// `overrides` as JSON in an in-memory file, rewound for its reader; `None` when there are none.
-fn overrides_file(overrides: &Overrides) -> io::Result<Option<std::fs::File>> {
-    if overrides.targets.is_empty() {
+/// What an upgrade hands over besides the listeners: the overrides in force, by pool name.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handed {
+    /// Each pool's overrides; a pool without any is absent.
+    pub pools: BTreeMap<String, Overrides>,
+}
+
+/// `handed` as JSON in an in-memory file, rewound for its reader; `None` when there is nothing.
+fn overrides_file(handed: &Handed) -> io::Result<Option<std::fs::File>> {
+    if handed.pools.is_empty() {
         return Ok(None);
     }
     let mut file = handover::memfd(c"ringlb-overrides")?;
-    serde_json::to_writer(&mut file, overrides)?;
+    serde_json::to_writer(&mut file, handed)?;
     io::Seek::rewind(&mut file)?;
     Ok(Some(file))
 }
 
-/// The overrides the process this one succeeds handed over (`RINGLB_OVERRIDES_FD`), if any.
-/// Ones that cannot be read are logged and dropped: the upgrade goes on with the file's
-/// settings rather than fail.
-pub fn inherited_overrides() -> Option<Overrides> {
+/// The overrides the process this one succeeds handed over (`RINGLB_OVERRIDES_FD`), by pool,
+/// if any. A process of a version before pools handed one pool's overrides alone: they are the
+/// seed form's pool's, `"default"`. Ones that cannot be read are logged and dropped: the
+/// upgrade goes on with the file's settings rather than fail.
+pub fn inherited_overrides() -> Option<Handed> {
     let fd = std::env::var_os(OVERRIDES_VAR)?;
     std::env::remove_var(OVERRIDES_VAR);
-    let read = || -> Result<Overrides, Box<dyn std::error::Error>> {
+    let read = || -> Result<Handed, Box<dyn std::error::Error>> {
         let fd: RawFd = fd.to_string_lossy().parse()?;
         let file = handover::adopt_file(fd)?;
-        Ok(serde_json::from_reader(io::BufReader::new(file))?)
+        let value: serde_json::Value = serde_json::from_reader(io::BufReader::new(file))?;
+        match serde_json::from_value::<Handed>(value.clone()) {
+            Ok(handed) => Ok(handed),
+            Err(_) => Ok(Handed {
+                pools: BTreeMap::from([(DEFAULT.to_owned(), serde_json::from_value(value)?)]),
+            }),
+        }
     };
     match read() {
-        Ok(overrides) => Some(overrides),
+        Ok(handed) => Some(handed),
         Err(e) => {
             tracing::error!(error = %e, "upgrade: the runtime overrides handed over cannot be \
                 read; every target starts as the file says");

@@ -129,6 +129,15 @@ impl Token {
         op: Op::Ignore,
     };
 
+    /// The multishot accept of listener `listener` (the slot field holds its index).
+    pub fn accept(listener: u32) -> Token {
+        Token {
+            slot: listener,
+            generation: 0,
+            op: Op::Accept,
+        }
+    }
+
     /// A worker-level operation (accept, wake, timers).
     pub fn worker(op: Op) -> Token {
         Token {

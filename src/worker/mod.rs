@@ -48,7 +48,7 @@ impl Worker {
     /// the worker's own thread, because it is a single-issuer ring.
     pub fn run(self) -> io::Result<()> {
         let ring = Ring::new(RING_ENTRIES)?;
-        match self.ctx.settings.load().relay {
+        match self.ctx.first_settings().relay {
             RelayMode::SpliceInline => {
                 Engine::new(self, ring, SpliceInline::new(PIPE_CAPACITY)).run()
             }

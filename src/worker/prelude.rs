@@ -16,6 +16,10 @@ use crate::proxy_protocol::{Header, MAX_V2_LEN, V1_MAX_LEN};
 /// Room before the received bytes for ringlb's own header (the longest one it writes fits).
 pub const HEADROOM: usize = V1_MAX_LEN;
 
+/// The largest buffer a slot keeps for its next connection: a PROXY header and a typical
+/// ClientHello.
+const KEPT: usize = HEADROOM + MAX_V2_LEN + 4096;
+
 /// A slot's PROXY protocol state.
 #[derive(Default)]
 pub struct Prelude {
@@ -37,6 +41,9 @@ pub struct Prelude {
     pub connect_result: i32,
     /// The send's result, kept until the connect completes too.
     pub send_result: i32,
+    /// Most bytes received from the client before the backend is chosen, when more than
+    /// [`MAX_V2_LEN`] (a PROXY header and a TLS ClientHello; see [`Prelude::allow`]).
+    cap: usize,
     /// The bytes being sent: `start..end` of the buffer.
     pub start: usize,
     /// End of the bytes being sent.
@@ -52,10 +59,12 @@ struct Storage {
 }
 
 impl Prelude {
-    /// Forgets the connection, keeping the buffer for the slot's next one.
+    /// Forgets the connection, keeping the buffer for the slot's next one, unless a large
+    /// ClientHello grew it past [`KEPT`]: that memory goes back rather than stay with a slot.
     pub fn reset(&mut self) {
+        let storage = self.storage.take().filter(|s| s.bytes.len() <= KEPT);
         *self = Prelude {
-            storage: self.storage.take(),
+            storage,
             ..Prelude::default()
         };
     }
@@ -77,15 +86,35 @@ impl Prelude {
         }
     }
 
-    /// Where the next receive of the client's header writes, and how much room is left (at
-    /// most [`MAX_V2_LEN`] bytes in all); `None` without a buffer.
+    /// Lets this connection receive up to `cap` bytes before its backend is chosen (a PROXY
+    /// header and a ClientHello), the buffer growing as they arrive: a typical hello fits the
+    /// first reserve, and only a large one costs more memory, up to `cap`.
+    pub fn allow(&mut self, cap: usize) {
+        self.cap = cap;
+    }
+
+    /// Where the next receive writes, and how much room is left (at most [`MAX_V2_LEN`]
+    /// bytes in all, or what [`Prelude::allow`] said); `None` without a buffer. A full buffer
+    /// below an allowed cap is doubled first (what it holds is kept): no receive is in flight while
+    /// the caller asks.
     pub fn receive_window(&mut self) -> Option<(*mut u8, usize)> {
         let received = self.received;
-        let bytes = &mut self.storage.as_mut()?.bytes;
-        let room = MAX_V2_LEN
-            .min(bytes.len() - HEADROOM)
-            .checked_sub(received)?;
+        let cap = self.cap.max(MAX_V2_LEN);
+        let storage = self.storage.as_mut()?;
+        let held = storage.bytes.len() - HEADROOM;
+        if received >= held && held < self.cap {
+            let mut grown = vec![0; HEADROOM + (held * 2).clamp(1024, cap)].into_boxed_slice();
+            grown[..storage.bytes.len()].copy_from_slice(&storage.bytes);
+            storage.bytes = grown;
+        }
+        let bytes = &mut storage.bytes;
+        let room = cap.min(bytes.len() - HEADROOM).checked_sub(received)?;
         Some((bytes[HEADROOM + received..].as_mut_ptr(), room))
+    }
+
+    /// The client's data received so far after its PROXY header (all of it, without one).
+    pub fn data(&self) -> &[u8] {
+        self.received_bytes().get(self.consumed..).unwrap_or(&[])
     }
 
     /// Everything received from the client so far.
@@ -185,6 +214,36 @@ mod tests {
         assert_eq!((after as usize) + 100, before as usize, "same buffer");
         assert_eq!(room, MAX_V2_LEN);
         assert!(prelude.stage(None).is_none(), "nothing to send");
+    }
+
+    #[test]
+    fn a_large_hello_grows_the_buffer_keeping_its_bytes_up_to_the_cap() {
+        let mut prelude = Prelude::default();
+        prelude.reserve(MAX_V2_LEN);
+        prelude.allow(MAX_V2_LEN + 16 * 1024);
+        let mut sent = Vec::new();
+        let mut byte = 0u8;
+        while let Some((_, room)) = prelude.receive_window().filter(|w| w.1 > 0) {
+            let chunk: Vec<u8> = (0..room.min(3000))
+                .map(|_| {
+                    byte = byte.wrapping_add(1);
+                    byte
+                })
+                .collect();
+            fill(&mut prelude, &chunk);
+            sent.extend_from_slice(&chunk);
+        }
+        assert_eq!(sent.len(), MAX_V2_LEN + 16 * 1024, "exactly the cap");
+        assert_eq!(
+            prelude.received_bytes(),
+            &sent[..],
+            "nothing lost while growing"
+        );
+        prelude.reset();
+        assert!(
+            prelude.receive_window().is_none(),
+            "a grown buffer is not kept"
+        );
     }
 
     #[test]

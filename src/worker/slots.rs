@@ -13,6 +13,7 @@ use crate::{
     backend::Backend,
     conn::{
         ending::{Linger, Side},
+        routing::PoolIndex,
         tally::Tally,
         tried::Tried,
     },
@@ -33,6 +34,9 @@ pub struct Slot<C> {
     pub server: RawFd,
     /// The chosen backend.
     pub backend: Option<Arc<Backend>>,
+    /// The pool its backends are picked from, once routed (`None`: none; it gets
+    /// `on_no_backend`).
+    pub pool: Option<PoolIndex>,
     /// Connect attempts made so far.
     pub attempts: u8,
     /// Backends whose connect failed for this client, not to be tried again.
@@ -75,6 +79,7 @@ impl<C> Slot<C> {
             client: -1,
             server: -1,
             backend: None,
+            pool: None,
             attempts: 0,
             failed: Default::default(),
             peer: UNKNOWN_PEER,

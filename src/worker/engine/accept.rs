@@ -1,7 +1,11 @@
 //! Accepting: the listener's multishot accept, the connection cap, descriptor exhaustion, and
 //! stopping on shutdown.
 
-use std::{os::fd::AsRawFd, os::fd::RawFd, time::Instant};
+use std::{
+    net::{SocketAddr, TcpListener},
+    os::fd::{AsRawFd, RawFd},
+    time::Instant,
+};
 
 use io_uring::{
     cqueue, opcode,
@@ -9,60 +13,113 @@ use io_uring::{
 };
 
 use super::Engine;
+use crate::worker::settings::Settings;
 use crate::{
     access_log::Termination,
-    conn::{events, tally::Tally},
+    conn::{events, settings::Current, settings::ServiceContext, tally::Tally},
     metrics::WorkerCounter,
     relay::Relay,
+    stats::ServiceCounter,
     uring::token::{Op, Token},
     uring::{ring::Completion, sys},
     worker::slots::UNKNOWN_PEER,
 };
 
+/// One service's listener as this worker accepts on it.
+pub(super) struct Listening {
+    /// `None` once stopping: closing it makes the kernel refuse new clients at once.
+    listener: Option<TcpListener>,
+    /// Its multishot accept is in the ring.
+    armed: bool,
+    /// The service's published settings; each new connection takes the latest (a reload
+    /// changes them).
+    settings: Current<Settings>,
+    /// The address clients connect to, when the listener is bound to one (not a wildcard).
+    pub(super) local_addr: Option<SocketAddr>,
+}
+
+impl Listening {
+    pub(super) fn new(service: ServiceContext) -> Self {
+        // Known once for a listener bound to one address; a wildcard one asks per connection.
+        let local_addr = service.listener.local_addr().ok();
+        Self {
+            local_addr: local_addr.filter(|a| !a.ip().is_unspecified()),
+            listener: Some(service.listener),
+            armed: false,
+            settings: Current::new(service.settings, Settings::derive),
+        }
+    }
+}
+
 impl<R: Relay> Engine<R> {
+    /// Arms the accept of every listener that is not armed (unless stopping or at the cap).
     pub(super) fn arm_accept(&mut self) {
-        if self.stopping || self.accept_armed || self.at_capacity {
+        for index in 0..self.listeners.len() {
+            self.arm_listener(index);
+        }
+    }
+
+    fn arm_listener(&mut self, index: usize) {
+        let listening = &mut self.listeners[index];
+        if self.stopping || listening.armed || self.at_capacity {
             return;
         }
-        let Some(listener) = &self.listener else {
+        let Some(listener) = &listening.listener else {
             return;
         };
         let accept = opcode::AcceptMulti::new(Fd(listener.as_raw_fd()))
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build()
-            .user_data(Token::worker(Op::Accept).into());
+            .user_data(Token::accept(index as u32).into());
         // SAFETY: the listener stays open while the accept is armed: it is only closed after
         // the accept has been cancelled (`on_wake`), and the kernel holds its own reference.
-        self.accept_armed = unsafe { self.ring.push(&accept) }.is_ok();
+        listening.armed = unsafe { self.ring.push(&accept) }.is_ok();
     }
 
-    pub(super) fn on_accept(&mut self, c: Completion) {
+    /// Whether any listener's accept is still in the ring.
+    pub(super) fn accepting(&self) -> bool {
+        self.listeners.iter().any(|l| l.armed)
+    }
+
+    /// Closes every listener at once (the loop failed): no new client queues at a dead worker.
+    pub(super) fn close_listeners(&mut self) {
+        for listening in &mut self.listeners {
+            drop(listening.listener.take());
+        }
+    }
+
+    pub(super) fn on_accept(&mut self, token: Token, c: Completion) {
         tracing::trace!(
             worker = self.id,
             result = c.result,
             flags = c.flags,
             "accept completion"
         );
+        let index = token.slot as usize;
+        let Some(listening) = self.listeners.get_mut(index) else {
+            return;
+        };
         if !cqueue::more(c.flags) {
-            self.accept_armed = false;
+            listening.armed = false;
             if self.stopping {
                 // Closing the listener makes the kernel refuse new clients at once.
-                self.listener = None;
+                listening.listener = None;
             }
         }
         if c.result >= 0 {
-            self.on_client(c.result);
+            self.on_client(index, c.result);
         } else if c.result != -libc::ECANCELED {
             self.on_accept_error(-c.result);
             return;
         }
-        if !self.accept_armed {
-            self.arm_accept();
+        if !self.listeners[index].armed {
+            self.arm_listener(index);
         }
     }
 
-    fn on_client(&mut self, client: RawFd) {
+    fn on_client(&mut self, service: usize, client: RawFd) {
         self.stats.add(WorkerCounter::Accepted);
+        self.stats.add_service(service, ServiceCounter::Accepted);
         if self.stopping {
             if self.log.on() {
                 let peer = sys::peer_addr(client).unwrap_or(UNKNOWN_PEER);
@@ -77,9 +134,12 @@ impl<R: Relay> Engine<R> {
         if self.limit.acquire() && !self.at_capacity {
             self.pause_for_capacity();
         }
-        let settings = self.settings.get();
-        self.passive.set_fall(settings.base.passive_fall);
-        let accept_proxy = settings.base.accept_proxy;
+        let settings = self.listeners[service].settings.get();
+        for pool in &self.pools {
+            pool.passive.set_fall(settings.base.passive_fall);
+        }
+        let reads_prelude = settings.base.accept_proxy || settings.base.routing.reads_hello();
+        let routed = settings.base.routing.without_hello();
         let index = self.slots.insert(client);
         let slot = self.slots.at(index);
         slot.last_active = self.tick;
@@ -92,10 +152,10 @@ impl<R: Relay> Engine<R> {
                 slot.peer = peer;
             }
         }
-        if accept_proxy {
-            self.start_header(index);
+        if reads_prelude {
+            self.start_prelude(index);
         } else {
-            self.start_connect(index);
+            self.route(index, routed);
         }
     }
 
@@ -130,19 +190,21 @@ impl<R: Relay> Engine<R> {
         let error = std::io::Error::from_raw_os_error(errno);
         self.accept_errors
             .failed(self.id, &error, self.limit.open());
-        if !self.accept_armed && !self.stopping && !self.arm_timer(Op::AcceptResume) {
+        if !self.accepting() && !self.stopping && !self.arm_timer(Op::AcceptResume) {
             self.arm_accept();
         }
     }
 
     fn cancel_accept(&mut self) {
-        if let (true, Some(listener)) = (self.accept_armed, &self.listener) {
-            let cancel =
-                opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(listener.as_raw_fd())).all())
-                    .build()
-                    .user_data(Token::IGNORE.into());
-            // SAFETY: a cancellation references no memory.
-            let _ = unsafe { self.ring.push(&cancel) };
+        for listening in &self.listeners {
+            if let (true, Some(listener)) = (listening.armed, &listening.listener) {
+                let cancel =
+                    opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(listener.as_raw_fd())).all())
+                        .build()
+                        .user_data(Token::IGNORE.into());
+                // SAFETY: a cancellation references no memory.
+                let _ = unsafe { self.ring.push(&cancel) };
+            }
         }
     }
 
@@ -155,11 +217,14 @@ impl<R: Relay> Engine<R> {
         events::stopping(self.id, self.slots.live());
         self.cancel_accept();
         self.stopping = true;
-        if !self.accept_armed {
-            self.listener = None;
+        for listening in &mut self.listeners {
+            if !listening.armed {
+                listening.listener = None;
+            }
         }
         // The drain deadline as published now (a reload may have changed it).
-        self.timers.drain = Timespec::from(self.settings.get().base.drain_timeout);
+        let drain = self.listeners[0].settings.get().base.drain_timeout;
+        self.timers.drain = Timespec::from(drain);
         if self.slots.live() > 0 && !self.arm_timer(Op::DrainDeadline) {
             self.close_all();
         }

@@ -18,16 +18,21 @@ use crate::{
     conn::{events, tally},
     metrics::WorkerCounter,
     relay::Relay,
+    stats::ServiceCounter,
     uring::sys,
     uring::token::{Op, Token},
     worker::slots::UNKNOWN_PEER,
 };
 
 impl<R: Relay> Engine<R> {
-    /// Picks a backend for a new client and starts connecting to it.
+    /// Picks a backend of the slot's pool for a new client and starts connecting to it; a
+    /// client routed to no pool gets the no-backend answer.
     pub(super) fn start_connect(&mut self, index: u32) {
         let slot = self.slots.at(index);
-        if self.balancer.strategy() == Strategy::SourceHash
+        let Some(pool) = slot.pool.and_then(|p| self.pools.get(p as usize)) else {
+            return self.give_up(index);
+        };
+        if pool.balancer.strategy() == Strategy::SourceHash
             && slot.prelude.addrs.is_none()
             && slot.peer == UNKNOWN_PEER
         {
@@ -44,7 +49,9 @@ impl<R: Relay> Engine<R> {
     /// when none is left.
     fn connect(&mut self, index: u32) {
         let slot = self.slots.at(index);
-        let Some(backend) = slot.failed.pick(&self.balancer, slot.peer) else {
+        let balancer = slot.pool.and_then(|p| self.pools.get(p as usize));
+        let Some(backend) = balancer.and_then(|pool| slot.failed.pick(&pool.balancer, slot.peer))
+        else {
             return self.give_up(index);
         };
         let server = match sys::tcp_socket(&backend.addr) {
@@ -111,7 +118,7 @@ impl<R: Relay> Engine<R> {
 
     /// No backend for this client: free its slot and send the no-backend answer. While a
     /// replay-phase receive is still in flight the slot cannot be freed yet: close instead.
-    fn give_up(&mut self, index: u32) {
+    pub(super) fn give_up(&mut self, index: u32) {
         let slot = self.slots.at(index);
         if let Some(tally) = slot.tally.as_mut() {
             tally.ends(tally::rejected(u32::from(slot.attempts)));
@@ -124,6 +131,8 @@ impl<R: Relay> Engine<R> {
             self.replay_pool.push(replay.buf);
         }
         let (client, on_no_backend) = (slot.client, slot.settings().base.on_no_backend);
+        let service = slot.settings().base.service as usize;
+        self.stats.add_service(service, ServiceCounter::NoBackend);
         self.log_end(index, Termination::NoBackend);
         self.slots.remove(index);
         self.reject(client, on_no_backend);
@@ -162,8 +171,10 @@ impl<R: Relay> Engine<R> {
         let Some(backend) = self.abandon_backend(index) else {
             return self.give_up(index);
         };
-        let attempt = self.slots.at(index).attempts;
-        self.passive.connect_failed(&backend, errno, attempt);
+        let slot = self.slots.at(index);
+        if let Some(pool) = slot.pool.and_then(|p| self.pools.get(p as usize)) {
+            pool.passive.connect_failed(&backend, errno, slot.attempts);
+        }
         self.try_next(index, backend);
     }
 

@@ -12,9 +12,9 @@ mod connect;
 mod proxy_header;
 mod reject;
 mod replay;
+mod route;
 
 use std::{
-    net::{SocketAddr, TcpListener},
     os::fd::{AsRawFd, OwnedFd, RawFd},
     sync::Arc,
     time::{Duration, Instant},
@@ -26,7 +26,6 @@ use io_uring::{
 };
 
 use super::{
-    settings::Settings,
     slots::{Slot, Slots},
     Worker,
 };
@@ -38,7 +37,6 @@ use crate::{
         ending::{Close, Linger, LingerStep, Side, LINGER_POLL},
         events,
         passive::Passive,
-        settings::Current,
         source::Sources,
         tally,
     },
@@ -51,6 +49,14 @@ use crate::{
         token::{Op, Token},
     },
 };
+use accept::Listening;
+
+/// One pool as this worker picks from it.
+struct Picking {
+    balancer: Arc<Balancer>,
+    /// Which failures in traffic count against its backends, and the reports to its checker.
+    passive: Passive,
+}
 
 /// Timer values the kernel reads at submission; boxed so their addresses stay put.
 struct Timers {
@@ -68,12 +74,11 @@ pub(super) struct Engine<R: Relay> {
     ring: Ring,
     relay: R,
     id: usize,
-    /// `None` once stopping: closing it makes the kernel refuse new clients at once.
-    listener: Option<TcpListener>,
-    balancer: Arc<Balancer>,
+    /// One per service, in the order of the services.
+    listeners: Vec<Listening>,
+    /// One per pool, in the order of the pools (a slot's `pool` indexes it).
+    pools: Vec<Picking>,
     limit: Arc<ConnectionLimit>,
-    /// Which failures in traffic count against a backend, and the reports to the checker.
-    passive: Passive,
     /// The local addresses backend sockets are bound to (`source`).
     sources: Sources,
     wake: Arc<OwnedFd>,
@@ -83,20 +88,15 @@ pub(super) struct Engine<R: Relay> {
     log: Sink,
     wake_buf: Box<u64>,
     timers: Box<Timers>,
-    /// The published settings; each new connection takes the latest (a reload changes them).
-    settings: Current<Settings>,
     /// Replay buffers ready for reuse, and their size (buffers of another size, from before a
     /// reload changed `replay_buffer`, are dropped).
     replay_pool: Vec<Box<[u8]>>,
-    /// The address clients connect to, when the listener is bound to one (not a wildcard).
-    local_addr: Option<SocketAddr>,
     /// Idle sweeps: the current tick, and its period (fixed at start from `idle_timeout`).
     tick: u32,
     tick_period: Duration,
     slots: Slots<R::Conn>,
     /// Rejected clients whose answer is still being written or drained.
     rejecting: usize,
-    accept_armed: bool,
     /// Accepting is paused until the connection cap has room again.
     at_capacity: bool,
     stopping: bool,
@@ -108,29 +108,25 @@ pub(super) struct Engine<R: Relay> {
 impl<R: Relay> Engine<R> {
     pub(super) fn new(worker: Worker, ring: Ring, relay: R) -> Self {
         let Worker { ctx, wake } = worker;
-        let start = ctx.settings.load_full();
-        let settings = Current::new(ctx.settings, Settings::derive);
+        let start = ctx.first_settings();
         // Sweep often enough that a connection is closed within a quarter of its idle timeout
         // past it, and at least every second. The period stays; a reload to a shorter idle
         // timeout is kept to within one period (at most a second).
         let tick =
             (start.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        // Known once for a listener bound to one address; a wildcard one asks per connection.
-        let local_addr = ctx.listener.local_addr().ok();
-        let local_addr = local_addr.filter(|a| !a.ip().is_unspecified());
+        let (id, stats) = (ctx.id, Arc::clone(&ctx.stats));
         Engine {
             ring,
             relay,
-            id: ctx.id,
-            listener: Some(ctx.listener),
-            balancer: ctx.balancer,
+            id,
+            listeners: ctx.services.into_iter().map(Listening::new).collect(),
+            pools: (ctx.pools.into_iter())
+                .map(|pool| Picking {
+                    balancer: pool.balancer,
+                    passive: Passive::new(pool.ejector, start.passive_fall, id, Arc::clone(&stats)),
+                })
+                .collect(),
             limit: ctx.limit,
-            passive: Passive::new(
-                ctx.ejector,
-                start.passive_fall,
-                ctx.id,
-                Arc::clone(&ctx.stats),
-            ),
             sources: Sources::new(&ctx.source),
             wake,
             stats: ctx.stats,
@@ -143,14 +139,11 @@ impl<R: Relay> Engine<R> {
                 tick: Timespec::from(tick),
                 linger_poll: Timespec::from(LINGER_POLL),
             }),
-            settings,
             replay_pool: Vec::new(),
-            local_addr,
             tick: 0,
             tick_period: tick,
             slots: Slots::with_capacity(1024),
             rejecting: 0,
-            accept_armed: false,
             at_capacity: false,
             stopping: false,
             drain_expired: false,
@@ -172,11 +165,11 @@ impl<R: Relay> Engine<R> {
                 Ok(())
             }
             Ok(Err(e)) => {
-                drop(engine.listener.take());
+                engine.close_listeners();
                 Err(e)
             }
             Err(panic) => {
-                drop(engine.listener.take());
+                engine.close_listeners();
                 std::panic::resume_unwind(panic)
             }
         }
@@ -196,10 +189,7 @@ impl<R: Relay> Engine<R> {
         unsafe { self.ring.push(&read)? };
         self.arm_timer(Op::Tick);
         let mut completions = Vec::with_capacity(1024);
-        while !(self.stopping
-            && self.slots.live() == 0
-            && self.rejecting == 0
-            && !self.accept_armed)
+        while !(self.stopping && self.slots.live() == 0 && self.rejecting == 0 && !self.accepting())
         {
             self.ring.submit_and_wait(1)?;
             self.ring.drain(&mut completions);
@@ -215,7 +205,7 @@ impl<R: Relay> Engine<R> {
         let token = Token::from(c.user_data);
         match token.op {
             Op::Ignore => {}
-            Op::Accept => self.on_accept(c),
+            Op::Accept => self.on_accept(token, c),
             Op::AcceptResume => self.on_accept_resume(),
             Op::Tick => self.on_tick(),
             Op::Wake => self.on_wake(),

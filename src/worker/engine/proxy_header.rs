@@ -27,10 +27,12 @@ use crate::{
     conn::{
         events,
         header::{self, HeaderRefused, HEADER_BUDGET},
+        routing::{HelloRefused, HELLO_BUDGET},
     },
     metrics::WorkerCounter,
     proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version, MAX_V2_LEN},
     relay::Relay,
+    tls::HelloError,
     uring::{
         sys,
         token::{Op, Token},
@@ -39,16 +41,51 @@ use crate::{
 };
 
 impl<R: Relay> Engine<R> {
-    /// `accept_proxy`: a new client must first send a PROXY header.
-    pub(super) fn start_header(&mut self, index: u32) {
+    /// A new client must first send a PROXY header (`accept_proxy`), its ClientHello (a
+    /// service with SNI routes), or both, all within one budget from the accept.
+    pub(super) fn start_prelude(&mut self, index: u32) {
         let slot = self.slots.at(index);
+        let routing = &slot.settings().base.routing;
+        let header = if slot.settings().base.accept_proxy {
+            MAX_V2_LEN
+        } else {
+            0
+        };
+        let cap = header + routing.hello_room();
         slot.prelude.reserve(MAX_V2_LEN);
-        slot.prelude.deadline = Some(Instant::now() + HEADER_BUDGET);
-        self.read_header(index);
+        slot.prelude.allow(cap);
+        slot.prelude.deadline = Some(Instant::now() + HEADER_BUDGET.max(HELLO_BUDGET));
+        self.read_prelude(index);
     }
 
-    /// Receives more of the client's header, for at most what is left of its budget.
-    fn read_header(&mut self, index: u32) {
+    /// Whether the client's PROXY header is still awaited (else its ClientHello is).
+    fn awaits_header(&mut self, index: u32) -> bool {
+        let slot = self.slots.at(index);
+        slot.settings().base.accept_proxy && slot.prelude.consumed == 0
+    }
+
+    /// Refuses the client for `why`, as a PROXY header or as a ClientHello refusal,
+    /// whichever it is still sending.
+    fn refuse_prelude(&mut self, index: u32, why: HeaderRefused) {
+        if self.awaits_header(index) {
+            return self.refuse_header(index, why);
+        }
+        let why = match why {
+            HeaderRefused::Late => HelloRefused::Late,
+            HeaderRefused::Closed => HelloRefused::Closed,
+            HeaderRefused::Io(errno) => HelloRefused::Io(errno),
+            HeaderRefused::Submit | HeaderRefused::Invalid(_) => HelloRefused::Submit,
+        };
+        self.refuse_hello(index, why);
+    }
+
+    /// Receives more of the client's prelude (see [`Engine::read_prelude`]).
+    pub(super) fn read_more(&mut self, index: u32) {
+        self.read_prelude(index);
+    }
+
+    /// Receives more of the client's prelude, for at most what is left of its budget.
+    fn read_prelude(&mut self, index: u32) {
         let slot = self.slots.at(index);
         let now = Instant::now();
         let left = slot
@@ -56,14 +93,17 @@ impl<R: Relay> Engine<R> {
             .deadline
             .map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
         if left.is_zero() {
-            return self.refuse_header(index, HeaderRefused::Late);
+            return self.refuse_prelude(index, HeaderRefused::Late);
         }
         let timeout = slot.prelude.set_timeout(left);
         let (Some((ptr, room)), Some(timeout)) = (slot.prelude.receive_window(), timeout) else {
-            return self.refuse_header(index, HeaderRefused::Submit);
+            return self.refuse_prelude(index, HeaderRefused::Submit);
         };
         if room == 0 {
-            return self.refuse_header(index, ParseError::TooLong.into());
+            if self.awaits_header(index) {
+                return self.refuse_header(index, ParseError::TooLong.into());
+            }
+            return self.refuse_hello(index, HelloError::TooLarge.into());
         }
         let recv = opcode::Recv::new(Fd(slot.client), ptr, room as u32)
             .build()
@@ -80,11 +120,11 @@ impl<R: Relay> Engine<R> {
         if unsafe { self.ring.push_chain(&[recv, deadline]) }.is_ok() {
             slot.inflight += 1;
         } else {
-            self.refuse_header(index, HeaderRefused::Submit);
+            self.refuse_prelude(index, HeaderRefused::Submit);
         }
     }
 
-    /// A receive of the client's header completed.
+    /// A receive of the client's prelude completed.
     pub(super) fn on_proxy_read(&mut self, token: Token, result: i32) {
         let Some(slot) = self.slots.get(token.slot, token.generation) else {
             return;
@@ -95,12 +135,16 @@ impl<R: Relay> Engine<R> {
         }
         let index = token.slot;
         match result {
-            0 => return self.refuse_header(index, HeaderRefused::Closed),
+            0 => return self.refuse_prelude(index, HeaderRefused::Closed),
             // The linked timeout fired (a teardown's cancel was handled above).
-            e if e == -libc::ECANCELED => return self.refuse_header(index, HeaderRefused::Late),
-            e if e < 0 => return self.refuse_header(index, HeaderRefused::Io(-e)),
+            e if e == -libc::ECANCELED => return self.refuse_prelude(index, HeaderRefused::Late),
+            e if e < 0 => return self.refuse_prelude(index, HeaderRefused::Io(-e)),
             n => slot.prelude.received += n as usize,
         }
+        if !self.awaits_header(index) {
+            return self.on_hello_bytes(index);
+        }
+        let slot = self.slots.at(index);
         let parsed = match proxy_protocol::parse(slot.prelude.received_bytes()) {
             ParseOutcome::Complete { header, consumed } => Ok(Some((header.addresses, consumed))),
             ParseOutcome::Incomplete { .. } => Ok(None),
@@ -115,9 +159,9 @@ impl<R: Relay> Engine<R> {
                     slot.prelude.addrs = Some((src, dst));
                     slot.peer = src;
                 }
-                self.start_connect(index);
+                self.on_hello_bytes(index);
             }
-            Ok(None) => self.read_header(index),
+            Ok(None) => self.read_prelude(index),
             Err(error) => self.refuse_header(index, error.into()),
         }
     }
@@ -197,7 +241,8 @@ impl<R: Relay> Engine<R> {
     /// The client's address and the address it connected to: from its own PROXY header, or
     /// asked of the kernel once.
     fn client_addrs(&mut self, index: u32) -> Option<(SocketAddr, SocketAddr)> {
-        let fixed_local = self.local_addr;
+        let service = self.slots.at(index).settings().base.service as usize;
+        let fixed_local = self.listeners.get(service).and_then(|l| l.local_addr);
         let slot = self.slots.at(index);
         if slot.prelude.addrs.is_none() {
             let src = match slot.peer {
@@ -252,9 +297,11 @@ impl<R: Relay> Engine<R> {
                 // The backend went away before it answered: an early close like any other.
                 // Nothing of it reached the client, and the prelude is staged afresh for the
                 // next backend.
-                if let Some(backend) = slot.backend.as_deref() {
+                if let (Some(backend), Some(pool)) = (slot.backend.as_deref(), slot.pool) {
                     let client_sent = slot.prelude.carries_client_bytes();
-                    self.passive.prelude_failed(backend, client_sent);
+                    self.pools[pool as usize]
+                        .passive
+                        .prelude_failed(backend, client_sent);
                 }
                 return self.retry_elsewhere(index);
             }

@@ -117,8 +117,8 @@ impl<R: Relay> Engine<R> {
             Op::ReplaySend => replay.phase = Phase::Retrying(BackendEnd::Reset),
             _ => match result {
                 n if n > 0 => {
-                    if let Some(backend) = slot.backend.as_deref() {
-                        self.passive.answered(backend);
+                    if let (Some(backend), Some(pool)) = (slot.backend.as_deref(), slot.pool) {
+                        self.pools[pool as usize].passive.answered(backend);
                     }
                     self.commit(token.slot, token.generation)
                 }
@@ -204,9 +204,12 @@ impl<R: Relay> Engine<R> {
         let client_sent = replay.len > 0
             || slot.prelude.carries_client_bytes()
             || sys::unread_bytes(slot.client).is_some_and(|n| n > 0);
-        let verdict = match slot.backend.as_deref() {
-            Some(backend) => self.passive.early_close(backend, client_sent, end),
-            None => EarlyClose::Replay,
+        let verdict = match (slot.backend.as_deref(), slot.pool) {
+            (Some(backend), Some(pool)) => {
+                let passive = &self.pools[pool as usize].passive;
+                passive.early_close(backend, client_sent, end)
+            }
+            _ => EarlyClose::Replay,
         };
         match verdict {
             EarlyClose::Replay => {
