@@ -9,6 +9,7 @@ pub mod flood;
 pub mod hostile;
 pub mod io_backends;
 pub mod line;
+pub mod services;
 
 // For `use common::*`: suites that run no test through them do not use them.
 #[allow(unused_imports)]
