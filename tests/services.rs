@@ -22,8 +22,18 @@ fn addr_of(proxy: &Proxy, name: &str) -> std::net::SocketAddr {
 async fn wait_pools(proxy: &Proxy) {
     let deadline = Instant::now() + common::DEADLINE;
     for handle in proxy.server().pools() {
-        while handle.status.report().targets.iter().any(|t| t.endpoints.is_empty()) {
-            assert!(Instant::now() < deadline, "pool {} never resolved", handle.name);
+        while handle
+            .status
+            .report()
+            .targets
+            .iter()
+            .any(|t| t.endpoints.is_empty())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "pool {} never resolved",
+                handle.name
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -51,7 +61,11 @@ io_backends!(
             vec![
                 service("http", Some("api"), &[]),
                 service("redis", Some("lines"), &[]),
-                service("https", Some("tls-default"), &[(&["a.example.com"], "tls-a")]),
+                service(
+                    "https",
+                    Some("tls-default"),
+                    &[(&["a.example.com"], "tls-a")],
+                ),
             ],
         );
         let proxy = Proxy::start(&config);
@@ -59,7 +73,10 @@ io_backends!(
         let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         let hello = client_hello(Some("a.example.com"), 0, 16384);
         for _ in 0..3 {
-            assert_eq!(exchange(addr_of(&proxy, "http"), get, 4096).await.unwrap(), b"api");
+            assert_eq!(
+                exchange(addr_of(&proxy, "http"), get, 4096).await.unwrap(),
+                b"api"
+            );
             let ping = exchange(addr_of(&proxy, "redis"), b"PING\r\n", 4096).await;
             assert_eq!(ping.unwrap(), b"lines");
             let tls = exchange(addr_of(&proxy, "https"), &hello, 4096).await;
@@ -67,7 +84,11 @@ io_backends!(
         }
         assert_eq!(api.connections(), vec![get.to_vec(); 3]);
         assert_eq!(lines.connections(), vec![b"PING\r\n".to_vec(); 3]);
-        assert_eq!(tls_a.connections(), vec![hello.clone(); 3], "forwarded unchanged");
+        assert_eq!(
+            tls_a.connections(),
+            vec![hello.clone(); 3],
+            "forwarded unchanged"
+        );
         assert!(tls_default.connections().is_empty());
     }
 );
@@ -203,7 +224,11 @@ io_backends!(
         let config = services_config(
             io,
             vec![pool("default", &[default.addr])],
-            vec![service("tls", Some("default"), &[(&["api.example.com"], "default")])],
+            vec![service(
+                "tls",
+                Some("default"),
+                &[(&["api.example.com"], "default")],
+            )],
         );
         let proxy = Proxy::start(&config);
         wait_pools(&proxy).await;
@@ -212,15 +237,25 @@ io_backends!(
         let mut not_hello = client_hello(Some("api.example.com"), 0, 16384);
         not_hello[5] = 2;
         let answer = refused(addr, &not_hello).await;
-        assert!(answer.as_deref().map_or(true, |a| a.is_empty()), "{answer:?}");
+        assert!(
+            answer.as_deref().map_or(true, |a| a.is_empty()),
+            "{answer:?}"
+        );
         // 20 KiB of padding: over the cap.
         let huge = client_hello(Some("api.example.com"), 20 * 1024, 16384);
         let answer = refused(addr, &huge).await;
-        assert!(answer.as_deref().map_or(true, |a| a.is_empty()), "{answer:?}");
+        assert!(
+            answer.as_deref().map_or(true, |a| a.is_empty()),
+            "{answer:?}"
+        );
         // The service still works.
         let good = client_hello(Some("api.example.com"), 0, 16384);
         assert_eq!(exchange(addr, &good, 4096).await.unwrap(), b"default");
-        assert_eq!(default.connections(), vec![good], "nothing refused got through");
+        assert_eq!(
+            default.connections(),
+            vec![good],
+            "nothing refused got through"
+        );
     }
 );
 
@@ -234,7 +269,11 @@ io_backends!(
         let config = services_config(
             io,
             vec![pool("default", &[default.addr])],
-            vec![service("tls", Some("default"), &[(&["api.example.com"], "default")])],
+            vec![service(
+                "tls",
+                Some("default"),
+                &[(&["api.example.com"], "default")],
+            )],
         );
         let proxy = Proxy::start(&config);
         wait_pools(&proxy).await;
@@ -270,10 +309,19 @@ io_backends!(
         let proxy = Proxy::start(&config);
         wait_pools(&proxy).await;
         let other = client_hello(Some("other.example.com"), 0, 16384);
-        let answer = exchange(addr_of(&proxy, "strict"), &other, 4096).await.unwrap();
-        assert!(answer.starts_with(b"HTTP/1.1 503"), "{:?}", String::from_utf8_lossy(&answer));
+        let answer = exchange(addr_of(&proxy, "strict"), &other, 4096)
+            .await
+            .unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 503"),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
         let answer = exchange(addr_of(&proxy, "reset"), &other, 4096).await;
-        assert!(answer.is_err() || answer.unwrap().is_empty(), "reset or closed");
+        assert!(
+            answer.is_err() || answer.unwrap().is_empty(),
+            "reset or closed"
+        );
         let matched = client_hello(Some("api.example.com"), 0, 16384);
         let answer = exchange(addr_of(&proxy, "strict"), &matched, 4096).await;
         assert_eq!(answer.unwrap(), b"api");
