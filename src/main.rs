@@ -245,8 +245,11 @@ fn reload_from(reload: &ReloadHandle, path: &std::path::Path) -> bool {
         Ok(config) => {
             warn_about(&config);
             let restart = reload.reload(&config);
+            let targets: usize = config.pools().iter().map(|p| p.targets.len()).sum();
             tracing::info!(
-                targets = config.live.targets.len(),
+                services = config.services().len(),
+                pools = config.pools().len(),
+                targets,
                 "SIGHUP: configuration reloaded"
             );
             for key in &restart {

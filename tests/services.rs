@@ -356,3 +356,51 @@ io_backends!(
         assert_eq!(exchange(addr, b"PING\r\n", 4096).await.unwrap(), b"a");
     }
 );
+
+io_backends!(
+    /// Hundreds of clients that start a hello and stall hold no worker: clients with a whole
+    /// hello are routed meanwhile, and the stalled ones are closed at their budget.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stalled_hellos_do_not_hold_up_other_clients(io: IoBackend) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let api = Recorder::start("api").await;
+        let config = services_config(
+            io,
+            vec![pool("api", &[api.addr])],
+            vec![service("tls", None, &[(&["api.example.com"], "api")])],
+        );
+        let proxy = Proxy::start(&config);
+        wait_pools(&proxy).await;
+        let addr = addr_of(&proxy, "tls");
+        let hello = client_hello(Some("api.example.com"), 0, 16384);
+        let mut stalled = Vec::new();
+        for _ in 0..300 {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(&hello[..7]).await.unwrap();
+            stalled.push(stream);
+        }
+        for _ in 0..20 {
+            assert_eq!(exchange(addr, &hello, 4096).await.unwrap(), b"api");
+        }
+        // Still open: the good clients did not wait for them to time out.
+        let mut byte = [0u8; 1];
+        let probe = tokio::time::timeout(Duration::from_millis(50), stalled[0].read(&mut byte));
+        assert!(
+            probe.await.is_err(),
+            "the first stalled client is still waiting"
+        );
+        for mut stream in stalled {
+            let mut rest = Vec::new();
+            let closed = tokio::time::timeout(common::DEADLINE, stream.read_to_end(&mut rest));
+            assert!(
+                closed.await.is_ok(),
+                "every stalled client is closed at its budget"
+            );
+        }
+        assert_eq!(
+            api.connections().len(),
+            20,
+            "no stalled byte reached the backend"
+        );
+    }
+);

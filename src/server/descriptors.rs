@@ -38,8 +38,12 @@ impl Demand {
         let splices = io_backend != IoBackend::Epoll && config.startup.relay != RelayMode::Copy;
         let per_connection = PER_CONNECTION + if splices { PER_SPLICE_CONNECTION } else { 0 };
         let workers = config.worker_count() as u64;
+        // Each worker's listener per service beyond the first (`PER_WORKER` counts one), and
+        // a probe per target of every pool.
+        let listeners = workers * (config.services().len() as u64 - 1);
+        let probes: usize = config.pools().iter().map(|p| p.targets.len()).sum();
         let reserve =
-            FIXED + PER_WORKER * workers + config.live.targets.len() as u64 + admin_clients as u64;
+            FIXED + PER_WORKER * workers + listeners + probes as u64 + admin_clients as u64;
         Demand {
             connections: config.live.traffic.max_connections as u64,
             per_connection,
