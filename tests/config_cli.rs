@@ -245,3 +245,70 @@ fn missing_file() {
     assert!(stderr.contains("cannot read"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The services form: `--check` prints it back (no top-level `listen` or `[[targets]]`, every
+/// pool and service resolved), the output checks again, and a pool no service uses is a
+/// warning on stderr, never an error.
+#[test]
+fn services_form_prints_checks_again_and_warns_of_unused_pools() {
+    let text = "[[pools]]\nname = \"web\"\n[[pools.targets]]\naddress = \"web-1:8001\"\n\
+                health_check_endpoint = \"/healthz\"\n\
+                [[pools]]\nname = \"spare\"\n[[pools.targets]]\naddress = \"spare-1:1\"\n\
+                [[services]]\nname = \"https\"\nlisten = \"[::]:443\"\npool = \"web\"\n\
+                [[services.routes]]\nsni = [\"*.example.com\"]\npool = \"web\"\n";
+    let file = TempConfig::new(text);
+    let output = Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .env_remove("RUST_LOG")
+        .arg("--check")
+        .arg("--config")
+        .arg(&file.0)
+        .output()
+        .expect("run ringlb");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("pool \"spare\" is used by no service"),
+        "{stderr}"
+    );
+    for line in [
+        "[[pools]]",
+        "[[services]]",
+        "[[services.routes]]",
+        "balance = \"round_robin\"",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "{line:?} missing in:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("listen = \"0.0.0.0")),
+        "{stdout}"
+    );
+    let again = TempConfig::new(&stdout);
+    let second = check(&again.0);
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout)
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>(),
+        stdout.lines().skip(1).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn services_form_errors() {
+    const POOL: &str = "[[pools]]\nname = \"p\"\n[[pools.targets]]\naddress = \"a:1\"\n";
+    const SERVICE: &str = "[[services]]\nname = \"s\"\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n";
+    assert_rejected(&format!("{TARGET}{POOL}{SERVICE}"), "targets", "two forms");
+    assert_rejected(POOL, "services", "missing");
+    assert_rejected(
+        &format!("{POOL}{}", SERVICE.replace("\"p\"", "\"q\"")),
+        "services[0].pool",
+        "\"q\" is not a pool",
+    );
+}

@@ -345,12 +345,35 @@ fn config_like() -> impl Strategy<Value = String> {
         "fall",
         "enabled",
         "listen",
+        "name",
+        "pool",
+        "sni",
     ]);
+    // The services form: pools and services named from a few names (so some clash and
+    // some are found), services on a few ports, routes by SNI.
+    let services_form = prop_oneof![
+        (0..3u16).prop_map(|i| format!(
+            "[[pools]]\nname = \"p{i}\"\n[[pools.targets]]\naddress = \"host-{i}:80\""
+        )),
+        (0..3u16).prop_map(|i| format!("[[pools.targets]]\naddress = \"host-{i}:81\"")),
+        (0..3u16, 0..3u16).prop_map(|(i, p)| format!(
+            "[[services]]\nname = \"s{i}\"\nlisten = \"127.0.0.1:{i}\"\npool = \"p{p}\""
+        )),
+        (
+            0..3u16,
+            select(vec!["a.example", "*.example", "*", "A.EXAMPLE"])
+        )
+            .prop_map(|(p, sni)| format!(
+                "[[services.routes]]\nsni = [\"{sni}\"]\npool = \"p{p}\""
+            )),
+        select(vec!["[pools.health_check]", "[[pools]]", "[[services]]"]).prop_map(str::to_owned),
+    ];
     let line = prop_oneof![
         3 => (top, toml_value()).prop_map(|(k, v)| format!("{k} = {v}")),
         1 => select(vec!["[health_check]", "[admin]", "[targets]"]).prop_map(str::to_owned),
         2 => (0..4u16).prop_map(|i| format!("[[targets]]\naddress = \"host-{i}:80{i}\"")),
         3 => (target_key, toml_value()).prop_map(|(k, v)| format!("{k} = {v}")),
+        2 => services_form,
     ];
     (vec(line, 0..14), any::<bool>()).prop_map(|(lines, seeded)| {
         let start = if seeded {
@@ -395,6 +418,7 @@ proptest! {
         data in prop_oneof![
             Just(include_bytes!("../config/example.toml").to_vec()),
             Just(include_bytes!("../config/ringlb.toml").to_vec()),
+            Just(include_bytes!("../fuzz/corpus/config/services.toml").to_vec()),
         ].prop_flat_map(mutated)
     ) {
         fuzzing::config(&data);

@@ -296,4 +296,28 @@ pub(super) mod duration {
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&humantime::format_duration(*duration))
     }
+
+    /// An optional duration key (a pool's or a service's, absent when it inherits the
+    /// top-level value): the same spelling and limits.
+    pub(in super::super) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserializer, Serializer};
+
+        pub(in super::super::super) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(deserializer).map(Some)
+        }
+
+        pub(in super::super::super) fn serialize<S: Serializer>(
+            duration: &Option<Duration>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match duration {
+                Some(duration) => super::serialize(duration, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+    }
 }

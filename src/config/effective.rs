@@ -1,6 +1,9 @@
 //! The effective configuration: a [`Config`] written back as the file it could have been read
 //! from, every default spelled out. It is `--check`'s output (`Display`), which loads back to
-//! an equal `Config`, and what a reload compares (`restart.rs`).
+//! an equal `Config`, and what a reload compares (`restart.rs`). A file of the services form
+//! is written in that form: no top-level `listen` or `[[targets]]`, every pool and every
+//! service with every key resolved (the top-level keys they inherited from are written too, as
+//! they were read, so the output loads back equal).
 //!
 //! Owns the mapping from the runtime parts back to the file's structs. Every field is taken
 //! apart by name, so a runtime field without a key (or a key without a field) does not compile.
@@ -10,7 +13,9 @@ use std::fmt;
 
 use super::{
     file::{FileAdmin, FileConfig, FileHealthCheck, FileTarget},
-    Config, HealthCheck, HealthCheckKind, Live, Startup, Target, Traffic,
+    file_services::{FilePool, FilePoolHealthCheck, FileRoute, FileService},
+    Config, HealthCheck, HealthCheckKind, Live, Pool, Route, Service, ServiceTraffic, Startup,
+    Target, Traffic,
 };
 
 impl fmt::Display for Config {
@@ -19,6 +24,13 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let source = format!("{:?}", self.source.display().to_string());
         writeln!(f, "# Effective ringlb configuration, loaded from {source}.")?;
+        if self.has_services() {
+            writeln!(
+                f,
+                "# Every pool and service below has each key resolved; the top-level keys of\n\
+                 # the same names are the defaults they were resolved from."
+            )?;
+        }
         // The file's structs hold nothing TOML cannot write (no `None` in an array, values
         // before tables), so this never fails in practice.
         let text = toml::to_string(&FileConfig::from(self)).map_err(|_| fmt::Error)?;
@@ -46,9 +58,10 @@ impl From<&Config> for FileConfig {
             targets,
             traffic,
             access_log,
-            pools: _,
-            services: _,
+            pools,
+            services,
         } = &config.live;
+        let services_form = config.has_services();
         let Traffic {
             connect_timeout,
             idle_timeout,
@@ -68,7 +81,7 @@ impl From<&Config> for FileConfig {
             fall,
         } = health_check;
         FileConfig {
-            listen: *listen,
+            listen: (!services_form).then_some(*listen),
             defer_accept: *defer_accept,
             workers: *workers,
             pin_workers: *pin_workers,
@@ -100,7 +113,86 @@ impl From<&Config> for FileConfig {
                 token_file: admin.token_file.clone(),
             },
             access_log: access_log.into(),
+            targets: (!services_form).then(|| targets.iter().map(FileTarget::from).collect()),
+            pools: services_form.then(|| pools.iter().map(FilePool::from).collect()),
+            services: services_form.then(|| services.iter().map(FileService::from).collect()),
+        }
+    }
+}
+
+impl From<&Pool> for FilePool {
+    /// Every key spelled out, the targets as in the seed form.
+    fn from(pool: &Pool) -> Self {
+        let Pool {
+            name,
+            balance,
+            send_proxy,
+            health_check,
+            targets,
+        } = pool;
+        let HealthCheck {
+            interval,
+            timeout,
+            rise,
+            fall,
+        } = health_check;
+        FilePool {
+            name: Some(name.clone()),
+            balance: Some(*balance),
+            send_proxy: Some(*send_proxy),
+            health_check: Some(FilePoolHealthCheck {
+                interval: Some(*interval),
+                timeout: Some(*timeout),
+                rise: Some(*rise),
+                fall: Some(*fall),
+            }),
             targets: Some(targets.iter().map(FileTarget::from).collect()),
+        }
+    }
+}
+
+impl From<&Service> for FileService {
+    /// Every key spelled out; `pool` only when the service has one, `routes` only when it has
+    /// some.
+    fn from(service: &Service) -> Self {
+        let Service {
+            name,
+            listen,
+            pool,
+            routes,
+            traffic,
+        } = service;
+        let ServiceTraffic {
+            connect_timeout,
+            idle_timeout,
+            retries,
+            retry_on_early_close,
+            replay_buffer,
+            on_no_backend,
+            accept_proxy,
+        } = traffic;
+        FileService {
+            name: Some(name.clone()),
+            listen: Some(*listen),
+            pool: pool.clone(),
+            connect_timeout: Some(*connect_timeout),
+            idle_timeout: Some(*idle_timeout),
+            retries: Some(*retries),
+            retry_on_early_close: Some(*retry_on_early_close),
+            replay_buffer: Some(*replay_buffer),
+            on_no_backend: Some(*on_no_backend),
+            accept_proxy: Some(*accept_proxy),
+            routes: (!routes.is_empty()).then(|| routes.iter().map(FileRoute::from).collect()),
+        }
+    }
+}
+
+impl From<&Route> for FileRoute {
+    fn from(route: &Route) -> Self {
+        let Route { sni, pool } = route;
+        FileRoute {
+            sni: Some(sni.clone()),
+            pool: Some(pool.clone()),
         }
     }
 }

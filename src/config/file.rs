@@ -1,5 +1,6 @@
 //! The file format: one serde struct per table of the file, each field typed, checked as it is
-//! read and defaulted from the runtime defaults (`defaults.rs`).
+//! read and defaulted from the runtime defaults (`defaults.rs`). The tables of the services
+//! form (`[[pools]]`, `[[services]]`) are `file_services.rs`'s.
 //!
 //! Owns the spelling of every key and what a single value may be. Written back out
 //! (`effective.rs`), the same structs are `--check`'s output and what a reload compares
@@ -19,6 +20,7 @@ use super::{
     access::FileAccessLog,
     de::{self, duration},
     defaults::DEFAULT_WEIGHT,
+    file_services::{FilePool, FileService},
     named,
     table::{Table, TableOf},
     validate::{Invalid, FILE_KEY},
@@ -31,8 +33,10 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct FileConfig {
-    #[serde(deserialize_with = "listen")]
-    pub(super) listen: SocketAddr,
+    /// `None` when the file has no top-level `listen`: the default in the seed form, and
+    /// what the services form requires (each service has its own).
+    #[serde(deserialize_with = "listen", skip_serializing_if = "Option::is_none")]
+    pub(super) listen: Option<SocketAddr>,
     #[serde(with = "super::local::defer")]
     pub(super) defer_accept: Option<Duration>,
     #[serde(deserialize_with = "workers")]
@@ -78,9 +82,22 @@ pub(super) struct FileConfig {
     pub(super) admin: FileAdmin,
     #[serde(deserialize_with = "super::table::table")]
     pub(super) access_log: FileAccessLog,
-    /// `None` when the file has no `targets` key, which validation reports.
-    #[serde(deserialize_with = "targets")]
+    /// `None` when the file has no `targets` key, which validation reports (unless the file
+    /// is of the services form).
+    #[serde(deserialize_with = "targets", skip_serializing_if = "Option::is_none")]
     pub(super) targets: Option<Vec<FileTarget>>,
+    /// `[[pools]]`: `None` in the seed form.
+    #[serde(
+        deserialize_with = "super::file_services::pools",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) pools: Option<Vec<FilePool>>,
+    /// `[[services]]`: `None` in the seed form.
+    #[serde(
+        deserialize_with = "super::file_services::services",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) services: Option<Vec<FileService>>,
 }
 
 /// The `[health_check]` table.
@@ -176,6 +193,8 @@ const TARGET_EXPECTED: &str = "a [[targets]] table with an address";
 impl Default for FileConfig {
     fn default() -> Self {
         let mut file = FileConfig::from(&Config::new(Vec::new()));
+        // Absent, not the defaults: which form a file is of is told by these keys.
+        file.listen = None;
         file.targets = None;
         file
     }
@@ -211,11 +230,13 @@ impl Default for FileTarget {
 // ---------------------------------------------------------------------------------------------
 // The values of single keys: each key's range and hint, once.
 
-fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    de::socket_addr(
-        d,
-        "an IP address and port such as \"0.0.0.0:80\" or \"[::]:80\" (names are not resolved)",
-    )
+/// The hint of every message about a `listen` key (top-level or a service's).
+pub(super) const LISTEN_EXPECTED: &str =
+    "an IP address and port such as \"0.0.0.0:80\" or \"[::]:80\" (names are not resolved)";
+
+/// A `listen` key: the top-level one or a service's.
+pub(super) fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    de::socket_addr(d, LISTEN_EXPECTED).map(Some)
 }
 
 fn admin_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
@@ -246,14 +267,14 @@ fn max_connections<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     de::at_least(d, 1, "a number of connections, at least 1")
 }
 
-fn retries<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+pub(super) fn retries<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     de::at_least(d, 0, "a number of further backends to try, 0 or more")
 }
 
 /// The largest replay buffer: a replay is for a request's first bytes, not for a stream.
 pub(super) const MAX_REPLAY_BUFFER: usize = 1024 * 1024;
 
-fn replay_buffer<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub(super) fn replay_buffer<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     de::integer(
         d,
         1,
@@ -262,7 +283,7 @@ fn replay_buffer<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     )
 }
 
-fn probes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+pub(super) fn probes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     de::at_least(d, 1, "a number of consecutive probes, at least 1")
 }
 

@@ -13,16 +13,22 @@ use super::{HealthCheckKind, SendProxy, Strategy};
 /// What a reload changes for new connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Live {
-    /// How a backend is chosen for each new connection.
+    /// How a backend is chosen for each new connection (in the services form: the default of
+    /// every pool that sets none).
     pub balance: Strategy,
-    /// Whether connections to targets begin with a PROXY header (a target may override it).
+    /// Whether connections to targets begin with a PROXY header (a target may override it; in
+    /// the services form: the default of every pool).
     pub send_proxy: SendProxy,
-    /// Active health-check settings, shared by all targets.
+    /// Active health-check settings, shared by all targets (in the services form: the
+    /// default of every pool's `[pools.health_check]`).
     pub health_check: HealthCheck,
-    /// The backends, in configuration order (never empty once validated).
+    /// The backends, in configuration order (never empty once validated in the seed form;
+    /// always empty in the services form, whose targets are each pool's).
     pub targets: Vec<Target>,
     /// How the workers treat each new connection (timeouts, retries, replay, the no-backend
-    /// answer, the connection cap).
+    /// answer, the connection cap). In the services form its service-level part is the default
+    /// of every service (each [`super::Service::traffic`] is resolved) and the rest is
+    /// process-wide.
     pub traffic: super::Traffic,
     /// Where the line for each client connection goes, and its format (`[access_log]`); a
     /// reload reopens it.

@@ -140,38 +140,36 @@ pub(super) fn serialize_addresses<S: Serializer>(
     s.collect_seq(source.iter().map(ToString::to_string))
 }
 
-impl Config {
-    /// What is valid but probably not meant, one sentence each (the binary logs them as
-    /// warnings; `--check` too). Today: a `source` family that no target can use, known only
-    /// when every target is an IP literal (a name may resolve to either family).
-    pub fn warnings(&self) -> Vec<String> {
-        let source = &self.startup.source;
-        let mut families = Vec::new();
-        let literals: Option<Vec<IpAddr>> = self
-            .live
-            .targets
+/// The warning about `source` (see [`Config::warnings`]): a family that no target of any pool
+/// can use, known only when every target is an IP literal (a name may resolve to either
+/// family).
+pub(super) fn source_warnings(config: &Config) -> Vec<String> {
+    let source = &config.startup.source;
+    let mut families = Vec::new();
+    let literals: Option<Vec<IpAddr>> = config
+        .pools()
+        .iter()
+        .flat_map(|pool| &pool.targets)
+        .map(|t| t.address.host.parse::<IpAddr>().ok())
+        .collect();
+    let Some(literals) = literals else {
+        return families;
+    };
+    for (name, v4) in [("IPv4", true), ("IPv6", false)] {
+        let unused: Vec<String> = source
             .iter()
-            .map(|t| t.address.host.parse::<IpAddr>().ok())
+            .filter(|ip| ip.is_ipv4() == v4)
+            .map(ToString::to_string)
             .collect();
-        let Some(literals) = literals else {
-            return families;
-        };
-        for (name, v4) in [("IPv4", true), ("IPv6", false)] {
-            let unused: Vec<String> = source
-                .iter()
-                .filter(|ip| ip.is_ipv4() == v4)
-                .map(ToString::to_string)
-                .collect();
-            if !unused.is_empty() && !literals.iter().any(|ip| ip.is_ipv4() == v4) {
-                families.push(format!(
-                    "source: no target is an {name} address, so {} is never used (a backend \
-                     connection is bound to a source address of its own family)",
-                    unused.join(", ")
-                ));
-            }
+        if !unused.is_empty() && !literals.iter().any(|ip| ip.is_ipv4() == v4) {
+            families.push(format!(
+                "source: no target is an {name} address, so {} is never used (a backend \
+                 connection is bound to a source address of its own family)",
+                unused.join(", ")
+            ));
         }
-        families
     }
+    families
 }
 
 #[cfg(test)]

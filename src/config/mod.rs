@@ -4,7 +4,11 @@
 //!
 //! Owns turning a file into a validated [`Config`]; everything downstream trusts it. The path
 //! of a file is: text → `file.rs`'s serde structs (every value typed and checked, errors naming
-//! the dotted key) → `validate.rs` (rules between keys) → [`Config`]. `--check` writes the same
+//! the dotted key) → `validate.rs` (rules between keys) → [`Config`]. A file is of one of two
+//! forms: the seed form (a top-level `listen` and `[[targets]]`: one service and one pool) or
+//! the services form (`[[pools]]` and `[[services]]`, `file_services.rs` and
+//! `service_rules.rs`); [`Config::services`] and [`Config::pools`] give the same lists either
+//! way. `--check` writes the same
 //! structs back out. Never resolves hostnames (`--check` must work without DNS) and never panics
 //! on input.
 
@@ -14,6 +18,7 @@ mod de;
 mod defaults;
 mod effective;
 mod file;
+mod file_services;
 mod io_backend;
 mod l4;
 mod live;
@@ -21,11 +26,15 @@ mod local;
 mod named;
 mod restart;
 mod service;
+mod service_rules;
 mod startup;
 mod table;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_services;
 mod validate;
+mod warnings;
 
 use std::path::{Path, PathBuf};
 
@@ -79,7 +88,9 @@ impl Config {
     }
 
     /// The targets with each one's `send_proxy` resolved against the top-level setting: what
-    /// the health checker (which creates the backends) is given.
+    /// the health checker (which creates the backends) is given. The seed form's only: empty
+    /// in the services form, whose targets are [`Pool::resolved_targets`] of each of
+    /// [`Config::pools`].
     pub fn resolved_targets(&self) -> Vec<Target> {
         self.live.resolved_targets()
     }

@@ -5,8 +5,19 @@
 //! The names are therefore the file's own, dotted (`admin.listen`,
 //! `health_check.passive_fall`), from the same serde structs that read the file. One key of
 //! [`Startup`](super::Startup) is live all the same: `admin.token_file`, read again on every
-//! reload (the server does), so it never needs a restart. Never applies anything; the server
-//! does.
+//! reload (the server does), so it never needs a restart.
+//!
+//! In the services form, what needs a restart is the set of listeners and the set of pools
+//! the workers were built with, which live in [`Live`](super::Live) but are compared here by
+//! name and position:
+//! - `services`: a service added, removed, renamed or moved (the list of names differs);
+//! - `services[i].listen`: service `i` (same name, same place) moved to another address;
+//! - `pools`: a pool added, removed, renamed or moved (the list of names differs);
+//! - both `pools` and `services` when the file changes from one form to the other.
+//!
+//! Everything else of a pool (targets, `balance`, `send_proxy`, `[pools.health_check]`) and
+//! of a service (its service-level keys, `pool`, `routes`) is live: the server applies it on
+//! reload. Never applies anything; the server does.
 
 use toml::{Table, Value};
 
@@ -30,8 +41,42 @@ impl Config {
             &as_table(&FileConfig::from(next)),
             &mut keys,
         );
+        keys.extend(shape_keys(self, next));
         keys
     }
+}
+
+/// The services-form keys needing a restart (see the module doc), pools first as in the file.
+fn shape_keys(old: &Config, new: &Config) -> Vec<String> {
+    if old.has_services() != new.has_services() {
+        return vec!["pools".into(), "services".into()];
+    }
+    if !new.has_services() {
+        return Vec::new();
+    }
+    let mut keys = Vec::new();
+    let pool_names = |c: &Config| {
+        c.live
+            .pools
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
+    if pool_names(old) != pool_names(new) {
+        keys.push("pools".into());
+    }
+    let (old, new) = (&old.live.services, &new.live.services);
+    if old.len() != new.len() || old.iter().zip(new).any(|(a, b)| a.name != b.name) {
+        keys.push("services".into());
+        return keys;
+    }
+    let moved = old
+        .iter()
+        .zip(new)
+        .enumerate()
+        .filter(|(_, (a, b))| a.listen != b.listen);
+    keys.extend(moved.map(|(i, _)| format!("services[{i}].listen")));
+    keys
 }
 
 /// The file's structs as a TOML table. They always serialize (see `Display`); were that ever to

@@ -17,7 +17,9 @@ use super::{IoBackend, OnNoBackend};
 /// What a running ringlb keeps until it restarts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Startup {
-    /// Address every worker's `SO_REUSEPORT` listener binds to.
+    /// Address every worker's `SO_REUSEPORT` listener binds to: the seed form's one service.
+    /// In the services form it is unused and at its default; each [`super::Service`] has its
+    /// own `listen`.
     pub listen: SocketAddr,
     /// `TCP_DEFER_ACCEPT` on the listeners: a client is accepted only once it has sent a byte,
     /// or after about this long (rounded up by the kernel to its SYN-ACK retransmissions);

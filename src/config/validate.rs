@@ -1,6 +1,7 @@
 //! The rules between keys, checked once after every single value was read (`file.rs`): targets
 //! present, each with an address, distinct, not all drained; each target's health-check keys
-//! consistent (`l4.rs`); every `source` address once (`local.rs`). Builds the runtime [`Config`] from the file's structs.
+//! consistent (`l4.rs`); every `source` address once (`local.rs`); the rules of the services
+//! form (`service_rules.rs`). Builds the runtime [`Config`] from the file's structs.
 //!
 //! Owns the errors before the file is attached ([`Invalid`]). Never resolves names (two names
 //! for one host are two targets), never does I/O and never panics on input.
@@ -11,7 +12,9 @@ use super::{
     address::{same_target_key, ADDRESS_EXPECTED},
     file::{FileAdmin, FileConfig, FileHealthCheck, FileTarget, TARGETS_EXPECTED},
     l4::{self, RawCheck},
-    local, Admin, Config, ConfigError, HealthCheck, Live, Startup, Target, Traffic,
+    local,
+    service_rules::{self, Form},
+    Admin, Config, ConfigError, HealthCheck, Live, Startup, Target, Traffic,
 };
 
 /// A rejected value before the file path is attached.
@@ -68,6 +71,8 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         admin,
         access_log,
         targets: file_targets,
+        pools: file_pools,
+        services: file_services,
     } = file;
     let FileHealthCheck {
         interval,
@@ -82,8 +87,11 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         token_file,
     } = admin;
     local::check_sources(&source_addresses)?;
-    let startup = Startup {
-        listen,
+    let form = service_rules::form(listen, file_targets, file_pools, file_services)?;
+    let mut startup = Startup {
+        // The seed form's own replaces it below; the services form leaves it at its default
+        // (each service has a listen of its own).
+        listen: Startup::default().listen,
         defer_accept,
         workers,
         pin_workers,
@@ -109,7 +117,7 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
         accept_proxy,
         passive_fall,
     };
-    let live = Live {
+    let mut live = Live {
         balance,
         send_proxy,
         health_check: HealthCheck {
@@ -118,12 +126,24 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
             rise,
             fall,
         },
-        targets: targets(file_targets)?,
+        targets: Vec::new(),
         traffic,
         access_log: access_log.into(),
         pools: Vec::new(),
         services: Vec::new(),
     };
+    match form {
+        Form::Seed {
+            listen,
+            targets: entries,
+        } => {
+            startup.listen = listen.unwrap_or(startup.listen);
+            live.targets = targets("targets", TARGETS_EXPECTED, entries)?;
+        }
+        Form::Services { pools, services } => {
+            (live.pools, live.services) = service_rules::resolve(pools, services, &live, &startup)?;
+        }
+    }
     Ok(Config {
         source: source.to_owned(),
         startup,
@@ -131,32 +151,29 @@ pub(super) fn validate(file: FileConfig, source: &Path) -> Result<Config, Invali
     })
 }
 
-/// The targets: at least one, every address once, not every weight 0.
-fn targets(entries: Option<Vec<FileTarget>>) -> Result<Vec<Target>, Invalid> {
+/// The targets at `key` (`targets`, or a pool's `pools[2].targets`): at least one, every
+/// address once, not every weight 0; `expected` is the hint when there are none.
+pub(super) fn targets(
+    key: &str,
+    expected: &str,
+    entries: Option<Vec<FileTarget>>,
+) -> Result<Vec<Target>, Invalid> {
     let entries = match entries {
-        None => {
-            return Err(Invalid::new(
-                "targets",
-                format!("missing; {TARGETS_EXPECTED}"),
-            ))
-        }
+        None => return Err(Invalid::new(key, format!("missing; {expected}"))),
         Some(entries) if entries.is_empty() => {
-            return Err(Invalid::new(
-                "targets",
-                format!("is empty; {TARGETS_EXPECTED}"),
-            ))
+            return Err(Invalid::new(key, format!("is empty; {expected}")))
         }
         Some(entries) => entries,
     };
     let mut seen: HashMap<(String, u16), usize> = HashMap::new();
     let mut targets: Vec<Target> = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
-        let target = target(i, entry)?;
+        let target = target(&format!("{key}[{i}]"), entry)?;
         if let Some(&first) = seen.get(&same_target_key(&target.address)) {
             return Err(Invalid::new(
-                format!("targets[{i}].address"),
+                format!("{key}[{i}].address"),
                 format!(
-                    "\"{}\" is the same target as targets[{first}] (\"{}\"); expected every \
+                    "\"{}\" is the same target as {key}[{first}] (\"{}\"); expected every \
                      target address once",
                     target.address, targets[first].address
                 ),
@@ -167,7 +184,7 @@ fn targets(entries: Option<Vec<FileTarget>>) -> Result<Vec<Target>, Invalid> {
     }
     if targets.iter().all(|t| t.weight == 0) {
         return Err(Invalid::new(
-            "targets",
+            key,
             "every target has weight 0, so no connection could be served; expected at least \
              one target with a weight above 0",
         ));
@@ -175,8 +192,9 @@ fn targets(entries: Option<Vec<FileTarget>>) -> Result<Vec<Target>, Invalid> {
     Ok(targets)
 }
 
-/// Target `index`: its address present, its health-check keys consistent.
-fn target(index: usize, entry: FileTarget) -> Result<Target, Invalid> {
+/// The target at `table_key` (`targets[3]`): its address present, its health-check keys
+/// consistent.
+fn target(table_key: &str, entry: FileTarget) -> Result<Target, Invalid> {
     let FileTarget {
         address,
         health_check,
@@ -187,7 +205,6 @@ fn target(index: usize, entry: FileTarget) -> Result<Target, Invalid> {
         send_proxy,
         weight,
     } = entry;
-    let table_key = format!("targets[{index}]");
     let address = address.ok_or_else(|| {
         Invalid::new(
             format!("{table_key}.address"),
@@ -195,7 +212,7 @@ fn target(index: usize, entry: FileTarget) -> Result<Target, Invalid> {
         )
     })?;
     let check = l4::target_check(
-        &table_key,
+        table_key,
         RawCheck {
             kind: health_check,
             endpoint: health_check_endpoint,

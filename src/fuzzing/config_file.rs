@@ -8,14 +8,16 @@
 use std::{net::IpAddr, path::Path, sync::OnceLock, time::Duration};
 
 use crate::config::{
-    Config, ConfigError, HealthCheckKind, SendProxy, Target, TargetAddress, MAX_CHECK_BYTES,
+    Config, ConfigError, HealthCheck, HealthCheckKind, Pool, Route, SendProxy, Service,
+    ServiceTraffic, Target, TargetAddress, MAX_CHECK_BYTES,
 };
 
 /// The path the text is said to come from, in messages and [`Config::source`].
 const SOURCE: &str = "fuzz.toml";
 
-/// Every key of the schema, dotted, with `targets[]` for any target: read from what `--check`
-/// prints for a configuration that sets every optional key, so it follows the schema by itself.
+/// Every key of the schema, dotted, with `[]` for any index (`targets[]`, `pools[].targets[]`,
+/// `source[]`): read from what `--check` prints for a configuration of each form that sets every
+/// optional key, so it follows the schema by itself.
 fn schema_keys() -> &'static [String] {
     static KEYS: OnceLock<Vec<String>> = OnceLock::new();
     KEYS.get_or_init(|| {
@@ -31,26 +33,60 @@ fn schema_keys() -> &'static [String] {
             send_proxy: Some(SendProxy::V1),
             ..Target::default()
         };
-        let config = Config::new(vec![Target::http("a", 1, "/"), tcp]);
-        let shown: toml::Table = config.to_string().parse().expect("--check output is TOML");
+        let targets = vec![Target::http("a", 1, "/"), tcp];
+        let seed = Config::new(targets.clone());
+        let mut services = seed.clone();
+        services.live.pools = vec![Pool {
+            name: "p".into(),
+            balance: Default::default(),
+            send_proxy: SendProxy::Off,
+            health_check: HealthCheck::default(),
+            targets,
+        }];
+        services.live.services = vec![Service {
+            name: "s".into(),
+            listen: "127.0.0.1:1".parse().expect("an address"),
+            pool: Some("p".into()),
+            routes: vec![Route {
+                sni: vec!["a.example".into()],
+                pool: "p".into(),
+            }],
+            traffic: ServiceTraffic::from(&seed.live.traffic),
+        }];
         let mut keys = Vec::new();
-        for (name, value) in &shown {
-            keys.push(name.clone());
-            let entries = match value {
-                toml::Value::Table(table) => vec![(name.clone(), table)],
-                toml::Value::Array(targets) => targets
-                    .iter()
-                    .filter_map(|t| Some((format!("{name}[]"), t.as_table()?)))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            for (prefix, table) in entries {
-                keys.extend(table.keys().map(|key| format!("{prefix}.{key}")));
-            }
+        for config in [seed, services] {
+            let shown: toml::Table = config.to_string().parse().expect("--check output is TOML");
+            collect_keys("", &shown, &mut keys);
         }
+        keys.sort();
+        keys.dedup();
         keys
     })
 }
+
+/// Pushes every key of `table` under `prefix`, with `[]` for the elements of an array (and,
+/// for an array of tables, their keys under `name[]`).
+fn collect_keys(prefix: &str, table: &toml::Table, keys: &mut Vec<String>) {
+    for (name, value) in table {
+        let key = match prefix {
+            "" => name.clone(),
+            _ => format!("{prefix}.{name}"),
+        };
+        match value {
+            toml::Value::Table(inner) => collect_keys(&key, inner, keys),
+            toml::Value::Array(elements) => {
+                let element = format!("{key}[]");
+                for inner in elements.iter().filter_map(toml::Value::as_table) {
+                    collect_keys(&element, inner, keys);
+                }
+                keys.push(element);
+            }
+            _ => {}
+        }
+        keys.push(key);
+    }
+}
+
 /// The key of errors about the document as a whole.
 const FILE_KEY: &str = "<file>";
 
@@ -92,50 +128,112 @@ pub fn config_text(text: &str) {
     }
 }
 
-/// Whether `key` is `<file>` or a dotted key of the schema (`targets[3].address`).
+/// Whether `key` is `<file>` or a dotted key of the schema (`targets[3].address`,
+/// `services[0].routes[1].sni`).
 fn names_a_key(key: &str) -> bool {
     if key == FILE_KEY {
         return true;
     }
-    // Any index stands for `[]`, as in `schema_keys`.
-    let generic = match key
-        .strip_prefix("targets[")
-        .and_then(|rest| rest.split_once(']'))
-    {
-        Some((index, rest)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
-            match rest {
-                "" => return true,
-                _ => format!("targets[]{rest}"),
-            }
+    // Any index stands for `[]`, as in `schema_keys`; `[]` itself is no key of a file.
+    let mut generic = String::with_capacity(key.len());
+    let mut rest = key;
+    while let Some((before, after)) = rest.split_once('[') {
+        let Some((index, after)) = after.split_once(']') else {
+            return false;
+        };
+        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
         }
-        Some(_) => return false,
-        None => key.to_owned(),
-    };
+        generic.push_str(before);
+        generic.push_str("[]");
+        rest = after;
+    }
+    generic.push_str(rest);
     schema_keys().contains(&generic)
 }
 
-/// The rules `validate` promises the rest of the crate.
+/// The rules `validate` promises the rest of the crate, in either form.
 fn check_valid(config: &Config) {
     assert_eq!(config.source, Path::new(SOURCE));
-    let positive = |d: Duration| !d.is_zero() && d <= MAX_DURATION;
-    let (traffic, live) = (&config.live.traffic, &config.live);
-    let hc = &live.health_check;
-    for d in [
-        traffic.connect_timeout,
-        traffic.idle_timeout,
-        traffic.drain_timeout,
-        hc.interval,
-        hc.timeout,
-    ] {
+    let traffic = &config.live.traffic;
+    for d in [traffic.drain_timeout, config.live.health_check.interval] {
         assert!(positive(d), "duration {d:?} accepted");
     }
-    assert!(hc.rise >= 1 && hc.fall >= 1 && traffic.passive_fall >= 1);
+    assert!(traffic.passive_fall >= 1);
     assert!(traffic.max_connections >= 1);
+    assert_eq!(config.has_services(), !config.live.services.is_empty());
+    assert_eq!(config.has_services(), config.live.targets.is_empty());
+    let pools = config.pools();
+    assert!(!pools.is_empty(), "no pool");
+    for (i, pool) in pools.iter().enumerate() {
+        assert!(is_name(&pool.name), "pool name {:?}", pool.name);
+        assert!(
+            !pools[..i].iter().any(|p| p.name == pool.name),
+            "{} twice",
+            pool.name
+        );
+        check_health_check(&pool.health_check);
+        check_targets(&pool.targets);
+    }
+    let services = config.services();
+    assert!(!services.is_empty(), "no service");
+    for (i, service) in services.iter().enumerate() {
+        assert!(is_name(&service.name), "service name {:?}", service.name);
+        let earlier = &services[..i];
+        assert!(
+            !earlier.iter().any(|s| s.name == service.name),
+            "{} twice",
+            service.name
+        );
+        assert!(
+            !earlier.iter().any(|s| s.listen == service.listen),
+            "{} twice",
+            service.listen
+        );
+        assert!(
+            service.pool.is_some() || !service.routes.is_empty(),
+            "nowhere to send"
+        );
+        for name in service.pools() {
+            assert!(pools.iter().any(|p| p.name == name), "unknown pool {name}");
+        }
+        let patterns = service.routes.iter().map(|r| (&r.sni, ()));
+        assert!(crate::tls::SniRoutes::new(patterns).is_ok(), "bad routes");
+        check_traffic(&service.traffic);
+    }
+}
+
+/// A duration the file accepts: above zero, at most a day.
+fn positive(d: Duration) -> bool {
+    !d.is_zero() && d <= MAX_DURATION
+}
+
+/// A pool's or a service's name: non-empty, letters, digits, `_`, `.` and `-` only.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn check_health_check(hc: &HealthCheck) {
+    assert!(positive(hc.interval) && positive(hc.timeout), "{hc:?}");
+    assert!(hc.rise >= 1 && hc.fall >= 1);
+}
+
+fn check_traffic(traffic: &ServiceTraffic) {
+    for d in [traffic.connect_timeout, traffic.idle_timeout] {
+        assert!(positive(d), "duration {d:?} accepted");
+    }
     assert!((1..=1024 * 1024).contains(&traffic.replay_buffer));
-    assert!(!live.targets.is_empty(), "no target");
-    assert!(live.targets.iter().any(|t| t.weight > 0), "all weights 0");
+}
+
+/// One pool's targets: some, each address once, not all drained, checks consistent.
+fn check_targets(targets: &[Target]) {
+    assert!(!targets.is_empty(), "no target");
+    assert!(targets.iter().any(|t| t.weight > 0), "all weights 0");
     let mut seen = Vec::new();
-    for target in &live.targets {
+    for target in targets {
         assert_ne!(target.address.port, 0);
         let host = &target.address.host;
         let key = match host.parse::<IpAddr>() {
@@ -178,6 +276,8 @@ mod tests {
         config_text("");
         config_text("listen = 0.0.0.0:80");
         config(b"[[targets]]\naddress = \"a:1\"\nweight = 0\n");
+        config_text(include_str!("../../fuzz/corpus/config/services.toml"));
+        config_text("[[pools]]\nname = \"p\"\n[[services]]\nname = \"s\"\n");
     }
 
     #[test]
@@ -190,6 +290,12 @@ mod tests {
             "targets[12].address",
             "targets[0].health_check_port",
             "targets[0]",
+            "source[1]",
+            "pools",
+            "pools[3].targets[1].health_check_send",
+            "pools[0].health_check.rise",
+            "services[0].routes[2].sni[1]",
+            "services[1].on_no_backend",
         ] {
             assert!(names_a_key(key), "{key}");
         }
@@ -201,6 +307,9 @@ mod tests {
             "targets[a].address",
             "targets[0].interval",
             "health_check.address",
+            "pools[0].health_check.passive_fall",
+            "services[0].balance",
+            "pools[].name",
             "nope",
         ] {
             assert!(!names_a_key(key), "{key}");
