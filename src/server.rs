@@ -202,6 +202,9 @@ impl Server {
                 Arc::clone(&balancer),
             )
             .with_resolver(Arc::clone(&resolver));
+            if config.has_services() {
+                health = health.for_pool(&pool.name);
+            }
             health.prime();
             if let Some(overrides) = handed.pools.remove(&pool.name) {
                 health.restore(overrides);

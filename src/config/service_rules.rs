@@ -214,7 +214,9 @@ fn services(
                 ),
             );
         }
-        if let Some(first) = services.iter().position(|s| s.listen == service.listen) {
+        // Port 0 asks the kernel for a free port: two such listeners never clash.
+        let fixed = service.listen.port() != 0;
+        if let Some(first) = (services.iter()).position(|s| fixed && s.listen == service.listen) {
             return clash(
                 "listen",
                 format!(
@@ -224,7 +226,7 @@ fn services(
                 ),
             );
         }
-        if defaults.admin == Some(service.listen) {
+        if fixed && defaults.admin == Some(service.listen) {
             return clash(
                 "listen",
                 format!(

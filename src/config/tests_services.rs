@@ -423,6 +423,13 @@ fn every_service_listens_on_its_own_address() {
         service("s", "127.0.0.1:9100")
     );
     assert_eq!(parsed(&off).services()[0].listen.port(), 9100);
+    // Port 0 is a free port each: never a clash, not even with an admin listener on port 0.
+    let ephemeral = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n{POOL}{}{}",
+        service("a", "127.0.0.1:0"),
+        service("b", "127.0.0.1:0")
+    );
+    assert_eq!(parsed(&ephemeral).services().len(), 2);
 }
 
 #[test]

@@ -123,6 +123,9 @@ pub struct HealthChecker {
     overrides: Overrides,
     /// A round is wanted as soon as possible (a target left maintenance: probe it now).
     round_due: bool,
+    /// The pool it checks, named in every line it logs (`None`: the seed form's one pool,
+    /// logged without a name as before pools existed).
+    pool_name: Option<String>,
 }
 
 /// One configured target, ready to be resolved and probed.
@@ -184,6 +187,7 @@ impl HealthChecker {
             deferred: VecDeque::new(),
             overrides: Overrides::default(),
             round_due: false,
+            pool_name: None,
             ejector,
             ejections: Some(ejections),
             plans,
@@ -196,6 +200,18 @@ impl HealthChecker {
             round: 0,
             inconclusive: inconclusive::Inconclusive::default(),
         }
+    }
+
+    /// The span its lines are logged in: the pool's name, when it has one.
+    fn span(&self) -> Option<tracing::Span> {
+        let name = self.pool_name.as_deref()?;
+        Some(tracing::info_span!("pool", name))
+    }
+
+    /// The same checker naming `pool` in every line it logs.
+    pub fn for_pool(mut self, pool: &str) -> Self {
+        self.pool_name = Some(pool.to_owned());
+        self
     }
 
     /// The same checker resolving names with `resolver` instead of the system resolver.
@@ -228,6 +244,8 @@ impl HealthChecker {
     /// configured timeout (names are resolved concurrently, on a helper thread, so this may also
     /// be called from async code). A name that does not resolve is logged and left out.
     pub fn prime(&mut self) {
+        let span = self.span();
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let answers = match self.resolve_on_helper_thread() {
             Ok(answers) => answers,
             Err(e) => {
@@ -286,6 +304,8 @@ impl HealthChecker {
     }
 
     fn run(mut self, runtime: Runtime, shutdown: Shutdown) {
+        let span = self.span();
+        let _entered = span.as_ref().map(tracing::Span::enter);
         runtime.block_on(async {
             tokio::select! {
                 biased;
