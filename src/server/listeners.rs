@@ -34,7 +34,7 @@ pub(super) fn open(startup: &Startup, services: &[Service]) -> Result<Listeners,
     })?;
     let handed: Vec<Vec<TcpListener>> = services
         .iter()
-        .map(|s| inherited.take(Role::Listen, s.listen))
+        .map(|s| inherited.take_service(&s.name, s.listen))
         .collect();
     // Every worker serves every service: as many workers as the service handed the most.
     let count = handed
@@ -57,7 +57,7 @@ pub(super) fn open(startup: &Startup, services: &[Service]) -> Result<Listeners,
     };
     let admin = match startup.admin.enabled {
         false => None,
-        true => match inherited.take(Role::Admin, startup.admin.listen).pop() {
+        true => match inherited.take_admin(startup.admin.listen).pop() {
             Some(listener) => Some(listener),
             None => {
                 Some(
@@ -76,10 +76,11 @@ pub(super) fn open(startup: &Startup, services: &[Service]) -> Result<Listeners,
              process drains its connections"
         );
     }
-    let copies = per_service
-        .iter()
-        .flatten()
-        .map(|l| copy(Role::Listen, l))
+    let copies = (per_service.iter().zip(services))
+        .flat_map(|(listeners, service)| {
+            let role = Role::Listen(Some(service.name.clone()));
+            listeners.iter().map(move |l| copy(role.clone(), l))
+        })
         .chain(admin.iter().map(|l| copy(Role::Admin, l)))
         .collect::<io::Result<Vec<_>>>()
         .map_err(copy_error)?;

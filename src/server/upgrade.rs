@@ -35,8 +35,10 @@ use crate::{
     uring::handover,
 };
 
-/// The listening descriptors a ringlb hands its successor, comma-separated, each with its role:
-/// `listen:3,listen:4,admin:5`.
+/// The listening descriptors a ringlb hands its successor, comma-separated, each with its role
+/// (a traffic listener tagged with its service's name): `listen=https:3,listen=https:4,admin:5`.
+/// An untagged `listen:3` (systemd's, or from a ringlb before services) serves whichever
+/// service asks for its address.
 pub const FDS_VAR: &str = "RINGLB_LISTEN_FDS";
 /// The descriptor of the pipe a successor writes `ready` to once it serves.
 pub const READY_VAR: &str = "RINGLB_READY_FD";
@@ -80,19 +82,21 @@ pub enum UpgradeError {
 }
 
 /// What a handed-down listener serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// Client traffic (`listen`).
-    Listen,
+    /// Client traffic of the service named, if the list named one (`listen`).
+    Listen(Option<String>),
     /// The admin endpoints (`[admin] listen`).
     Admin,
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    /// The spelling in [`FDS_VAR`].
+    fn label(&self) -> String {
         match self {
-            Role::Listen => "listen",
-            Role::Admin => "admin",
+            Role::Listen(None) => "listen".into(),
+            Role::Listen(Some(service)) => format!("listen={service}"),
+            Role::Admin => "admin".into(),
         }
     }
 }
@@ -110,7 +114,7 @@ impl Inherited {
             std::env::remove_var(FDS_VAR);
             parse_fds(&list.to_string_lossy())?
         } else if let Some(count) = systemd_fds() {
-            (3..3 + count).map(|fd| (Role::Listen, fd)).collect()
+            (3..3 + count).map(|fd| (Role::Listen(None), fd)).collect()
         } else {
             Vec::new()
         };
@@ -121,16 +125,32 @@ impl Inherited {
         Ok(Inherited(listeners))
     }
 
-    /// Takes the inherited listeners of `role` that serve `addr` (any port when `addr` asks
-    /// for port 0: the inherited one is what the previous process was given).
-    pub fn take(&mut self, role: Role, addr: SocketAddr) -> Vec<TcpListener> {
-        let serves = |l: &TcpListener| {
-            l.local_addr()
-                .is_ok_and(|a| a == addr || (addr.port() == 0 && a.ip() == addr.ip()))
-        };
+    /// Takes the inherited traffic listeners of service `name` on `addr`: those bound to
+    /// `addr`, or, when `addr` asks for port 0 (the inherited port is what the previous process
+    /// was given), those on its IP that are this service's or untagged.
+    pub fn take_service(&mut self, name: &str, addr: SocketAddr) -> Vec<TcpListener> {
+        self.take_where(|role, bound| {
+            let Role::Listen(tag) = role else {
+                return false;
+            };
+            bound == addr
+                || (addr.port() == 0
+                    && bound.ip() == addr.ip()
+                    && tag.as_deref().is_none_or(|t| t == name))
+        })
+    }
+
+    /// Takes the inherited admin listener on `addr` (any port when `addr` asks for port 0).
+    pub fn take_admin(&mut self, addr: SocketAddr) -> Vec<TcpListener> {
+        self.take_where(|role, bound| {
+            *role == Role::Admin && (bound == addr || (addr.port() == 0 && bound.ip() == addr.ip()))
+        })
+    }
+
+    fn take_where(&mut self, serves: impl Fn(&Role, SocketAddr) -> bool) -> Vec<TcpListener> {
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.0)
             .into_iter()
-            .partition(|(r, l)| *r == role && serves(l));
+            .partition(|(r, l)| l.local_addr().is_ok_and(|a| serves(r, a)));
         self.0 = rest;
         mine.into_iter().map(|(_, l)| l).collect()
     }
@@ -141,16 +161,19 @@ impl Inherited {
     }
 }
 
-/// `listen:3,admin:7` → roles and descriptors.
+/// `listen=web:3,listen:4,admin:7` → roles and descriptors.
 fn parse_fds(list: &str) -> io::Result<Vec<(Role, RawFd)>> {
     list.split(',')
         .filter(|s| !s.is_empty())
         .map(|item| {
             let bad = || io::Error::other(format!("{FDS_VAR}: {item:?} is not ROLE:FD"));
             let (role, fd) = item.trim().split_once(':').ok_or_else(bad)?;
-            let role = match role {
-                "listen" => Role::Listen,
-                "admin" => Role::Admin,
+            let role = match role.split_once('=') {
+                None if role == "listen" => Role::Listen(None),
+                None if role == "admin" => Role::Admin,
+                Some(("listen", service)) if !service.is_empty() => {
+                    Role::Listen(Some(service.to_owned()))
+                }
                 _ => return Err(bad()),
             };
             let fd = fd
@@ -221,7 +244,7 @@ impl Upgrader {
         let fds: Vec<(Role, RawFd)> = match held.as_ref() {
             Some(fds) if !self.shutdown.is_triggered() => fds
                 .iter()
-                .map(|(role, fd)| (*role, fd.as_raw_fd()))
+                .map(|(role, fd)| (role.clone(), fd.as_raw_fd()))
                 .collect(),
             _ => return Err(UpgradeError::NothingToHand),
         };
@@ -271,7 +294,7 @@ impl Upgrader {
         }
         let list: Vec<String> = fds
             .iter()
-            .map(|(role, fd)| format!("{}:{fd}", role.as_str()))
+            .map(|(role, fd)| format!("{}:{fd}", role.label()))
             .collect();
         let mut command = Command::new(&self.exe);
         command
@@ -466,8 +489,17 @@ mod tests {
     #[test]
     fn descriptor_lists_are_checked() {
         assert_eq!(
-            parse_fds("listen:3,listen:4,admin:10").unwrap(),
-            [(Role::Listen, 3), (Role::Listen, 4), (Role::Admin, 10)]
+            parse_fds("listen:3,listen=web:4,admin:10").unwrap(),
+            [
+                (Role::Listen(None), 3),
+                (Role::Listen(Some("web".into())), 4),
+                (Role::Admin, 10)
+            ]
+        );
+        assert!(parse_fds("listen=:3").is_err(), "an empty service name");
+        assert!(
+            parse_fds("admin=x:3").is_err(),
+            "only traffic listeners are tagged"
         );
         assert!(parse_fds("").unwrap().is_empty());
         assert!(parse_fds("listen:3,listen:x").is_err());
@@ -480,19 +512,32 @@ mod tests {
         let a = TcpListener::bind("127.0.0.1:0").unwrap();
         let b = TcpListener::bind("127.0.0.1:0").unwrap();
         let (addr, admin) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-        let mut inherited = Inherited(vec![(Role::Listen, a), (Role::Admin, b)]);
+        let mut inherited = Inherited(vec![(Role::Listen(None), a), (Role::Admin, b)]);
         assert!(
-            inherited.take(Role::Listen, admin).is_empty(),
+            inherited.take_service("default", admin).is_empty(),
             "not the admin's"
         );
-        assert_eq!(inherited.take(Role::Listen, addr).len(), 1);
+        assert_eq!(inherited.take_service("default", addr).len(), 1);
         assert_eq!(inherited.leftover(), 1);
         let any_port = "127.0.0.1:0".parse().unwrap();
-        assert_eq!(
-            inherited.take(Role::Admin, any_port).len(),
-            1,
-            "port 0 takes any"
-        );
+        assert_eq!(inherited.take_admin(any_port).len(), 1, "port 0 takes any");
+        assert_eq!(inherited.leftover(), 0);
+    }
+
+    #[test]
+    fn services_on_port_0_take_their_own_listeners_back() {
+        let tagged = |name: &str| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            (Role::Listen(Some(name.to_owned())), listener)
+        };
+        let (web, api) = (tagged("web"), tagged("api"));
+        let web_addr = web.1.local_addr().unwrap();
+        let mut inherited = Inherited(vec![web, api]);
+        let any_port = "127.0.0.1:0".parse().unwrap();
+        let taken = inherited.take_service("web", any_port);
+        assert_eq!(taken.len(), 1, "only web's");
+        assert_eq!(taken[0].local_addr().unwrap(), web_addr);
+        assert_eq!(inherited.take_service("api", any_port).len(), 1);
         assert_eq!(inherited.leftover(), 0);
     }
 
