@@ -93,6 +93,8 @@ fn seed_loads_with_all_defaults() {
                     path: LogPath::Off,
                     format: LogFormat::Json,
                 },
+                pools: Vec::new(),
+                services: Vec::new(),
             },
         }
     );
