@@ -202,7 +202,7 @@ impl Server {
         let mut built = Vec::with_capacity(count);
         let mut worker_stats = Vec::with_capacity(count);
         for (id, listener) in listeners.into_iter().enumerate() {
-            let stats = Arc::new(WorkerStats::new(id));
+            let stats = Arc::new(WorkerStats::new(id, 1));
             worker_stats.push(Arc::clone(&stats));
             let ctx = WorkerContext {
                 id,
@@ -221,9 +221,11 @@ impl Server {
         }
         let health_status = health.status_handle();
         let reloader = health.reloader();
+        let pool = health.pool_handle("default");
         let metrics = Arc::new(Metrics::new(
             worker_stats,
-            Arc::clone(&health_status),
+            vec![pool.clone()],
+            vec!["default".to_owned()],
             Arc::clone(&limit),
             shutdown.clone(),
         ));

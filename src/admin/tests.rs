@@ -12,7 +12,6 @@ use tokio::{
 
 use super::*;
 use crate::{
-    health::HealthStatus,
     limit::ConnectionLimit,
     metrics::{Metrics, WorkerFailure},
 };
@@ -171,7 +170,8 @@ async fn a_client_that_never_reads_holds_its_slot_only_until_the_exchange_deadli
 fn metrics() -> Metrics {
     Metrics::new(
         Vec::new(),
-        Arc::new(HealthStatus::new()),
+        vec![crate::metrics::test_pool("default")],
+        vec!["default".into()],
         Arc::new(ConnectionLimit::new(1)),
         Shutdown::new(),
     )

@@ -411,7 +411,7 @@ mod tests {
     };
 
     fn passive() -> Passive {
-        let stats = Arc::new(crate::stats::WorkerStats::new(0));
+        let stats = Arc::new(crate::stats::WorkerStats::new(0, 1));
         Passive::new(crate::health::test_ejector().0, 3, 0, stats)
     }
 
