@@ -256,7 +256,7 @@ impl Server {
         }
         let admin = match admin_listener {
             Some(listener) => {
-                let api = RuntimeApi::new(reloader.clone(), Arc::clone(&admin_token));
+                let api = RuntimeApi::new(vec![pool.clone()], Arc::clone(&admin_token));
                 let admin = AdminServer::spawn(listener, Arc::clone(&metrics), api)
                     .map_err(StartError::Spawn)?;
                 let runtime_api = match admin_token.load().is_some() {

@@ -181,6 +181,7 @@ fn healthz(metrics: &Metrics) -> (u16, String) {
     let request = Request {
         method: "GET".into(),
         path: "/healthz".into(),
+        query: String::new(),
         authorization: None,
         body: Vec::new(),
     };
