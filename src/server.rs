@@ -31,7 +31,7 @@ use std::{
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::{
-    access_log::AccessLog,
+    access_log::{AccessLog, LogNames},
     admin::{
         self,
         token::{self, Token, TokenError},
@@ -195,8 +195,8 @@ impl Server {
             startup,
             &live.traffic,
         )));
-        let access_log =
-            AccessLog::start(&live.access_log, count).map_err(StartError::AccessLog)?;
+        let access_log = AccessLog::start(&live.access_log, count, LogNames::default())
+            .map_err(StartError::AccessLog)?;
         let access_log = Arc::new(access_log);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);

@@ -3,19 +3,29 @@
 //!
 //! A [`Tally`] exists only while the access log is on (checked once, at the accept): when it is
 //! off a connection carries `None` and pays one branch at each point below. It holds plain
-//! numbers, so keeping it costs no allocation; the record it becomes is a fixed-size push.
+//! numbers (the service and pool as indices, the SNI name inline), so keeping it costs no
+//! allocation; the record it becomes is a fixed-size push.
 //! Owns the mapping from [`Close`], the idle timeout, the drain and the no-backend answer to
 //! [`Termination`]; never does I/O and never formats.
 
 use std::{net::SocketAddr, time::Instant};
 
 use super::ending::{Close, Side};
-use crate::access_log::{Record, Termination};
+use crate::{
+    access_log::{Record, Termination},
+    tls::ServerName,
+};
 
 /// The facts of one logged connection, gathered as it goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tally {
     started: Instant,
+    /// The service it came in on (index in the effective services).
+    service: u16,
+    /// The pool chosen for it (index in the effective pools); `None` when none was.
+    pool: Option<u16>,
+    /// The server name its ClientHello carried.
+    sni: Option<ServerName>,
     connected: Option<Instant>,
     /// The backend connected to, or last tried.
     target: Option<SocketAddr>,
@@ -26,15 +36,38 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    /// A connection accepted at `started`.
+    /// A connection of the seed form's one service (index 0) accepted at `started`.
     pub(crate) fn new(started: Instant) -> Tally {
+        Tally::for_service(started, 0)
+    }
+
+    /// A connection of service `service` (its index) accepted at `started`. Its pool is index
+    /// 0 until [`Tally::routed`] says otherwise: the seed form's one pool, so a driver serving
+    /// only that form need not call it; a driver serving several services calls it once the
+    /// pool is decided (or with `None` when no pool is chosen).
+    // Until the drivers serve several services only `new` (and the tests) call this.
+    #[allow(dead_code)]
+    pub(crate) fn for_service(started: Instant, service: u16) -> Tally {
         Tally {
             started,
+            service,
+            pool: Some(0),
+            sni: None,
             connected: None,
             target: None,
             bytes: [0; 2],
             termination: None,
         }
+    }
+
+    /// The route decision: the connection goes to pool `pool` (its index; `None`: no pool,
+    /// it gets `on_no_backend`), chosen by the server name `sni` if its ClientHello carried
+    /// one.
+    // Until the drivers route by SNI only the tests call this.
+    #[allow(dead_code)]
+    pub(crate) fn routed(&mut self, pool: Option<u16>, sni: Option<ServerName>) {
+        self.pool = pool;
+        self.sni = sni;
     }
 
     /// A connect to `target` starts.
@@ -71,6 +104,9 @@ impl Tally {
         Record {
             ended: now,
             client,
+            service: self.service,
+            pool: self.pool,
+            sni: self.sni,
             target: self.target,
             bytes_up: self.bytes[0],
             bytes_down: self.bytes[1],
@@ -173,8 +209,30 @@ mod tests {
         assert_eq!(r.connect, Some(Duration::from_millis(3)));
         assert_eq!(r.duration, Duration::from_secs(1));
         assert_eq!((r.retries, r.termination), (1, Termination::IdleTimeout));
+        assert_eq!(
+            (r.service, r.pool, r.sni),
+            (0, Some(0), None),
+            "the seed form"
+        );
         let never = Tally::new(t0).record(client, 0, Termination::NoBackend, t0);
         assert_eq!((never.connect, never.target), (None, None));
         assert_eq!(never.termination, Termination::NoBackend);
+    }
+
+    #[test]
+    fn a_tally_carries_its_service_and_route() {
+        let t0 = Instant::now();
+        let client = "127.0.0.1:9".parse().unwrap();
+        let sni = ServerName::new(b"api.example.com").unwrap();
+        let mut tally = Tally::for_service(t0, 2);
+        tally.routed(Some(3), Some(sni));
+        let r = tally.record(client, 0, Termination::ClientClose, t0);
+        assert_eq!((r.service, r.pool, r.sni), (2, Some(3), Some(sni)));
+        let mut refused = Tally::for_service(t0, 1);
+        refused.routed(None, None);
+        refused.ends(Termination::TlsHelloRefused);
+        let r = refused.record(client, 0, Termination::InternalError, t0);
+        assert_eq!((r.service, r.pool, r.sni), (1, None, None));
+        assert_eq!(r.termination, Termination::TlsHelloRefused);
     }
 }
