@@ -1,7 +1,8 @@
 //! What the metrics cost: the hot path's counting, and one scrape.
 //!
 //! `count/*` is what a worker adds per event: one `WorkerStats` increment (per accepted client,
-//! 503, retry) and one `ByteCounters::add` (per relay step that wrote bytes, i.e. about two per
+//! 503, retry), one per-service increment (`add_service`, per accepted client of a service) and
+//! one `ByteCounters::add` (per relay step that wrote bytes, i.e. about two per
 //! request/response exchange), each on a cache line only that worker writes.
 //! `encode/<workers>x<endpoints>` is one `/metrics` exposition, on the admin thread.
 //!
@@ -15,15 +16,18 @@ use ringlb::{
     config::{HealthCheck, Target, TargetAddress},
     health::HealthChecker,
     limit::ConnectionLimit,
-    metrics::{ByteCounters, Metrics, WorkerCounter, WorkerStats},
+    metrics::{ByteCounters, Metrics, ServiceCounter, WorkerCounter, WorkerStats},
     Shutdown,
 };
 
 fn count(c: &mut Criterion) {
     let mut group = c.benchmark_group("count");
-    let stats = WorkerStats::new(0);
+    let stats = WorkerStats::new(0, 2);
     group.bench_function("worker_event", |b| {
         b.iter(|| stats.add(black_box(WorkerCounter::Accepted)))
+    });
+    group.bench_function("service_event", |b| {
+        b.iter(|| stats.add_service(black_box(1), black_box(ServiceCounter::Accepted)))
     });
     let bytes = ByteCounters::default();
     group.bench_function("bytes_own_shard", |b| {
@@ -60,19 +64,21 @@ fn registry(workers: usize, endpoints: usize) -> Metrics {
     };
     let mut health = HealthChecker::new(targets, settings, Arc::new(Balancer::new()));
     health.prime();
-    let status = health.status_handle();
-    for backend in status.backends().iter() {
+    let pool = health.pool_handle("default");
+    for backend in pool.status.backends().iter() {
         backend.connection_opened();
         backend.bytes_moved(0, [1000, 100_000]);
     }
     let stats: Vec<_> = (0..workers)
-        .map(|i| Arc::new(WorkerStats::new(i)))
+        .map(|i| Arc::new(WorkerStats::new(i, 1)))
         .collect();
     for s in &stats {
         s.add(WorkerCounter::Accepted);
+        s.add_service(0, ServiceCounter::Accepted);
     }
     let limit = Arc::new(ConnectionLimit::new(10_000));
-    Metrics::new(stats, status, limit, Shutdown::new())
+    let services = vec!["default".to_owned()];
+    Metrics::new(stats, vec![pool], services, limit, Shutdown::new())
 }
 
 fn encode(c: &mut Criterion) {

@@ -31,7 +31,7 @@ use std::{
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::{
-    access_log::AccessLog,
+    access_log::{AccessLog, LogNames},
     admin::{
         self,
         token::{self, Token, TokenError},
@@ -233,14 +233,18 @@ impl Server {
                 Arc::new(ArcSwap::from_pointee(settings))
             })
             .collect();
+        let names = LogNames {
+            services: services.iter().map(|s| s.name.clone()).collect(),
+            pools: pools.iter().map(|p| p.name.clone()).collect(),
+        };
         let access_log =
-            AccessLog::start(&live.access_log, count).map_err(StartError::AccessLog)?;
+            AccessLog::start(&live.access_log, count, names).map_err(StartError::AccessLog)?;
         let access_log = Arc::new(access_log);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut built = Vec::with_capacity(count);
         let mut worker_stats = Vec::with_capacity(count);
         for (id, listeners) in listeners.into_iter().enumerate() {
-            let stats = Arc::new(WorkerStats::new(id));
+            let stats = Arc::new(WorkerStats::new(id, services.len()));
             worker_stats.push(Arc::clone(&stats));
             let ctx = WorkerContext {
                 id,
@@ -267,7 +271,8 @@ impl Server {
         }
         let metrics = Arc::new(Metrics::new(
             worker_stats,
-            Arc::clone(&handles[0].status),
+            handles.clone(),
+            services.iter().map(|s| s.name.clone()).collect(),
             Arc::clone(&limit),
             shutdown.clone(),
         ));
@@ -301,7 +306,7 @@ impl Server {
         }
         let admin = match admin_listener {
             Some(listener) => {
-                let api = RuntimeApi::new(handles[0].reloader.clone(), Arc::clone(&admin_token));
+                let api = RuntimeApi::new(handles.clone(), Arc::clone(&admin_token));
                 let admin = AdminServer::spawn(listener, Arc::clone(&metrics), api)
                     .map_err(StartError::Spawn)?;
                 let runtime_api = match admin_token.load().is_some() {

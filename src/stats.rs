@@ -1,9 +1,11 @@
-//! The counters the hot path writes: per-worker event counts and per-backend byte counts.
+//! The counters the hot path writes: per-worker event counts (process-wide and per service) and
+//! per-backend byte counts.
 //!
 //! Owns their memory layout, which is what keeps counting cheap: every worker writes only cache
-//! lines of its own (a [`WorkerStats`] block, its shard of a backend's [`ByteCounters`]) with one
-//! `Relaxed` increment, so workers never contend on a counter. Never sums on the write side:
-//! totals are computed only when read (a scrape), off the hot path.
+//! lines of its own (a [`WorkerStats`] block with its per-service blocks, its shard of a
+//! backend's [`ByteCounters`]) with one `Relaxed` increment, so workers never contend on a
+//! counter. Never sums on the write side: totals are computed only when read (a scrape), off the
+//! hot path. Never allocates after [`WorkerStats::new`].
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -39,24 +41,6 @@ pub enum WorkerCounter {
     NoLocalPort,
 }
 
-/// TEMPORARY stub until the observability branch lands: per-service counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceCounter {
-    /// A client connection was accepted.
-    Accepted,
-    /// No backend could take a client.
-    NoBackend,
-    /// A ClientHello was refused.
-    TlsHelloRefused,
-    /// A route sent a connection to a pool other than the default.
-    Routed,
-}
-
-impl WorkerStats {
-    /// TEMPORARY stub: counts `counter` for service `service`.
-    pub fn add_service(&self, _service: usize, _counter: ServiceCounter) {}
-}
-
 impl WorkerCounter {
     /// Every counter, in exposition order.
     pub const ALL: [WorkerCounter; 9] = [
@@ -76,6 +60,38 @@ impl WorkerCounter {
     }
 }
 
+/// Something a worker counts per service (the `service` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceCounter {
+    /// A client connection was accepted on the service's listener.
+    Accepted,
+    /// A client of the service got `on_no_backend` (no backend could take it, or no pool was
+    /// chosen).
+    NoBackend,
+    /// A client's TLS ClientHello was refused (invalid, too long or late) on a service that
+    /// routes by SNI.
+    TlsHelloRefused,
+    /// A route (SNI) sent the connection to a pool other than the service's default.
+    Routed,
+}
+
+impl ServiceCounter {
+    /// Every per-service counter, in exposition order.
+    pub const ALL: [ServiceCounter; 4] = [
+        ServiceCounter::Accepted,
+        ServiceCounter::NoBackend,
+        ServiceCounter::TlsHelloRefused,
+        ServiceCounter::Routed,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One service's counters in one worker.
+type ServiceCounts = CachePadded<[AtomicU64; ServiceCounter::ALL.len()]>;
+
 /// The event counters of one worker, on cache lines of their own.
 ///
 /// Created by the server for each worker; the worker increments, the metrics registry reads.
@@ -84,15 +100,41 @@ pub struct WorkerStats {
     /// The worker's index (the `worker` label).
     id: usize,
     counts: CachePadded<[AtomicU64; WorkerCounter::ALL.len()]>,
+    /// Per service, in the order of the effective services; each block padded, so this worker's
+    /// lines are its own even where its allocation borders another worker's.
+    services: Box<[ServiceCounts]>,
 }
 
 impl WorkerStats {
-    /// Zeroed counters for worker `id`.
-    pub fn new(id: usize) -> Self {
+    /// Zeroed counters for worker `id`, with a block for each of `services` services.
+    pub fn new(id: usize, services: usize) -> Self {
         Self {
             id,
             counts: CachePadded::new(Default::default()),
+            services: (0..services).map(|_| ServiceCounts::default()).collect(),
         }
+    }
+
+    /// How many services this worker counts for.
+    pub fn services(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Counts one `counter` for service `service` (its index in the effective services): one
+    /// `Relaxed` increment on a line only this worker writes. A service this block was not made
+    /// for is not counted: a counter is never worth a panic on a worker.
+    #[inline]
+    pub fn add_service(&self, service: usize, counter: ServiceCounter) {
+        if let Some(counts) = self.services.get(service) {
+            counts[counter.index()].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// How many `counter`s this worker counted for service `service` so far (0 for a service it
+    /// has no block for).
+    pub fn get_service(&self, service: usize, counter: ServiceCounter) -> u64 {
+        let counts = self.services.get(service);
+        counts.map_or(0, |c| c[counter.index()].load(Relaxed))
     }
 
     /// The worker's index.
@@ -159,7 +201,7 @@ mod tests {
 
     #[test]
     fn worker_counters_are_independent() {
-        let stats = WorkerStats::new(3);
+        let stats = WorkerStats::new(3, 1);
         stats.add(WorkerCounter::Accepted);
         stats.add(WorkerCounter::Accepted);
         stats.add(WorkerCounter::Retry);
@@ -178,10 +220,35 @@ mod tests {
     #[test]
     fn worker_counters_sit_on_their_own_cache_line() {
         assert!(std::mem::align_of::<WorkerStats>() >= 64);
-        let stats = [WorkerStats::new(0), WorkerStats::new(1)];
+        let stats = [WorkerStats::new(0, 2), WorkerStats::new(1, 2)];
         let a = stats[0].counts.as_ptr() as usize;
         let b = stats[1].counts.as_ptr() as usize;
         assert!(a.abs_diff(b) >= 64);
+        // Each service block is padded too: the boxed blocks of two workers never share a line.
+        assert!(std::mem::align_of::<ServiceCounts>() >= 64);
+    }
+
+    #[test]
+    fn service_counters_are_per_service_and_ignore_unknown_services() {
+        let stats = WorkerStats::new(0, 2);
+        assert_eq!(stats.services(), 2);
+        stats.add_service(0, ServiceCounter::Accepted);
+        stats.add_service(1, ServiceCounter::Accepted);
+        stats.add_service(1, ServiceCounter::Accepted);
+        stats.add_service(1, ServiceCounter::Routed);
+        stats.add_service(2, ServiceCounter::Accepted);
+        stats.add_service(usize::MAX, ServiceCounter::NoBackend);
+        assert_eq!(stats.get_service(0, ServiceCounter::Accepted), 1);
+        assert_eq!(stats.get_service(1, ServiceCounter::Accepted), 2);
+        assert_eq!(stats.get_service(1, ServiceCounter::Routed), 1);
+        assert_eq!(stats.get_service(0, ServiceCounter::Routed), 0);
+        assert_eq!(stats.get_service(2, ServiceCounter::Accepted), 0);
+        for counter in [ServiceCounter::NoBackend, ServiceCounter::TlsHelloRefused] {
+            assert_eq!(stats.get_service(1, counter), 0, "{counter:?}");
+        }
+        let none = WorkerStats::new(1, 0);
+        none.add_service(0, ServiceCounter::Accepted);
+        assert_eq!(none.get_service(0, ServiceCounter::Accepted), 0);
     }
 
     #[test]

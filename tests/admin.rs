@@ -238,8 +238,12 @@ fn admin_addr(proxy: &Proxy) -> SocketAddr {
     proxy.server().admin_addr().expect("admin enabled in tests")
 }
 
-fn endpoint_labels(addr: SocketAddr) -> [(&'static str, String); 2] {
-    [("target", addr.to_string()), ("addr", addr.to_string())]
+fn endpoint_labels(addr: SocketAddr) -> [(&'static str, String); 3] {
+    [
+        ("pool", "default".to_owned()),
+        ("target", addr.to_string()),
+        ("addr", addr.to_string()),
+    ]
 }
 
 // --- Tests -------------------------------------------------------------------------------------
@@ -300,9 +304,13 @@ io_backends!(
             assert!(back == data, "{relay:?}: echo intact");
         }
         let total: usize = sizes.iter().sum();
-        let [target, addr] = endpoint_labels(echo.addr);
-        let labels = [(target.0, target.1.as_str()), (addr.0, addr.1.as_str())];
-        let with = |direction| [labels[0], labels[1], ("direction", direction)];
+        let [pool, target, addr] = endpoint_labels(echo.addr);
+        let labels = [
+            (pool.0, pool.1.as_str()),
+            (target.0, target.1.as_str()),
+            (addr.0, addr.1.as_str()),
+        ];
+        let with = |direction| [labels[0], labels[1], labels[2], ("direction", direction)];
         let after = scrape_until(admin, "every byte and connection counted", |m| {
             m.get("ringlb_backend_bytes_total", &with("upstream")) == Some(total as f64)
                 && m.get("ringlb_backend_bytes_total", &with("downstream")) == Some(total as f64)

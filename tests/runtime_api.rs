@@ -364,12 +364,12 @@ io_backends!(
         assert_eq!(shown["endpoints"][0]["state"], "maint", "{shown}");
         let metrics = call(admin, "GET", "/metrics", None, "").await.body;
         let series = format!(
-            "ringlb_target_admin_state{{target=\"{}\",state=\"maint\"}} 1",
+            "ringlb_target_admin_state{{pool=\"default\",target=\"{}\",state=\"maint\"}} 1",
             a.name()
         );
         assert!(metrics.contains(&series), "{series} in\n{metrics}");
         let up = format!(
-            "ringlb_backend_up{{target=\"{0}\",addr=\"{0}\"}} 0",
+            "ringlb_backend_up{{pool=\"default\",target=\"{0}\",addr=\"{0}\"}} 0",
             a.name()
         );
         assert!(metrics.contains(&up), "{up} in\n{metrics}");
@@ -419,7 +419,10 @@ io_backends!(
             (Some(1), Some(3))
         );
         let metrics = call(admin, "GET", "/metrics", None, "").await.body;
-        let weight = format!("ringlb_target_weight{{target=\"{}\"}} 3", a.name());
+        let weight = format!(
+            "ringlb_target_weight{{pool=\"default\",target=\"{}\"}} 3",
+            a.name()
+        );
         assert!(metrics.contains(&weight), "{weight} in\n{metrics}");
 
         assert_eq!(set(admin, &a, "weight", "reset").await.status, 200);

@@ -10,8 +10,12 @@
 //! plane's handle: it opens every file (at start, on reload, on SIGUSR1) and hands it to the
 //! writer, so the server and the signal handler learn of a path that cannot be opened.
 //!
-//! Imports nothing of the crate but the configuration's types; never knows a socket, a driver
-//! or a policy (the drivers build records through [`crate::conn`]).
+//! A record names its service and pool by index and carries its SNI inline; the writer turns the
+//! indices into names with the [`LogNames`] it was started with.
+//!
+//! Imports nothing of the crate but the configuration's types and the TLS server name (both
+//! leaves); never knows a socket, a driver or a policy (the drivers build records through
+//! [`crate::conn`]).
 
 mod format;
 mod queue;
@@ -31,7 +35,7 @@ use std::{
     time::Duration,
 };
 
-pub use format::DEFAULT_NAME;
+pub use format::{LogNames, DEFAULT_NAME};
 pub use queue::{Sink, QUEUE_CAPACITY};
 pub use record::{Record, Termination};
 
@@ -60,21 +64,33 @@ struct State {
 
 impl AccessLog {
     /// Opens the destination `config` names and starts the writer thread, with one queue of
-    /// [`QUEUE_CAPACITY`] records per worker.
-    pub fn start(config: &config::AccessLog, workers: usize) -> io::Result<AccessLog> {
-        Self::with_capacity(config, workers, QUEUE_CAPACITY)
+    /// [`QUEUE_CAPACITY`] records per worker; `names` are the effective services' and pools'
+    /// names, which the records' indices stand for.
+    pub fn start(
+        config: &config::AccessLog,
+        workers: usize,
+        names: LogNames,
+    ) -> io::Result<AccessLog> {
+        Self::with_capacity(config, workers, names, QUEUE_CAPACITY)
     }
 
     /// [`AccessLog::start`] with queues of `capacity` records.
     pub fn with_capacity(
         config: &config::AccessLog,
         workers: usize,
+        names: LogNames,
         capacity: usize,
     ) -> io::Result<AccessLog> {
         let queues = Arc::new(Queues::new(workers, capacity));
         let destination = open(&config.path)?;
         let (control, receiver) = mpsc::channel();
-        let writer = Writer::new(Arc::clone(&queues), destination, config.format, receiver);
+        let writer = Writer::new(
+            Arc::clone(&queues),
+            destination,
+            config.format,
+            names,
+            receiver,
+        );
         std::thread::Builder::new()
             .name("ringlb-access-log".into())
             .spawn(move || writer.run())?;
@@ -197,6 +213,9 @@ mod tests {
         Record {
             ended: Instant::now(),
             client: "127.0.0.1:5000".parse().unwrap(),
+            service: 0,
+            pool: Some(0),
+            sni: None,
             target: Some("127.0.0.1:8001".parse().unwrap()),
             bytes_up: 3,
             bytes_down: 4,
@@ -228,7 +247,7 @@ mod tests {
             path: LogPath::File(path.clone()),
             format: LogFormat::Text,
         };
-        let log = AccessLog::start(&config, 2).unwrap();
+        let log = AccessLog::start(&config, 2, LogNames::default()).unwrap();
         let sink = log.sink(1);
         assert!(sink.on());
         sink.push(record(Termination::ClientClose));
@@ -255,7 +274,11 @@ mod tests {
     #[test]
     fn off_records_nothing_and_a_reload_turns_it_on() {
         let path = temp("reload");
-        let log = AccessLog::start(&config::AccessLog::default(), 1).unwrap();
+        let names = LogNames {
+            services: vec!["edge".into()],
+            pools: vec!["web".into()],
+        };
+        let log = AccessLog::start(&config::AccessLog::default(), 1, names).unwrap();
         assert!(!log.sink(0).on());
         assert!(!log.reopen().unwrap(), "no file to reopen");
         let on = config::AccessLog {
@@ -276,6 +299,7 @@ mod tests {
         let line = std::fs::read_to_string(&path).unwrap();
         let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
         assert_eq!(v["termination"], "idle_timeout");
+        assert_eq!((&v["service"], &v["pool"]), (&"edge".into(), &"web".into()));
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }

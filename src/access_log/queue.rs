@@ -110,6 +110,9 @@ mod tests {
         Record {
             ended: Instant::now(),
             client: "127.0.0.1:1".parse().unwrap(),
+            service: 0,
+            pool: None,
+            sni: None,
             target: None,
             bytes_up: 0,
             bytes_down: 0,

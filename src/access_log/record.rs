@@ -2,13 +2,16 @@
 //! them, and the termination vocabulary.
 //!
 //! Owns the record's shape and the spelling of every termination. A record is `Copy` and of a
-//! fixed size, so pushing it costs no allocation on a worker; every string is made later, on
-//! the writer thread (`format.rs`). Never reads a clock and never formats.
+//! fixed size (the SNI name inline, the service and pool as indices into the effective lists),
+//! so pushing it costs no allocation on a worker; every string is made later, on the writer
+//! thread (`format.rs`). Never reads a clock and never formats.
 
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
+
+use crate::tls::ServerName;
 
 /// Why a client connection ended: a small, documented vocabulary (README, "Access log").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,6 +88,13 @@ pub struct Record {
     pub ended: Instant,
     /// The client's address (the PROXY header's, with `accept_proxy`).
     pub client: SocketAddr,
+    /// The service it came in on: its index in the effective services.
+    pub service: u16,
+    /// The pool chosen for it: its index in the effective pools; `None` if none was (a refused
+    /// ClientHello on a service without a default pool, say).
+    pub pool: Option<u16>,
+    /// The server name of its TLS ClientHello, if one was read and carried one.
+    pub sni: Option<ServerName>,
     /// The backend address it was relayed to or last tried; `None` if none was tried.
     pub target: Option<SocketAddr>,
     /// Bytes delivered from the client to the backend.

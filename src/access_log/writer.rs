@@ -21,7 +21,7 @@ use std::{
 };
 
 use super::{
-    format::{write_line, Clock},
+    format::{write_line, Clock, LogNames},
     queue::Queues,
 };
 use crate::config::LogFormat;
@@ -80,6 +80,8 @@ pub(super) struct Writer {
     pub(super) queues: Arc<Queues>,
     pub(super) destination: Destination,
     pub(super) format: LogFormat,
+    /// The services' and pools' names the records' indices stand for.
+    pub(super) names: LogNames,
     pub(super) control: Receiver<Control>,
     /// Formatted lines not yet written.
     batch: Vec<u8>,
@@ -94,12 +96,14 @@ impl Writer {
         queues: Arc<Queues>,
         destination: Destination,
         format: LogFormat,
+        names: LogNames,
         control: Receiver<Control>,
     ) -> Writer {
         Writer {
             queues,
             destination,
             format,
+            names,
             control,
             batch: Vec::with_capacity(2 * BATCH_BYTES),
             lines: 0,
@@ -142,7 +146,7 @@ impl Writer {
                 if matches!(self.destination, Destination::Off) {
                     continue;
                 }
-                write_line(&mut self.batch, &record, self.format, &clock);
+                write_line(&mut self.batch, &record, &self.names, self.format, &clock);
                 self.lines += 1;
                 if self.batch.len() >= BATCH_BYTES {
                     self.write_batch();

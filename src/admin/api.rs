@@ -1,12 +1,16 @@
 //! The runtime API: `POST` (or `PUT`) `/targets/<target>/state` with `ready`, `drain` or
-//! `maint`, and `/targets/<target>/weight` with a weight or `reset`, behind a bearer token.
+//! `maint`, and `/targets/<target>/weight` with a weight or `reset`, behind a bearer token. A
+//! target is named `host:port` as configured; `?pool=<name>` says which pool's target is meant,
+//! and may be left out while only one pool holds that name (see `select`: 409 when several do,
+//! 404 for an unknown pool).
 //!
 //! Owns the API's paths, its authorization (`Authorization: Bearer <token>`, compared in
 //! constant time; 403 while no `[admin] token_file` is configured, 401 for a missing or wrong
 //! token), the parsing of its values and the wording of its answers. The change itself goes to
-//! the health checker ([`Reloader::change`]), which applies it and republishes the balancer
-//! before the answer is sent. Never logs the token nor the header (a refusal is logged without
-//! either, at most once a second), never waits for the checker past [`CONFIRM_DEADLINE`].
+//! the pool's health checker ([`Reloader::change`]), which applies it and republishes the
+//! pool's balancer before the answer is sent. Never logs the token nor the header (a refusal is
+//! logged without either, at most once a second), never waits for the checkers past
+//! [`CONFIRM_DEADLINE`].
 
 use std::{
     sync::{Arc, Mutex},
@@ -18,10 +22,11 @@ use tracing::warn;
 
 use super::{
     http::{Request, Response},
+    select::{self, Selected},
     token::Token,
     Sparse,
 };
-use crate::health::{AdminState, Applied, Change, ChangeError, Reloader};
+use crate::health::{AdminState, Applied, Change, ChangeError, PoolHandle};
 
 /// Where the runtime API's paths begin.
 pub(super) const PREFIX: &str = "/targets/";
@@ -39,22 +44,24 @@ const DISABLED: &str = "the runtime API is disabled: set [admin] token_file to a
 const UNAUTHORIZED: &str =
     "missing or wrong token; send Authorization: Bearer <the token in [admin] token_file>\n";
 
-/// What the runtime API is served with: the checker's control channel and the token in force
-/// (`None`: the API is disabled). Cheap to clone.
+/// What the runtime API is served with: every pool's checker and the token in force (`None`:
+/// the API is disabled). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RuntimeApi {
-    reloader: Reloader,
+    /// Every pool, in the order of the effective pools.
+    pools: Arc<[PoolHandle]>,
     token: Arc<ArcSwapOption<Token>>,
     /// Rate limit of the warning about refused requests.
     refusals: Arc<Mutex<Sparse>>,
 }
 
 impl RuntimeApi {
-    /// An API sending its changes through `reloader`, authorized by whatever `token` holds when
-    /// a request arrives (the server stores a new one on reload).
-    pub fn new(reloader: Reloader, token: Arc<ArcSwapOption<Token>>) -> Self {
+    /// An API sending its changes to the checkers of `pools` (in the order of the effective
+    /// pools), authorized by whatever `token` holds when a request arrives (the server stores a
+    /// new one on reload).
+    pub fn new(pools: Vec<PoolHandle>, token: Arc<ArcSwapOption<Token>>) -> Self {
         Self {
-            reloader,
+            pools: pools.into(),
             token,
             refusals: Arc::default(),
         }
@@ -88,14 +95,15 @@ enum Field {
     Weight,
 }
 
+/// What a 404 for an unknown path says.
+const PATHS: &str = "not found; the runtime API is POST /targets/<host:port>/state (ready, drain \
+                     or maint) and POST /targets/<host:port>/weight (a weight or reset), with \
+                     ?pool=<name> when several pools hold the target\n";
+
 /// Answers a request whose path is [`PREFIX`] followed by `rest`.
 pub(super) async fn serve(request: &Request, rest: &str, api: &RuntimeApi) -> Response {
     let Some((encoded, field)) = route(rest) else {
-        return Response::text(
-            404,
-            "not found; the runtime API is POST /targets/<host:port>/state (ready, drain or \
-             maint) and POST /targets/<host:port>/weight (a weight or reset)\n",
-        );
+        return Response::text(404, PATHS);
     };
     if !matches!(request.method.as_str(), "POST" | "PUT") {
         return Response::text(405, "only POST and PUT; GET /status shows every target\n")
@@ -111,15 +119,29 @@ pub(super) async fn serve(request: &Request, rest: &str, api: &RuntimeApi) -> Re
         Ok(change) => change,
         Err(message) => return Response::text(400, &format!("{message}\n")),
     };
-    let confirmed = tokio::time::timeout(CONFIRM_DEADLINE, api.reloader.change(&target, change));
+    let pool = match select::pool_param(&request.query) {
+        Ok(pool) => pool,
+        Err(message) => return Response::text(400, &format!("{message}\n")),
+    };
+    let selected = match select::select(&api.pools, pool.as_deref(), &target) {
+        Ok(selected) => selected,
+        Err(refusal) => return Response::text(refusal.status(), &format!("{refusal}\n")),
+    };
+    let confirmed = tokio::time::timeout(CONFIRM_DEADLINE, apply(selected, &target, change));
     match confirmed.await {
-        Ok(Ok(applied)) => Response::text(200, &describe(&applied)),
-        Ok(Err(e @ ChangeError::UnknownTarget(_))) => Response::text(
-            404,
-            &format!(
-                "{e}; targets are named as configured (host:port), as GET /status lists them\n"
-            ),
-        ),
+        Ok(Ok((pool, applied))) => {
+            // The pool is named only where there is a choice, so one pool reads as before.
+            let pool = (api.pools.len() > 1).then_some(pool.name.as_str());
+            Response::text(200, &describe(&applied, pool))
+        }
+        Ok(Err(e @ ChangeError::UnknownTarget(_))) => {
+            let within = pool.map_or_else(String::new, |p| format!(" (pool {p:?})"));
+            let message = format!(
+                "{e}{within}; targets are named as configured (host:port), as GET /status lists \
+                 them\n"
+            );
+            Response::text(404, &message)
+        }
         Ok(Err(e @ ChangeError::Stopped)) => Response::text(503, &format!("{e}\n")),
         Err(_) => Response::text(
             503,
@@ -127,6 +149,26 @@ pub(super) async fn serve(request: &Request, rest: &str, api: &RuntimeApi) -> Re
              it is queued: check GET /status\n",
         ),
     }
+}
+
+/// Sends `change` of `target` to the selected pools in turn until one's checker knows the
+/// target: the pool it applied to, and what it applied.
+async fn apply<'p>(
+    selected: Selected<'p>,
+    target: &str,
+    change: Change,
+) -> Result<(&'p PoolHandle, Applied), ChangeError> {
+    let pools = match selected {
+        Selected::One(pool) => std::slice::from_ref(pool),
+        Selected::InOrder(pools) => pools,
+    };
+    for pool in pools {
+        match pool.reloader.change(target, change).await {
+            Err(ChangeError::UnknownTarget(_)) => continue,
+            outcome => return outcome.map(|applied| (pool, applied)),
+        }
+    }
+    Err(ChangeError::UnknownTarget(target.to_owned()))
 }
 
 /// The encoded target name and the field of `<target>/state` or `<target>/weight`.
@@ -173,13 +215,15 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
     (!token.is_empty()).then_some(token)
 }
 
-/// The answer to an applied change: one line, for people and for `ringlb ctl`.
-fn describe(applied: &Applied) -> String {
+/// The answer to an applied change: one line, for people and for `ringlb ctl`, naming the
+/// target's `pool` if given.
+fn describe(applied: &Applied, pool: Option<&str>) -> String {
     let weight = match applied.weight_override {
         Some(w) => format!("weight {w} (override; the file says {})", applied.weight),
         None => format!("weight {} (from the file)", applied.weight),
     };
-    format!("{}: {}, {weight}\n", applied.target, applied.state)
+    let pool = pool.map_or_else(String::new, |p| format!(" (pool {p})"));
+    format!("{}{pool}: {}, {weight}\n", applied.target, applied.state)
 }
 
 /// `text` with every `%XX` decoded; `None` for a bad escape or bytes that are not UTF-8.
@@ -284,6 +328,87 @@ mod tests {
         assert_eq!(bearer(b"Bear"), None);
     }
 
+    /// Pools `web` (targets `127.0.0.1:1`, `:2`) and `db` (`:2`, `:3`), each with a running
+    /// checker that never probes; they stop with the returned signal.
+    fn two_pools() -> (RuntimeApi, crate::shutdown::Shutdown) {
+        use crate::config::{HealthCheckKind, Target, TargetAddress};
+        let target = |port| Target {
+            address: TargetAddress {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            health_check: HealthCheckKind::None,
+            ..Target::default()
+        };
+        let shutdown = crate::shutdown::Shutdown::new();
+        let pools = [("web", [1, 2]), ("db", [2, 3])].map(|(name, ports)| {
+            let targets = ports.map(target).to_vec();
+            let balancer = Arc::new(crate::balancer::Balancer::new());
+            let mut checker =
+                crate::health::HealthChecker::new(targets, Default::default(), balancer);
+            checker.prime();
+            let handle = checker.pool_handle(name);
+            checker.spawn(shutdown.clone()).unwrap();
+            handle
+        });
+        let token = Token::parse(b"a-token-for-the-pool-tests").unwrap();
+        let token = Arc::new(ArcSwapOption::from_pointee(token));
+        (RuntimeApi::new(pools.to_vec(), token), shutdown)
+    }
+
+    async fn post(api: &RuntimeApi, target: &str, query: &str) -> (u16, String) {
+        let request = Request {
+            method: "POST".into(),
+            path: format!("{PREFIX}{target}/state"),
+            query: query.into(),
+            authorization: Some(super::super::http::Credentials(
+                b"Bearer a-token-for-the-pool-tests".to_vec(),
+            )),
+            body: b"drain".to_vec(),
+        };
+        let rest = request.path.strip_prefix(PREFIX).unwrap().to_owned();
+        let response = serve(&request, &rest, api).await;
+        (response.status, response.body)
+    }
+
+    #[tokio::test]
+    async fn a_pool_is_needed_only_where_two_hold_the_target() {
+        let (api, shutdown) = two_pools();
+        assert_eq!(
+            post(&api, "127.0.0.1:1", "").await,
+            (
+                200,
+                "127.0.0.1:1 (pool web): drain, weight 1 (from the file)\n".into()
+            )
+        );
+        let (status, body) = post(&api, "127.0.0.1:2", "").await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body.contains("is in pools web, db"), "{body}");
+        let (status, body) = post(&api, "127.0.0.1:2", "pool=db").await;
+        assert_eq!(
+            (status, body.contains("(pool db): drain")),
+            (200, true),
+            "{body}"
+        );
+        let drained = |pool: usize| {
+            let report = api.pools[pool].status.report();
+            let states: Vec<_> = report.targets.iter().map(|t| t.state).collect();
+            states
+        };
+        assert_eq!(drained(0), [AdminState::Drain, AdminState::Ready]);
+        assert_eq!(drained(1), [AdminState::Drain, AdminState::Ready]);
+        let (status, body) = post(&api, "127.0.0.1:2", "pool=cache").await;
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("the pools are web, db"), "{body}");
+        let (status, body) = post(&api, "127.0.0.1:3", "pool=web").await;
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("(pool \"web\")"), "{body}");
+        let (status, body) = post(&api, "127.0.0.1:9", "").await;
+        assert_eq!(status, 404, "asked of every pool: {body}");
+        assert_eq!(post(&api, "127.0.0.1:3", "pol=db").await.0, 400);
+        shutdown.trigger();
+    }
+
     #[test]
     fn answers_say_state_and_weight() {
         let mut applied = Applied {
@@ -293,14 +418,14 @@ mod tests {
             weight_override: None,
         };
         assert_eq!(
-            describe(&applied),
+            describe(&applied, None),
             "api-1:8080: drain, weight 1 (from the file)\n"
         );
         applied.weight_override = Some(5);
         applied.state = AdminState::Ready;
         assert_eq!(
-            describe(&applied),
-            "api-1:8080: ready, weight 5 (override; the file says 1)\n"
+            describe(&applied, Some("web")),
+            "api-1:8080 (pool web): ready, weight 5 (override; the file says 1)\n"
         );
     }
 }

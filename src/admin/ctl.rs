@@ -1,5 +1,6 @@
 //! `ringlb ctl`: the runtime API from the shell. `ringlb ctl --config FILE drain api-1:8080`,
-//! `ready`, `maint`, `weight api-1:8080 5` (or `reset`), and `status`.
+//! `ready`, `maint`, `weight api-1:8080 5` (or `reset`), and `status`; `--pool NAME` says
+//! which pool's target is meant when several pools hold that name.
 //!
 //! Owns the subcommands, the request each one sends and reading the answer: the admin address
 //! comes from the configuration (as for `--probe-admin`, an unspecified IP means loopback) and
@@ -34,16 +35,25 @@ pub enum Command {
     Ready {
         /// The target as configured, host:port.
         target: String,
+        /// The pool holding it; needed only when several pools hold that name.
+        #[arg(long, value_name = "NAME")]
+        pool: Option<String>,
     },
     /// Give TARGET no new connection; its open connections run to their end. Still probed.
     Drain {
         /// The target as configured, host:port.
         target: String,
+        /// The pool holding it; needed only when several pools hold that name.
+        #[arg(long, value_name = "NAME")]
+        pool: Option<String>,
     },
     /// Take TARGET out of rotation and stop probing it (maintenance).
     Maint {
         /// The target as configured, host:port.
         target: String,
+        /// The pool holding it; needed only when several pools hold that name.
+        #[arg(long, value_name = "NAME")]
+        pool: Option<String>,
     },
     /// Give TARGET this weight instead of the file's; `reset` goes back to the file's.
     Weight {
@@ -52,6 +62,9 @@ pub enum Command {
         /// A whole number (0 takes no new connection) or `reset`.
         #[arg(value_parser = weight)]
         weight: Weight,
+        /// The pool holding it; needed only when several pools hold that name.
+        #[arg(long, value_name = "NAME")]
+        pool: Option<String>,
     },
 }
 
@@ -120,17 +133,30 @@ pub enum CtlError {
 impl Command {
     /// The method, path and body of this command's request.
     fn request(&self) -> (&'static str, String, String) {
-        let state = |target: &str, state: AdminState| {
-            let path = format!("{}{}/state", api::PREFIX, api::encode(target));
-            ("POST", path, state.as_str().to_owned())
+        let path = |target: &str, field: &str, pool: &Option<String>| {
+            let query = pool
+                .as_deref()
+                .map_or_else(String::new, |p| format!("?pool={}", api::encode(p)));
+            format!("{}{}/{field}{query}", api::PREFIX, api::encode(target))
+        };
+        let state = |target: &str, pool, state: AdminState| {
+            (
+                "POST",
+                path(target, "state", pool),
+                state.as_str().to_owned(),
+            )
         };
         match self {
             Command::Status => ("GET", "/status".to_owned(), String::new()),
-            Command::Ready { target } => state(target, AdminState::Ready),
-            Command::Drain { target } => state(target, AdminState::Drain),
-            Command::Maint { target } => state(target, AdminState::Maint),
-            Command::Weight { target, weight } => {
-                let path = format!("{}{}/weight", api::PREFIX, api::encode(target));
+            Command::Ready { target, pool } => state(target, pool, AdminState::Ready),
+            Command::Drain { target, pool } => state(target, pool, AdminState::Drain),
+            Command::Maint { target, pool } => state(target, pool, AdminState::Maint),
+            Command::Weight {
+                target,
+                weight,
+                pool,
+            } => {
+                let path = path(target, "weight", pool);
                 let body = match weight {
                     Weight::Set(w) => w.to_string(),
                     Weight::Reset => "reset".to_owned(),
@@ -224,6 +250,7 @@ mod tests {
         let target = "[::1]:8080".to_owned();
         let drain = Command::Drain {
             target: target.clone(),
+            pool: None,
         };
         assert_eq!(
             drain.request(),
@@ -236,19 +263,70 @@ mod tests {
         let weight = Command::Weight {
             target: "api-1:8080".into(),
             weight: Weight::Set(5),
+            pool: None,
         };
         assert_eq!(
             weight.request(),
             ("POST", "/targets/api-1:8080/weight".into(), "5".into())
         );
         let reset = Command::Weight {
-            target,
+            target: target.clone(),
             weight: Weight::Reset,
+            pool: Some("web pool".into()),
         };
+        assert_eq!(
+            reset.request().1,
+            "/targets/%5B::1%5D:8080/weight?pool=web%20pool"
+        );
+        let maint = Command::Maint {
+            target,
+            pool: Some("db".into()),
+        };
+        assert_eq!(
+            maint.request(),
+            (
+                "POST",
+                "/targets/%5B::1%5D:8080/state?pool=db".into(),
+                "maint".into()
+            )
+        );
         assert_eq!(reset.request().2, "reset");
         assert_eq!(Command::Status.request().0, "GET");
         assert_eq!(weight_arg("7"), Ok(Weight::Set(7)));
         assert!(weight_arg("-1").is_err());
+    }
+
+    #[test]
+    fn pool_is_an_option_of_every_target_command() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: Command,
+        }
+        let parse = |args: &[&str]| {
+            let args = ["ctl"].iter().chain(args);
+            <Cli as clap::Parser>::try_parse_from(args).map(|c| c.command)
+        };
+        assert_eq!(
+            parse(&["drain", "a:80", "--pool", "web"]).unwrap(),
+            Command::Drain {
+                target: "a:80".into(),
+                pool: Some("web".into())
+            }
+        );
+        assert_eq!(
+            parse(&["weight", "--pool", "db", "a:80", "reset"]).unwrap(),
+            Command::Weight {
+                target: "a:80".into(),
+                weight: Weight::Reset,
+                pool: Some("db".into())
+            }
+        );
+        assert!(matches!(
+            parse(&["ready", "a:80"]).unwrap(),
+            Command::Ready { pool: None, .. }
+        ));
+        assert!(parse(&["status", "--pool", "web"]).is_err());
     }
 
     fn weight_arg(text: &str) -> Result<Weight, String> {

@@ -30,6 +30,8 @@ pub(crate) struct Request {
     pub method: String,
     /// The path, without the query string.
     pub path: String,
+    /// The query string, without its `?` (empty without one); not decoded.
+    pub query: String,
     /// The `Authorization` header's value, if one was sent.
     pub authorization: Option<Credentials>,
     /// The body (`Content-Length` bytes, at most [`MAX_BODY`]); empty without one.
@@ -112,10 +114,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Option<Request>, ReadError> {
         return Ok(None);
     };
     let target = request.path.unwrap_or("/");
-    let path = target.split(['?', '#']).next().unwrap_or(target);
+    let target = target.split('#').next().unwrap_or(target);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     Ok(Some(Request {
         method: request.method.unwrap_or("").to_owned(),
         path: path.to_owned(),
+        query: query.to_owned(),
         authorization,
         body: body.to_vec(),
     }))
@@ -261,6 +265,14 @@ mod tests {
             .unwrap();
         assert_eq!(request.method, "GET");
         assert_eq!(request.path, "/metrics");
+        assert_eq!(request.query, "x=1");
+        let request = parse(b"POST /targets/a:80/state?pool=web#x HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (request.path.as_str(), request.query.as_str()),
+            ("/targets/a:80/state", "pool=web")
+        );
         assert!(parse(b"HEAD /healthz HTTP/1.0\r\n\r\n")
             .unwrap()
             .unwrap()

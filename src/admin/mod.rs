@@ -1,7 +1,8 @@
 //! The admin HTTP listener: `GET /metrics` (Prometheus text), `GET /status` (JSON) and
 //! `GET /healthz` (200 while ringlb accepts traffic, 503 while it drains or after a worker
-//! failed), and the runtime API (`POST /targets/<target>/state` and `/weight`, behind a bearer
-//! token; see [`api`]), which `ringlb ctl` ([`ctl`]) wraps for the shell.
+//! failed), and the runtime API (`POST /targets/<target>/state` and `/weight`, with
+//! `?pool=<name>` where several pools hold the target, behind a bearer token; see [`api`]),
+//! which `ringlb ctl` ([`ctl`]) wraps for the shell.
 //!
 //! Owns the admin socket and its thread, `ringlb-admin`, with its own current-thread tokio
 //! runtime: pure control plane. It keeps serving through the drain (so an orchestrator sees
@@ -19,6 +20,7 @@ mod client;
 pub mod ctl;
 pub(crate) mod http;
 pub mod probe;
+mod select;
 mod slots;
 mod status;
 #[cfg(test)]

@@ -12,7 +12,6 @@ use tokio::{
 
 use super::*;
 use crate::{
-    health::HealthStatus,
     limit::ConnectionLimit,
     metrics::{Metrics, WorkerFailure},
 };
@@ -171,7 +170,8 @@ async fn a_client_that_never_reads_holds_its_slot_only_until_the_exchange_deadli
 fn metrics() -> Metrics {
     Metrics::new(
         Vec::new(),
-        Arc::new(HealthStatus::new()),
+        vec![crate::metrics::test_pool("default")],
+        vec!["default".into()],
         Arc::new(ConnectionLimit::new(1)),
         Shutdown::new(),
     )
@@ -181,6 +181,7 @@ fn healthz(metrics: &Metrics) -> (u16, String) {
     let request = Request {
         method: "GET".into(),
         path: "/healthz".into(),
+        query: String::new(),
         authorization: None,
         body: Vec::new(),
     };

@@ -175,7 +175,7 @@ mod tests {
     }
 
     fn stats() -> Arc<WorkerStats> {
-        Arc::new(WorkerStats::new(0))
+        Arc::new(WorkerStats::new(0, 1))
     }
 
     #[test]

@@ -3,19 +3,29 @@
 //!
 //! A [`Tally`] exists only while the access log is on (checked once, at the accept): when it is
 //! off a connection carries `None` and pays one branch at each point below. It holds plain
-//! numbers, so keeping it costs no allocation; the record it becomes is a fixed-size push.
+//! numbers (the service and pool as indices, the SNI name inline), so keeping it costs no
+//! allocation; the record it becomes is a fixed-size push.
 //! Owns the mapping from [`Close`], the idle timeout, the drain and the no-backend answer to
 //! [`Termination`]; never does I/O and never formats.
 
 use std::{net::SocketAddr, time::Instant};
 
 use super::ending::{Close, Side};
-use crate::access_log::{Record, Termination};
+use crate::{
+    access_log::{Record, Termination},
+    tls::ServerName,
+};
 
 /// The facts of one logged connection, gathered as it goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tally {
     started: Instant,
+    /// The service it came in on (index in the effective services).
+    service: u16,
+    /// The pool chosen for it (index in the effective pools); `None` when none was.
+    pool: Option<u16>,
+    /// The server name its ClientHello carried.
+    sni: Option<ServerName>,
     connected: Option<Instant>,
     /// The backend connected to, or last tried.
     target: Option<SocketAddr>,
@@ -26,23 +36,29 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    /// TEMPORARY stub until the observability branch lands: the route decision.
-    pub(crate) fn routed(
-        &mut self,
-        _pool: Option<crate::conn::routing::PoolIndex>,
-        _sni: Option<crate::tls::ServerName>,
-    ) {
-    }
-
-    /// A connection accepted at `started`.
-    pub(crate) fn new(started: Instant) -> Tally {
+    /// A connection of service `service` (its index) accepted at `started`. It has no pool
+    /// until [`Tally::routed`] names one (both drivers call it once routing decided, before
+    /// connecting): a client refused before that (its PROXY header, its ClientHello) went to
+    /// no pool, and its line says so.
+    pub(crate) fn new(started: Instant, service: u16) -> Tally {
         Tally {
             started,
+            service,
+            pool: None,
+            sni: None,
             connected: None,
             target: None,
             bytes: [0; 2],
             termination: None,
         }
+    }
+
+    /// The route decision: the connection goes to pool `pool` (its index; `None`: no pool,
+    /// it gets `on_no_backend`), chosen by the server name `sni` if its ClientHello carried
+    /// one.
+    pub(crate) fn routed(&mut self, pool: Option<u16>, sni: Option<ServerName>) {
+        self.pool = pool;
+        self.sni = sni;
     }
 
     /// A connect to `target` starts.
@@ -79,6 +95,9 @@ impl Tally {
         Record {
             ended: now,
             client,
+            service: self.service,
+            pool: self.pool,
+            sni: self.sni,
             target: self.target,
             bytes_up: self.bytes[0],
             bytes_down: self.bytes[1],
@@ -157,7 +176,7 @@ mod tests {
     #[test]
     fn a_tally_becomes_its_record_and_keeps_the_first_reason() {
         let t0 = Instant::now();
-        let mut tally = Tally::new(t0);
+        let mut tally = Tally::new(t0, 0);
         tally.trying("10.0.0.1:80".parse().unwrap());
         tally.trying("10.0.0.2:80".parse().unwrap());
         tally.connected(t0 + Duration::from_millis(3));
@@ -181,8 +200,30 @@ mod tests {
         assert_eq!(r.connect, Some(Duration::from_millis(3)));
         assert_eq!(r.duration, Duration::from_secs(1));
         assert_eq!((r.retries, r.termination), (1, Termination::IdleTimeout));
-        let never = Tally::new(t0).record(client, 0, Termination::NoBackend, t0);
+        assert_eq!(
+            (r.service, r.pool, r.sni),
+            (0, None, None),
+            "never routed: no pool"
+        );
+        let never = Tally::new(t0, 0).record(client, 0, Termination::NoBackend, t0);
         assert_eq!((never.connect, never.target), (None, None));
         assert_eq!(never.termination, Termination::NoBackend);
+    }
+
+    #[test]
+    fn a_tally_carries_its_service_and_route() {
+        let t0 = Instant::now();
+        let client = "127.0.0.1:9".parse().unwrap();
+        let sni = ServerName::new(b"api.example.com").unwrap();
+        let mut tally = Tally::new(t0, 2);
+        tally.routed(Some(3), Some(sni));
+        let r = tally.record(client, 0, Termination::ClientClose, t0);
+        assert_eq!((r.service, r.pool, r.sni), (2, Some(3), Some(sni)));
+        let mut refused = Tally::new(t0, 1);
+        refused.routed(None, None);
+        refused.ends(Termination::TlsHelloRefused);
+        let r = refused.record(client, 0, Termination::InternalError, t0);
+        assert_eq!((r.service, r.pool, r.sni), (1, None, None));
+        assert_eq!(r.termination, Termination::TlsHelloRefused);
     }
 }

@@ -109,9 +109,10 @@ pub(super) struct Logged<'a> {
 }
 
 impl<'a> Logged<'a> {
-    pub(super) fn new(sink: &'a Sink, client: SocketAddr) -> Logged<'a> {
+    pub(super) fn new(sink: &'a Sink, client: SocketAddr, service: usize) -> Logged<'a> {
+        let tally = || Tally::new(Instant::now(), service as u16);
         Logged {
-            tally: Cell::new(sink.on().then(|| Tally::new(Instant::now()))),
+            tally: Cell::new(sink.on().then(tally)),
             sink,
             client: Cell::new(client),
             attempts: Cell::new(0),
@@ -151,7 +152,7 @@ pub(super) async fn serve(
     peer: SocketAddr,
     service: usize,
 ) {
-    let logged = Logged::new(&shared.log, peer);
+    let logged = Logged::new(&shared.log, peer, service);
     // The settings this connection keeps to its end, whatever a reload publishes meanwhile.
     let settings = shared.settings[service].borrow_mut().get();
     for pool in &shared.pools {
@@ -441,7 +442,7 @@ mod tests {
     };
 
     fn passive() -> Passive {
-        let stats = Arc::new(crate::stats::WorkerStats::new(0));
+        let stats = Arc::new(crate::stats::WorkerStats::new(0, 1));
         Passive::new(crate::health::test_ejector().0, 3, 0, stats)
     }
 
@@ -475,7 +476,7 @@ mod tests {
             prelude: &prelude,
             replay: Some(&mut replay),
             settings: &WorkerSettings::for_tests(),
-            logged: &Logged::new(&sink, client.peer_addr().unwrap()),
+            logged: &Logged::new(&sink, client.peer_addr().unwrap(), 0),
         };
         let passive = passive();
         let done = pending.handshake(&passive, Duration::from_secs(5), &server, &backend);
@@ -494,7 +495,7 @@ mod tests {
             prelude: &prelude,
             replay: None,
             settings: &WorkerSettings::for_tests(),
-            logged: &Logged::new(&sink, client.peer_addr().unwrap()),
+            logged: &Logged::new(&sink, client.peer_addr().unwrap(), 0),
         };
         let passive = passive();
         let done = pending.handshake(&passive, Duration::from_secs(5), &server, &backend);

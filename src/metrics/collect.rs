@@ -1,6 +1,7 @@
 //! The scrape: reads every source once and hands the values to the `prometheus-client` encoder.
 //!
-//! Owns the mapping from ringlb's counters to metric families and labels. Runs only when
+//! Owns the mapping from ringlb's counters to metric families and labels (a target's and an
+//! endpoint's carry their pool's name, since two pools may hold the same target). Runs only when
 //! `/metrics` is requested, on the admin thread; never writes a counter.
 
 use std::{fmt, sync::Arc};
@@ -12,7 +13,7 @@ use prometheus_client::{
 
 use super::{
     names::{self, Family},
-    Sources, WorkerCounter,
+    ServiceCounter, Sources, WorkerCounter,
 };
 use crate::{
     backend::Backend,
@@ -36,6 +37,7 @@ impl prometheus_client::collector::Collector for Collector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         self.process(&mut encoder)?;
         self.workers(&mut encoder)?;
+        self.services(&mut encoder)?;
         self.targets(&mut encoder)?;
         self.backends(&mut encoder)
     }
@@ -43,6 +45,7 @@ impl prometheus_client::collector::Collector for Collector {
 
 /// One endpoint's values, read once per scrape.
 struct Row<'a> {
+    pool: &'a str,
     target: &'a str,
     addr: String,
     up: bool,
@@ -51,8 +54,12 @@ struct Row<'a> {
 }
 
 impl Row<'_> {
-    fn labels(&self) -> [(&str, &str); 2] {
-        [("target", self.target), ("addr", &self.addr)]
+    fn labels(&self) -> [(&str, &str); 3] {
+        [
+            ("pool", self.pool),
+            ("target", self.target),
+            ("addr", &self.addr),
+        ]
     }
 }
 
@@ -98,7 +105,7 @@ impl Collector {
         single(encoder, names::ACCESS_LOG_DROPPED, counter(dropped))?;
         let written = log.map_or(0, |log| log.written());
         single(encoder, names::ACCESS_LOG_WRITTEN, counter(written))?;
-        single(encoder, names::HEALTH_ROUNDS, counter(s.health.rounds()))
+        single(encoder, names::HEALTH_ROUNDS, counter(s.health_rounds()))
     }
 
     fn workers(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
@@ -109,18 +116,47 @@ impl Collector {
         family(encoder, names::WORKER_ACCEPTED, samples)
     }
 
+    fn services(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let per_service = [
+            (names::SERVICE_CONNECTIONS, ServiceCounter::Accepted),
+            (names::SERVICE_NO_BACKEND, ServiceCounter::NoBackend),
+            (names::TLS_HELLO_REFUSED, ServiceCounter::TlsHelloRefused),
+            (names::SNI_ROUTED, ServiceCounter::Routed),
+        ];
+        let s = &self.sources;
+        for (name, event) in per_service {
+            let samples = s.services.iter().enumerate().map(|(index, service)| {
+                let labels = [("service", service.as_str())];
+                (labels, counter(s.service_total(index, event)))
+            });
+            family(encoder, name, samples)?;
+        }
+        Ok(())
+    }
+
     fn targets(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
-        let report = self.sources.health.report();
-        let states = report.targets.iter().flat_map(|t| {
+        let reports: Vec<_> = (self.sources.pools.iter())
+            .map(|p| (p.name.as_str(), p.status.report()))
+            .collect();
+        let targets = || {
+            (reports.iter())
+                .flat_map(|(pool, report)| report.targets.iter().map(move |t| (*pool, t)))
+        };
+        let states = targets().flat_map(|(pool, t)| {
             AdminState::ALL.map(|state| {
-                let labels = [("target", t.name.as_str()), ("state", state.as_str())];
+                let labels = [
+                    ("pool", pool),
+                    ("target", t.name.as_str()),
+                    ("state", state.as_str()),
+                ];
                 (labels, gauge(i64::from(t.state == state)))
             })
         });
         family(encoder, names::TARGET_ADMIN_STATE, states)?;
-        let weights = report.targets.iter().map(|t| {
+        let weights = targets().map(|(pool, t)| {
             let weight = t.weight_override.unwrap_or(t.weight);
-            ([("target", t.name.as_str())], gauge(i64::from(weight)))
+            let labels = [("pool", pool), ("target", t.name.as_str())];
+            (labels, gauge(i64::from(weight)))
         });
         family(encoder, names::TARGET_WEIGHT, weights)
     }
@@ -128,15 +164,18 @@ impl Collector {
     fn backends(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
         let snapshot = self.sources.snapshot();
         let mut rows = Vec::new();
-        for (index, target) in snapshot.report.targets.iter().enumerate() {
-            for endpoint in &target.endpoints {
-                rows.push(Row {
-                    target: &target.name,
-                    addr: endpoint.addr.to_string(),
-                    up: endpoint.healthy,
-                    check_seconds: endpoint.check_duration.map(|d| d.as_secs_f64()),
-                    backend: snapshot.backend(index, endpoint.addr),
-                });
+        for pool in &snapshot.pools {
+            for (index, target) in pool.report.targets.iter().enumerate() {
+                for endpoint in &target.endpoints {
+                    rows.push(Row {
+                        pool: &pool.name,
+                        target: &target.name,
+                        addr: endpoint.addr.to_string(),
+                        up: endpoint.healthy,
+                        check_seconds: endpoint.check_duration.map(|d| d.as_secs_f64()),
+                        backend: pool.backend(index, endpoint.addr),
+                    });
+                }
             }
         }
         let up = rows.iter().map(|r| (r.labels(), gauge(r.up as i64)));
@@ -150,9 +189,9 @@ impl Collector {
         family(encoder, names::BACKEND_CONNECT_FAILURES, failures)?;
         let bytes = live().flat_map(|(r, b)| {
             let moved = b.stats.bytes.total();
-            let [target, addr] = r.labels();
+            let [pool, target, addr] = r.labels();
             [(UPSTREAM, "upstream"), (DOWNSTREAM, "downstream")].map(|(dir, name)| {
-                let labels = [target, addr, ("direction", name)];
+                let labels = [pool, target, addr, ("direction", name)];
                 (labels, counter(moved[dir]))
             })
         });

@@ -1,33 +1,30 @@
 //! Metrics: the counters the hot path writes, and their Prometheus exposition.
 //!
-//! Owns [`WorkerStats`] (one cache-padded block of counters per worker), [`ByteCounters`]
-//! (per-backend bytes, sharded by worker) and [`Metrics`], the registry that reads and sums them
-//! when scraped. Workers only ever do `Relaxed` increments on cache lines of their own; every
-//! sum, label and string is made here, on the admin thread, when `/metrics` is asked for. Never
-//! takes a lock a worker could take, never formats the exposition by hand (the
-//! `prometheus-client` encoder does).
+//! Owns [`WorkerStats`] (one cache-padded block of counters per worker, with one per service),
+//! [`ByteCounters`] (per-backend bytes, sharded by worker) and [`Metrics`], the registry that
+//! reads and sums them when scraped, labelling every target and endpoint with its pool and every
+//! per-service count with its service. Workers only ever do `Relaxed` increments on cache lines
+//! of their own; every sum, label and string is made here, on the admin thread, when `/metrics`
+//! is asked for. Never takes a lock a worker could take, never formats the exposition by hand
+//! (the `prometheus-client` encoder does).
 
 mod collect;
 mod failure;
 pub mod names;
+mod snapshot;
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    sync::{Arc, Mutex, OnceLock},
-};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus_client::{encoding::prometheus_text, registry::Registry};
 
-pub use crate::stats::{ByteCounters, WorkerCounter, WorkerStats, BYTE_SHARDS};
+pub use crate::stats::{ByteCounters, ServiceCounter, WorkerCounter, WorkerStats, BYTE_SHARDS};
 pub use failure::WorkerFailure;
+#[cfg(test)]
+pub(crate) use snapshot::test_pool;
+pub use snapshot::{PoolSnapshot, Snapshot};
 
 use crate::{
-    access_log::AccessLog,
-    backend::Backend,
-    health::{HealthStatus, StatusReport},
-    limit::ConnectionLimit,
-    shutdown::Shutdown,
+    access_log::AccessLog, health::PoolHandle, limit::ConnectionLimit, shutdown::Shutdown,
 };
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
@@ -40,7 +37,10 @@ pub const IO_URING: &str = "io_uring";
 #[derive(Debug)]
 struct Sources {
     workers: Vec<Arc<WorkerStats>>,
-    health: Arc<HealthStatus>,
+    /// Every pool's checker, in the order of the effective pools.
+    pools: Vec<PoolHandle>,
+    /// The effective services' names; index `i` is the `service` of `add_service(i, _)`.
+    services: Vec<String>,
     limit: Arc<ConnectionLimit>,
     shutdown: Shutdown,
     /// Set once at start-up by whoever picks the I/O backend; read at each scrape.
@@ -65,33 +65,22 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// What the health checker last reported, with each endpoint's live counters.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// The health checker's latest report.
-    pub report: Arc<StatusReport>,
-    backends: HashMap<(usize, SocketAddr), Arc<Backend>>,
-}
-
-impl Snapshot {
-    /// The live counters of endpoint `addr` of target `target`, if it is still known.
-    pub fn backend(&self, target: usize, addr: SocketAddr) -> Option<&Backend> {
-        self.backends.get(&(target, addr)).map(Arc::as_ref)
-    }
-}
-
 impl Metrics {
-    /// A registry over `workers`' counters, the health checker's view, the connection cap and
-    /// the shutdown signal. The I/O backend starts as [`IO_URING`].
+    /// A registry over `workers`' counters, every pool's checker (`pools`, in the order of the
+    /// effective pools), the effective services' names (`services`, in the order their indices
+    /// count in [`WorkerStats::add_service`]), the connection cap and the shutdown signal. The
+    /// I/O backend starts as [`IO_URING`].
     pub fn new(
         workers: Vec<Arc<WorkerStats>>,
-        health: Arc<HealthStatus>,
+        pools: Vec<PoolHandle>,
+        services: Vec<String>,
         limit: Arc<ConnectionLimit>,
         shutdown: Shutdown,
     ) -> Metrics {
         let sources = Arc::new(Sources {
             workers,
-            health,
+            pools,
+            services,
             limit,
             shutdown,
             io_backend: Mutex::new(IO_URING),
@@ -137,6 +126,16 @@ impl Metrics {
         self.sources.total(event)
     }
 
+    /// Sum of `counter` for service `service` (its index) over every worker.
+    pub fn service_total(&self, service: usize, counter: ServiceCounter) -> u64 {
+        self.sources.service_total(service, counter)
+    }
+
+    /// The effective services' names, in index order.
+    pub fn services(&self) -> &[String] {
+        &self.sources.services
+    }
+
     /// `event` per worker, in worker order.
     pub fn per_worker(&self, event: WorkerCounter) -> Vec<u64> {
         self.sources.workers.iter().map(|w| w.get(event)).collect()
@@ -162,7 +161,7 @@ impl Metrics {
         self.sources.worker_failure.get()
     }
 
-    /// The health checker's latest report joined with every endpoint's live counters.
+    /// Every pool's latest health report joined with its endpoints' live counters.
     pub fn snapshot(&self) -> Snapshot {
         self.sources.snapshot()
     }
@@ -189,14 +188,19 @@ impl Sources {
         counts.fold(0, u64::wrapping_add)
     }
 
+    fn service_total(&self, service: usize, counter: ServiceCounter) -> u64 {
+        let counts = self.workers.iter().map(|w| w.get_service(service, counter));
+        counts.fold(0, u64::wrapping_add)
+    }
+
+    /// Health-check rounds finished, summed over the pools (each checker counts its own).
+    fn health_rounds(&self) -> u64 {
+        let rounds = self.pools.iter().map(|p| p.status.rounds());
+        rounds.fold(0, u64::wrapping_add)
+    }
+
     fn snapshot(&self) -> Snapshot {
-        let report = self.health.report();
-        let backends = self.health.backends();
-        let backends = backends
-            .iter()
-            .map(|b| ((b.target, b.addr), Arc::clone(b)))
-            .collect();
-        Snapshot { report, backends }
+        Snapshot::of(&self.pools)
     }
 }
 

@@ -83,10 +83,11 @@ pub const ACCESS_LOG_WRITTEN: Family = Family {
     name: "ringlb_access_log_written",
     help: "Access-log lines written out",
 };
-/// Counter: finished health-check rounds.
+/// Counter: finished health-check rounds, summed over the pools.
 pub const HEALTH_ROUNDS: Family = Family {
     name: "ringlb_health_check_rounds",
-    help: "Health-check rounds finished (every target resolved and probed once)",
+    help: "Health-check rounds finished (every target resolved and probed once), summed over \
+           the pools (each pool's checker runs its own rounds)",
 };
 
 // Per worker, label `worker`.
@@ -97,7 +98,33 @@ pub const WORKER_ACCEPTED: Family = Family {
     help: "Client connections accepted by this worker",
 };
 
-// Per target, label `target` (as configured).
+// Per service, label `service` (`[[services]] name`, or "default").
+
+/// Counter: accepted client connections of the service.
+pub const SERVICE_CONNECTIONS: Family = Family {
+    name: "ringlb_service_connections",
+    help: "Client connections accepted on the service's listener",
+};
+/// Counter: the service's clients that got `on_no_backend`.
+pub const SERVICE_NO_BACKEND: Family = Family {
+    name: "ringlb_service_no_backend",
+    help: "Clients of the service answered as on_no_backend says because no backend could take \
+           them (none healthy, every connect failed, or no pool chosen)",
+};
+/// Counter: ClientHellos refused on the service.
+pub const TLS_HELLO_REFUSED: Family = Family {
+    name: "ringlb_tls_hello_refused",
+    help: "Clients of the service closed because their TLS ClientHello was invalid, too long or \
+           late (only services with SNI routes read it)",
+};
+/// Counter: connections a route sent to a pool other than the service's default.
+pub const SNI_ROUTED: Family = Family {
+    name: "ringlb_sni_routed",
+    help: "Connections of the service that an SNI route sent to a pool other than the service's \
+           default pool",
+};
+
+// Per target, labels `pool` (the pool's name) and `target` (as configured).
 
 /// Gauge, label `state`: 1 for the target's runtime state, 0 for the other two.
 pub const TARGET_ADMIN_STATE: Family = Family {
@@ -112,7 +139,7 @@ pub const TARGET_WEIGHT: Family = Family {
            else the file's (drain and maint are shown by ringlb_target_admin_state)",
 };
 
-// Per backend endpoint, labels `target` (as configured) and `addr` (resolved address).
+// Per backend endpoint, labels `pool`, `target` (as configured) and `addr` (resolved address).
 
 /// Gauge: 1 while the endpoint is in the healthy set.
 pub const BACKEND_UP: Family = Family {

@@ -1,10 +1,13 @@
-//! Unit tests of the registry: sums over workers, joins with the health report, and the text
-//! it encodes.
+//! Unit tests of the registry: sums over workers and services, joins with every pool's health
+//! report, and the text it encodes.
 
 use std::{net::SocketAddr, time::Duration};
 
 use super::*;
-use crate::health::{EndpointStatus, ProbeFailure, TargetStatus};
+use crate::{
+    backend::Backend,
+    health::{AdminState, EndpointStatus, ProbeFailure, StatusReport, TargetStatus},
+};
 
 fn addr(last: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, last], 8001))
@@ -25,33 +28,67 @@ fn endpoint(
     }
 }
 
-/// A registry over `workers` workers and one target with a healthy and a refused endpoint.
+fn target(
+    state: AdminState,
+    weight_override: Option<u32>,
+    endpoints: Vec<EndpointStatus>,
+) -> TargetStatus {
+    TargetStatus {
+        name: "api:8001".into(),
+        resolve_error: None,
+        state,
+        weight: 1,
+        weight_override,
+        endpoints,
+    }
+}
+
+/// A registry over `workers` workers, services `default` and `tls`, and two pools that both
+/// hold a target `api:8001`: `web` (drained, weight 4, a healthy and a refused endpoint; 7
+/// rounds) and `db` (ready, one healthy endpoint; 5 rounds). The backends are `web`'s two, then
+/// `db`'s one.
 fn metrics(workers: usize) -> (Metrics, Vec<Arc<WorkerStats>>, Vec<Arc<Backend>>) {
     let stats: Vec<Arc<WorkerStats>> = (0..workers)
-        .map(|i| Arc::new(WorkerStats::new(i)))
+        .map(|i| Arc::new(WorkerStats::new(i, 2)))
         .collect();
-    let health = Arc::new(HealthStatus::new());
+    let (web, db) = (test_pool("web"), test_pool("db"));
     let backends = vec![
         Arc::new(Backend::new(0, "api:8001", addr(1))),
         Arc::new(Backend::new(0, "api:8001", addr(2))),
+        Arc::new(Backend::new(0, "api:8001", addr(3))),
     ];
-    health.store(StatusReport {
+    web.status.store(StatusReport {
         round: 7,
-        targets: vec![TargetStatus {
-            name: "api:8001".into(),
-            resolve_error: None,
-            state: crate::health::AdminState::Drain,
-            weight: 1,
-            weight_override: Some(4),
-            endpoints: vec![
+        targets: vec![target(
+            AdminState::Drain,
+            Some(4),
+            vec![
                 endpoint(addr(1), true, Some(Ok(()))),
                 endpoint(addr(2), false, Some(Err(ProbeFailure::Refused))),
             ],
-        }],
+        )],
     });
-    health.store_backends(backends.clone());
+    web.status.store_backends(backends[..2].to_vec());
+    web.status.round_finished(7);
+    db.status.store(StatusReport {
+        round: 5,
+        targets: vec![target(
+            AdminState::Ready,
+            None,
+            vec![endpoint(addr(3), true, Some(Ok(())))],
+        )],
+    });
+    db.status.store_backends(backends[2..].to_vec());
+    db.status.round_finished(5);
     let limit = Arc::new(ConnectionLimit::new(100));
-    let metrics = Metrics::new(stats.clone(), health, limit, Shutdown::new());
+    let services = vec!["default".to_owned(), "tls".to_owned()];
+    let metrics = Metrics::new(
+        stats.clone(),
+        vec![web, db],
+        services,
+        limit,
+        Shutdown::new(),
+    );
     (metrics, stats, backends)
 }
 
@@ -90,7 +127,36 @@ fn worker_counters_are_summed_over_workers() {
 }
 
 #[test]
-fn backends_are_labelled_by_target_and_address() {
+fn service_counters_are_summed_over_workers_per_service() {
+    let (metrics, stats, _) = metrics(2);
+    stats[0].add_service(0, ServiceCounter::Accepted);
+    stats[1].add_service(0, ServiceCounter::Accepted);
+    stats[1].add_service(1, ServiceCounter::Accepted);
+    stats[0].add_service(1, ServiceCounter::Routed);
+    stats[1].add_service(1, ServiceCounter::TlsHelloRefused);
+    stats[0].add_service(0, ServiceCounter::NoBackend);
+    stats[0].add_service(9, ServiceCounter::NoBackend);
+    assert_eq!(metrics.service_total(0, ServiceCounter::Accepted), 2);
+    assert_eq!(metrics.service_total(9, ServiceCounter::NoBackend), 0);
+    assert_eq!(metrics.services(), ["default", "tls"]);
+    let text = metrics.encode();
+    let expect = [
+        ("ringlb_service_connections_total{service=\"default\"}", 2.0),
+        ("ringlb_service_connections_total{service=\"tls\"}", 1.0),
+        ("ringlb_service_no_backend_total{service=\"default\"}", 1.0),
+        ("ringlb_service_no_backend_total{service=\"tls\"}", 0.0),
+        ("ringlb_tls_hello_refused_total{service=\"default\"}", 0.0),
+        ("ringlb_tls_hello_refused_total{service=\"tls\"}", 1.0),
+        ("ringlb_sni_routed_total{service=\"default\"}", 0.0),
+        ("ringlb_sni_routed_total{service=\"tls\"}", 1.0),
+    ];
+    for (series, value) in expect {
+        assert_eq!(sample(&text, series), Some(value), "{series} in:\n{text}");
+    }
+}
+
+#[test]
+fn backends_are_labelled_by_pool_target_and_address() {
     let (metrics, _, backends) = metrics(2);
     backends[0].connection_opened();
     backends[0].connection_opened();
@@ -98,10 +164,15 @@ fn backends_are_labelled_by_target_and_address() {
     backends[1].connect_failed();
     backends[0].bytes_moved(0, [100, 1000]);
     backends[0].bytes_moved(1, [1, 10]);
+    backends[2].connection_opened();
     let text = metrics.encode();
-    let one = "target=\"api:8001\",addr=\"10.0.0.1:8001\"";
-    let two = "target=\"api:8001\",addr=\"10.0.0.2:8001\"";
+    let one = "pool=\"web\",target=\"api:8001\",addr=\"10.0.0.1:8001\"";
+    let two = "pool=\"web\",target=\"api:8001\",addr=\"10.0.0.2:8001\"";
+    let three = "pool=\"db\",target=\"api:8001\",addr=\"10.0.0.3:8001\"";
     let expect = [
+        (format!("ringlb_backend_up{{{three}}}"), 1.0),
+        (format!("ringlb_backend_active_connections{{{three}}}"), 1.0),
+        (format!("ringlb_backend_connections_total{{{three}}}"), 1.0),
         (format!("ringlb_backend_up{{{one}}}"), 1.0),
         (format!("ringlb_backend_up{{{two}}}"), 0.0),
         (format!("ringlb_backend_active_connections{{{one}}}"), 1.0),
@@ -133,17 +204,35 @@ fn backends_are_labelled_by_target_and_address() {
 }
 
 #[test]
-fn targets_show_their_runtime_state_and_weight() {
+fn targets_show_their_runtime_state_and_weight_per_pool() {
     let (metrics, _, _) = metrics(1);
     let text = metrics.encode();
-    for (state, value) in [("ready", 0.0), ("drain", 1.0), ("maint", 0.0)] {
-        let series = format!("ringlb_target_admin_state{{target=\"api:8001\",state=\"{state}\"}}");
+    for (pool, state, value) in [
+        ("web", "ready", 0.0),
+        ("web", "drain", 1.0),
+        ("web", "maint", 0.0),
+        ("db", "ready", 1.0),
+        ("db", "drain", 0.0),
+    ] {
+        let series = format!(
+            "ringlb_target_admin_state{{pool=\"{pool}\",target=\"api:8001\",state=\"{state}\"}}"
+        );
         assert_eq!(sample(&text, &series), Some(value), "{series} in:\n{text}");
     }
     assert_eq!(
-        sample(&text, "ringlb_target_weight{target=\"api:8001\"}"),
+        sample(
+            &text,
+            "ringlb_target_weight{pool=\"web\",target=\"api:8001\"}"
+        ),
         Some(4.0),
         "the override, not the file's 1"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "ringlb_target_weight{pool=\"db\",target=\"api:8001\"}"
+        ),
+        Some(1.0)
     );
 }
 
@@ -156,7 +245,11 @@ fn process_gauges_follow_their_sources() {
         Some(1.0)
     );
     assert_eq!(sample(&text, "ringlb_draining"), Some(0.0));
-    assert_eq!(sample(&text, "ringlb_health_check_rounds_total"), Some(0.0));
+    assert_eq!(
+        sample(&text, "ringlb_health_check_rounds_total"),
+        Some(12.0),
+        "7 rounds of web and 5 of db"
+    );
     metrics.set_io_backend("epoll");
     assert_eq!(metrics.io_backend(), "epoll");
     let text = metrics.encode();
@@ -183,5 +276,5 @@ fn every_family_has_help_and_type_once() {
             families.push(name.to_owned());
         }
     }
-    assert_eq!(families.len(), 22, "{families:?}");
+    assert_eq!(families.len(), 26, "{families:?}");
 }

@@ -114,12 +114,13 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{health::HealthStatus, limit::ConnectionLimit};
+    use crate::limit::ConnectionLimit;
 
     fn registry(shutdown: &Shutdown) -> Arc<Metrics> {
         Arc::new(Metrics::new(
             Vec::new(),
-            Arc::new(HealthStatus::new()),
+            vec![crate::metrics::test_pool("default")],
+            vec!["default".into()],
             Arc::new(ConnectionLimit::new(1)),
             shutdown.clone(),
         ))

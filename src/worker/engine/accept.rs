@@ -124,7 +124,8 @@ impl<R: Relay> Engine<R> {
             if self.log.on() {
                 let peer = sys::peer_addr(client).unwrap_or(UNKNOWN_PEER);
                 let now = Instant::now();
-                let record = Tally::new(now).record(peer, 0, Termination::Drained, now);
+                let tally = Tally::new(now, service as u16);
+                let record = tally.record(peer, 0, Termination::Drained, now);
                 self.log.push(record);
             }
             // SAFETY: the accept just handed this descriptor over; nothing else has it.
@@ -147,7 +148,7 @@ impl<R: Relay> Engine<R> {
         if self.log.on() {
             // The one clock reading and the one `getpeername` a logged connection adds
             // (multishot accept does not return the peer); `source_hash` reuses the address.
-            slot.tally = Some(Tally::new(Instant::now()));
+            slot.tally = Some(Tally::new(Instant::now(), service as u16));
             if let Some(peer) = sys::peer_addr(client) {
                 slot.peer = peer;
             }
