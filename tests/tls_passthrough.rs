@@ -10,42 +10,18 @@ mod common;
 use std::{
     io::{BufRead, BufReader, Write},
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use common::{
+    binary::TempDir,
     io_backends,
     services::{pool, service, services_config},
     Proxy,
 };
 use ringlb::config::IoBackend;
-
-/// A directory removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        // Both backends' tests run at once in one process: a counter tells them apart.
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let unique = format!(
-            "ringlb-tls-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(unique);
-        std::fs::create_dir_all(&path).unwrap();
-        Dir(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `openssl s_server -www` with a self-signed certificate for `name`, on an ephemeral port;
 /// killed on drop.
@@ -155,7 +131,7 @@ io_backends!(
     /// backend their name selects, through ringlb.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn openssl_clients_reach_the_backend_their_name_selects(io: IoBackend) {
-        let dir = Dir::new();
+        let dir = TempDir::new("tls-passthrough");
         let api = TlsBackend::start(&dir.0, "api.example.com");
         let internal = TlsBackend::start(&dir.0, "*.internal.example.com");
         let fallback = TlsBackend::start(&dir.0, "default.example.com");

@@ -155,9 +155,6 @@ pub(super) async fn serve(
     let logged = Logged::new(&shared.log, peer, service);
     // The settings this connection keeps to its end, whatever a reload publishes meanwhile.
     let settings = shared.settings[service].borrow_mut().get();
-    for pool in &shared.pools {
-        pool.passive.set_fall(settings.passive_fall);
-    }
     let routing = &settings.routing;
     let (prelude, routed) = match (settings.accept_proxy, routing.reads_hello()) {
         (false, false) => (Prelude::none(), routing.without_hello()),
@@ -187,6 +184,10 @@ pub(super) async fn serve(
         shared.stats.add_service(service, ServiceCounter::Routed);
     }
     let pool = routed.pool.and_then(|p| shared.pools.get(p as usize));
+    if let Some(pool) = pool {
+        // The running passive_fall (a reload may have changed it).
+        pool.passive.set_fall(settings.passive_fall);
+    }
     let peer = prelude.client().unwrap_or(peer);
     logged.client.set(peer);
     let mut replay = settings
@@ -357,6 +358,15 @@ impl Pending<'_, '_> {
             .prelude
             .send(client, peer, server, backend.send_proxy())
             .await;
+        let count = copy::Delivered {
+            backend,
+            worker: passive.worker(),
+            bytes: &self.logged.bytes,
+        };
+        if sent.is_ok() && self.prelude.carries_client_bytes() {
+            // The client's bytes that came with its header or its ClientHello were delivered.
+            count.add(0, self.prelude.client_bytes());
+        }
         let Some(replay) = self.replay.as_deref_mut() else {
             if sent.is_err() {
                 self.logged.ends(Termination::BackendReset);
@@ -367,11 +377,6 @@ impl Pending<'_, '_> {
             passive.prelude_failed(backend, self.prelude.carries_client_bytes());
             return Ok(Handshake::Retry);
         }
-        let count = copy::Delivered {
-            backend,
-            worker: passive.worker(),
-            bytes: &self.logged.bytes,
-        };
         Ok(match replay.run(client, server, idle, count).await? {
             Phase::Answered => {
                 passive.answered(backend);

@@ -132,6 +132,14 @@ impl<'a> Prelude<'a> {
         self.addrs.map(|(src, _)| src)
     }
 
+    /// How many bytes the client sent after its own header (all of them without one), which
+    /// go to the backend before the relay.
+    pub(super) fn client_bytes(&self) -> usize {
+        self.received
+            .as_ref()
+            .map_or(0, |(_, received)| received.saturating_sub(self.consumed))
+    }
+
     /// Whether bytes the client sent after its own header go to the backend before the relay.
     pub(super) fn carries_client_bytes(&self) -> bool {
         self.received

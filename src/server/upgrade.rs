@@ -331,6 +331,19 @@ pub struct Handed {
     pub pools: BTreeMap<String, Overrides>,
 }
 
+impl Handed {
+    /// What a predecessor wrote: [`Handed`], or one pool's [`Overrides`] alone (a ringlb from
+    /// before pools), which are the seed form's pool's.
+    fn from_json(value: serde_json::Value) -> serde_json::Result<Handed> {
+        match serde_json::from_value::<Handed>(value.clone()) {
+            Ok(handed) => Ok(handed),
+            Err(_) => Ok(Handed {
+                pools: BTreeMap::from([(DEFAULT.to_owned(), serde_json::from_value(value)?)]),
+            }),
+        }
+    }
+}
+
 /// `handed` as JSON in an in-memory file, rewound for its reader; `None` when there is nothing.
 fn overrides_file(handed: &Handed) -> io::Result<Option<std::fs::File>> {
     if handed.pools.is_empty() {
@@ -353,12 +366,7 @@ pub fn inherited_overrides() -> Option<Handed> {
         let fd: RawFd = fd.to_string_lossy().parse()?;
         let file = handover::adopt_file(fd)?;
         let value: serde_json::Value = serde_json::from_reader(io::BufReader::new(file))?;
-        match serde_json::from_value::<Handed>(value.clone()) {
-            Ok(handed) => Ok(handed),
-            Err(_) => Ok(Handed {
-                pools: BTreeMap::from([(DEFAULT.to_owned(), serde_json::from_value(value)?)]),
-            }),
-        }
+        Ok(Handed::from_json(value)?)
     };
     match read() {
         Ok(handed) => Some(handed),
@@ -522,6 +530,20 @@ mod tests {
         let any_port = "127.0.0.1:0".parse().unwrap();
         assert_eq!(inherited.take_admin(any_port).len(), 1, "port 0 takes any");
         assert_eq!(inherited.leftover(), 0);
+    }
+
+    #[test]
+    fn overrides_from_a_ringlb_before_pools_are_the_default_pools() {
+        let old = serde_json::json!({"targets": {"a:80": {"entry": "x", "state": "drain"}}});
+        let handed = Handed::from_json(old).unwrap();
+        assert_eq!(handed.pools.keys().collect::<Vec<_>>(), ["default"]);
+        assert!(handed.pools["default"].get("a:80").is_some());
+        let mut by_pool = Handed::default();
+        by_pool
+            .pools
+            .insert("web".into(), handed.pools["default"].clone());
+        let again = Handed::from_json(serde_json::to_value(&by_pool).unwrap()).unwrap();
+        assert_eq!(again.pools.keys().collect::<Vec<_>>(), ["web"]);
     }
 
     #[test]

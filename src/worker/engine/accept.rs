@@ -136,9 +136,6 @@ impl<R: Relay> Engine<R> {
             self.pause_for_capacity();
         }
         let settings = self.listeners[service].settings.get();
-        for pool in &self.pools {
-            pool.passive.set_fall(settings.base.passive_fall);
-        }
         let reads_prelude = settings.base.accept_proxy || settings.base.routing.reads_hello();
         let routed = settings.base.routing.without_hello();
         let index = self.slots.insert(client);

@@ -302,14 +302,17 @@ impl<R: Relay> Engine<R> {
                 let Some(settings) = slot.settings.as_deref() else {
                     return false;
                 };
-                // Each connection's own idle timeout, in ticks (at least one).
+                // Each connection's own idle timeout, in ticks (at least one). Its last
+                // activity was somewhere in the tick `last_active` began, so only a full
+                // `idle` ticks after that one is it surely idle that long: closed at most one
+                // tick (a quarter of the timeout) late, never early.
                 let idle = settings
                     .base
                     .idle_timeout
                     .as_nanos()
                     .div_ceil(period)
                     .max(1) as u32;
-                slot.opened && !slot.closing && now.wrapping_sub(slot.last_active) >= idle
+                slot.opened && !slot.closing && now.wrapping_sub(slot.last_active) > idle
             })
             .collect();
         for (index, generation) in expired {

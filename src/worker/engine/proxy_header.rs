@@ -21,7 +21,7 @@ use std::{
 
 use io_uring::{opcode, squeue, types::Fd};
 
-use super::Engine;
+use super::{count_bytes, Engine};
 use crate::{
     access_log::Termination,
     conn::{
@@ -153,7 +153,6 @@ impl<R: Relay> Engine<R> {
         match parsed {
             Ok(Some((addresses, consumed))) => {
                 slot.prelude.consumed = consumed;
-                slot.prelude.deadline = None;
                 // LOCAL and UNKNOWN headers carry no client: the real endpoints stand.
                 if let Addresses::Tcp { src, dst } = addresses {
                     slot.prelude.addrs = Some((src, dst));
@@ -311,6 +310,12 @@ impl<R: Relay> Engine<R> {
             return self.teardown(index, token.generation);
         }
         let Some((ptr, len)) = prelude.advance(sent as usize) else {
+            // The client's bytes that came with its header or its ClientHello were delivered.
+            let moved = [prelude.leftover() as u64, 0];
+            count_bytes(slot.backend.as_deref(), self.id, moved);
+            if let Some(tally) = slot.tally.as_mut() {
+                tally.add(moved);
+            }
             return self.on_connected(index, token.generation);
         };
         let send = opcode::Send::new(Fd(slot.server), ptr, len as u32)

@@ -30,6 +30,10 @@ impl<R: Relay> Engine<R> {
         let slot = self.slots.at(index);
         slot.prelude.deadline = None;
         slot.pool = routed.pool;
+        if let Some(pool) = routed.pool.and_then(|p| self.pools.get(p as usize)) {
+            // The running passive_fall (a reload may have changed it).
+            pool.passive.set_fall(slot.settings().base.passive_fall);
+        }
         if let Some(tally) = slot.tally.as_mut() {
             tally.routed(routed.pool, routed.sni);
         }
