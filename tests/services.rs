@@ -18,6 +18,13 @@ fn addr_of(proxy: &Proxy, name: &str) -> std::net::SocketAddr {
     proxy.server().service_addr(name).expect("the service runs")
 }
 
+/// The sum of `name`'s samples in the proxy's `/metrics`.
+async fn metric(proxy: &Proxy, name: &str) -> f64 {
+    let admin = proxy.server().admin_addr().expect("the admin listener");
+    let (_, text) = common::admin_http::get(admin, "/metrics").await;
+    common::admin_http::metric(&text, name)
+}
+
 /// Waits (bounded) until every pool's checker has admitted all its targets.
 async fn wait_pools(proxy: &Proxy) {
     let deadline = Instant::now() + common::DEADLINE;
@@ -263,6 +270,8 @@ io_backends!(
             vec![good],
             "nothing refused got through"
         );
+        assert_eq!(metric(&proxy, "ringlb_tls_hello_refused_total").await, 2.0);
+        assert_eq!(metric(&proxy, "ringlb_service_connections_total").await, 3.0);
     }
 );
 
@@ -300,6 +309,7 @@ io_backends!(
             "closed after the 5 s budget, not {waited:?}"
         );
         assert!(default.connections().is_empty());
+        assert_eq!(metric(&proxy, "ringlb_tls_hello_refused_total").await, 1.0);
     }
 );
 
