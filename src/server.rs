@@ -518,36 +518,23 @@ impl ReloadHandle {
     pub fn reload(&self, config: &Config) -> Vec<String> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let restart = running.restart_keys(config);
-        let next_pools = config.pools();
-        // The running pools, by the names they had at start: a route to a pool only the new
-        // file has waits for the upgrade that starts it.
-        let running_pools: Vec<Pool> = (self.pools.iter())
-            .map(
-                |handle| match next_pools.iter().find(|p| p.name == handle.name) {
-                    Some(next) => next.clone(),
-                    None => Pool {
-                        name: handle.name.clone(),
-                        ..running
-                            .pools()
-                            .into_iter()
-                            .find(|p| p.name == handle.name)
-                            .unwrap_or_else(|| next_pools[0].clone())
-                    },
-                },
-            )
-            .collect();
+        // What runs after this reload: the pools and services this process started with (only
+        // an upgrade changes that set), each with the file's new definition where it still has
+        // one by that name, and a service on the address it is bound to.
+        let pools = carried(running.pools(), config.pools(), |p| &p.name, |_, next| next);
+        let services = carried(
+            running.services(),
+            config.services(),
+            |s| &s.name,
+            |old, next| Service {
+                listen: old.listen,
+                ..next
+            },
+        );
         let traffic = &config.live.traffic;
         self.limit.set_max(traffic.max_connections);
-        let next_services = config.services();
-        for (index, (published, service)) in
-            self.published.iter().zip(running.services()).enumerate()
-        {
-            let service = next_services
-                .iter()
-                .find(|s| s.name == service.name)
-                .unwrap_or(&service);
-            let settings =
-                worker_settings(&running.startup, traffic, index, service, &running_pools);
+        for (index, (published, service)) in self.published.iter().zip(&services).enumerate() {
+            let settings = worker_settings(&running.startup, traffic, index, service, &pools);
             published.store(Arc::new(settings));
         }
         if running.startup.admin.enabled {
@@ -555,18 +542,15 @@ impl ReloadHandle {
             self.reload_token(token_file.as_deref());
             running.startup.admin.token_file = token_file;
         }
-        for (handle, pool) in self.pools.iter().zip(&running_pools) {
-            if next_pools.iter().any(|p| p.name == pool.name) {
-                handle.reloader.reload(
-                    pool.resolved_targets(),
-                    pool.health_check.clone(),
-                    pool.balance,
-                );
-            }
+        for (handle, pool) in self.pools.iter().zip(&pools) {
+            handle.reloader.reload(
+                pool.resolved_targets(),
+                pool.health_check.clone(),
+                pool.balance,
+            );
         }
-        let live = &config.live;
-        running.live = live.clone();
-        if let Err(e) = self.access_log.configure(&live.access_log) {
+        settle(&mut running, config, pools, services);
+        if let Err(e) = self.access_log.configure(&config.live.access_log) {
             tracing::error!("SIGHUP: access log not changed, the running one is kept: {e}");
         }
         // What really runs, so the next reload compares against it.
@@ -601,6 +585,44 @@ impl ReloadHandle {
                 );
             }
         }
+    }
+}
+
+/// The `running` entries (the set this process started with), each replaced by `merge(old,
+/// next)` where `next` has an entry of the same name, kept as it was otherwise.
+fn carried<T: Clone>(
+    running: Vec<T>,
+    next: Vec<T>,
+    name: impl Fn(&T) -> &String,
+    merge: impl Fn(T, T) -> T,
+) -> Vec<T> {
+    (running.into_iter())
+        .map(|old| match next.iter().find(|n| name(n) == name(&old)) {
+            Some(new) => merge(old, new.clone()),
+            None => old,
+        })
+        .collect()
+}
+
+/// Makes `running` say what runs after a reload to `next`: `next`'s live settings, with the
+/// pools and services that really run, in the form `running` was started in (a file that
+/// switched forms waits for the upgrade, like any change of the set).
+fn settle(running: &mut Config, next: &Config, pools: Vec<Pool>, services: Vec<Service>) {
+    let started_with_services = running.has_services();
+    running.live = next.live.clone();
+    if started_with_services {
+        running.live.pools = pools;
+        running.live.services = services;
+        return;
+    }
+    // The seed form: its one pool is the top-level keys.
+    running.live.pools.clear();
+    running.live.services.clear();
+    if let Some(pool) = pools.into_iter().next() {
+        running.live.targets = pool.targets;
+        running.live.balance = pool.balance;
+        running.live.send_proxy = pool.send_proxy;
+        running.live.health_check = pool.health_check;
     }
 }
 

@@ -271,7 +271,10 @@ io_backends!(
             "nothing refused got through"
         );
         assert_eq!(metric(&proxy, "ringlb_tls_hello_refused_total").await, 2.0);
-        assert_eq!(metric(&proxy, "ringlb_service_connections_total").await, 3.0);
+        assert_eq!(
+            metric(&proxy, "ringlb_service_connections_total").await,
+            3.0
+        );
     }
 );
 
@@ -419,5 +422,49 @@ io_backends!(
             20,
             "no stalled byte reached the backend"
         );
+    }
+);
+
+io_backends!(
+    /// A reload that adds a service and drops a pool needs an upgrade: it says so, keeps
+    /// serving what it started with (a route to the new pool is left out, the dropped pool
+    /// keeps serving its route), and says so again on the next reload, since that is still
+    /// what runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_that_changes_the_sets_is_left_to_an_upgrade(io: IoBackend) {
+        let (a, b, c) = (
+            Recorder::start("a").await,
+            Recorder::start("b").await,
+            Recorder::start("c").await,
+        );
+        let before = services_config(
+            io,
+            vec![pool("a", &[a.addr]), pool("b", &[b.addr])],
+            vec![service("tls", Some("a"), &[(&["b.example.com"], "b")])],
+        );
+        let proxy = Proxy::start(&before);
+        wait_pools(&proxy).await;
+        let addr = addr_of(&proxy, "tls");
+        let to_b = client_hello(Some("b.example.com"), 0, 16384);
+        let to_c = client_hello(Some("c.example.com"), 0, 16384);
+        let after = services_config(
+            io,
+            vec![pool("a", &[a.addr]), pool("c", &[c.addr])],
+            vec![
+                service("tls", Some("a"), &[(&["c.example.com"], "c")]),
+                service("extra", Some("a"), &[]),
+            ],
+        );
+        for _ in 0..2 {
+            let mut restart = proxy.server().reload_handle().reload(&after);
+            restart.sort();
+            assert_eq!(restart, ["pools", "services"], "both sets changed");
+            // Pool c does not run yet: its route is left out, the default serves the name.
+            assert_eq!(exchange(addr, &to_c, 4096).await.unwrap(), b"a");
+            // The file's routes replaced the old ones: b's name is no route any more.
+            assert_eq!(exchange(addr, &to_b, 4096).await.unwrap(), b"a");
+        }
+        assert!(proxy.server().service_addr("extra").is_none());
+        assert!(c.connections().is_empty() && b.connections().is_empty());
     }
 );
