@@ -223,6 +223,21 @@ io_backends!(
     }
 );
 
+/// A proxy with one service, `tls`, routing `api.example.com` (and everything else) to one
+/// recording backend, `default`; ready.
+async fn one_tls_service(io: IoBackend) -> (Recorder, Proxy) {
+    let default = Recorder::start("default").await;
+    let routes: &[(&[&str], &str)] = &[(&["api.example.com"], "default")];
+    let config = services_config(
+        io,
+        vec![pool("default", &[default.addr])],
+        vec![service("tls", Some("default"), routes)],
+    );
+    let proxy = Proxy::start(&config);
+    wait_pools(&proxy).await;
+    (default, proxy)
+}
+
 /// Connects, sends `bytes`, and returns how the connection ended from the client's side:
 /// `Ok(answer)` at EOF, `Err` on a reset; never an answer from a backend.
 async fn refused(addr: std::net::SocketAddr, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -234,18 +249,7 @@ io_backends!(
     /// client is closed, and no backend ever sees a byte of it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn broken_and_oversized_hellos_are_refused(io: IoBackend) {
-        let default = Recorder::start("default").await;
-        let config = services_config(
-            io,
-            vec![pool("default", &[default.addr])],
-            vec![service(
-                "tls",
-                Some("default"),
-                &[(&["api.example.com"], "default")],
-            )],
-        );
-        let proxy = Proxy::start(&config);
-        wait_pools(&proxy).await;
+        let (default, proxy) = one_tls_service(io).await;
         let addr = addr_of(&proxy, "tls");
         // A handshake record holding a ServerHello.
         let mut not_hello = client_hello(Some("api.example.com"), 0, 16384);
@@ -284,18 +288,7 @@ io_backends!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hello_that_stalls_is_closed_after_its_budget(io: IoBackend) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let default = Recorder::start("default").await;
-        let config = services_config(
-            io,
-            vec![pool("default", &[default.addr])],
-            vec![service(
-                "tls",
-                Some("default"),
-                &[(&["api.example.com"], "default")],
-            )],
-        );
-        let proxy = Proxy::start(&config);
-        wait_pools(&proxy).await;
+        let (default, proxy) = one_tls_service(io).await;
         let hello = client_hello(Some("api.example.com"), 0, 16384);
         let started = Instant::now();
         let mut stream = tokio::net::TcpStream::connect(addr_of(&proxy, "tls"))

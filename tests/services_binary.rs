@@ -46,6 +46,18 @@ fn file(io: IoBackend, backends: [SocketAddr; 4], route_to: &str, log: &str) -> 
     )
 }
 
+/// The four backends of [`file`]'s pools (kept alive by the caller) and their addresses.
+async fn backends() -> ([Recorder; 4], [SocketAddr; 4]) {
+    let backends = [
+        Recorder::start("api").await,
+        Recorder::start("lines").await,
+        Recorder::start("tls-a").await,
+        Recorder::start("tls-b").await,
+    ];
+    let addrs = [0, 1, 2, 3].map(|i| backends[i].addr);
+    (backends, addrs)
+}
+
 /// The address service `name` listens on, from its "service listening" log line (the last
 /// one: a successor logs its own).
 fn service_addr(process: &Process, name: &str) -> SocketAddr {
@@ -90,13 +102,7 @@ io_backends!(
     /// the access log say which service and pool each connection had.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_services_file_serves_observes_and_logs_every_service(io: IoBackend) {
-        let backends = [
-            Recorder::start("api").await,
-            Recorder::start("lines").await,
-            Recorder::start("tls-a").await,
-            Recorder::start("tls-b").await,
-        ];
-        let addrs = [0, 1, 2, 3].map(|i| backends[i].addr);
+        let (_backends, addrs) = backends().await;
         let dir = TempDir::new("services-bin");
         let log = dir.0.join("access.log");
         let process = Process::start(&file(io, addrs, "tls-a", &log.to_string_lossy()), None);
@@ -182,13 +188,7 @@ io_backends!(
     /// process while clients keep connecting to all of them, and none is refused.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sighup_moves_a_route_and_sigusr2_keeps_every_service(io: IoBackend) {
-        let backends = [
-            Recorder::start("api").await,
-            Recorder::start("lines").await,
-            Recorder::start("tls-a").await,
-            Recorder::start("tls-b").await,
-        ];
-        let addrs = [0, 1, 2, 3].map(|i| backends[i].addr);
+        let (_backends, addrs) = backends().await;
         let dir = TempDir::new("services-upgrade");
         let log = dir.0.join("access.log").to_string_lossy().into_owned();
         let process = Process::start(&file(io, addrs, "tls-a", &log), None);
