@@ -120,8 +120,8 @@ pub struct Server {
     reload: ReloadHandle,
     shutdown: Shutdown,
     workers: Vec<JoinHandle<io::Result<()>>>,
-    /// One health checker thread per pool.
-    health: Vec<JoinHandle<()>>,
+    /// The health checkers' thread (every pool's).
+    health: JoinHandle<()>,
     metrics: Arc<Metrics>,
     /// `None` when `[admin] enabled = false`.
     admin: Option<AdminServer>,
@@ -278,10 +278,8 @@ impl Server {
         ));
         metrics.set_io_backend(io_backend.as_str());
         metrics.set_access_log(Arc::clone(&access_log));
-        let health = (checkers.into_iter())
-            .map(|health| health.spawn(shutdown.clone()))
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(StartError::Spawn)?;
+        let health =
+            HealthChecker::spawn_all(checkers, shutdown.clone()).map_err(StartError::Spawn)?;
         let mut workers = Vec::with_capacity(count);
         for (id, worker) in built.into_iter().enumerate() {
             let pin = startup.pin_workers.then_some(id % cores);
@@ -470,9 +468,7 @@ impl Server {
                 }
             }
         }
-        for health in self.health {
-            let _ = health.join();
-        }
+        let _ = self.health.join();
         // Every connection has ended: what is queued is written before the process exits.
         self.access_log.stop();
         if let Some(admin) = self.admin {

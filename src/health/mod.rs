@@ -272,6 +272,35 @@ impl HealthChecker {
             .spawn(move || self.run(runtime, shutdown))
     }
 
+    /// Runs every checker of `checkers` (one per pool) on one new thread, `ringlb-health`,
+    /// with one current-thread runtime, until `shutdown` fires: each as
+    /// [`HealthChecker::spawn`] would run it, its lines logged under its pool's name. Pools
+    /// cost no thread each: their probes are concurrent tasks on the same runtime.
+    pub fn spawn_all(
+        checkers: Vec<HealthChecker>,
+        shutdown: Shutdown,
+    ) -> io::Result<JoinHandle<()>> {
+        let runtime = Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new()
+            .name("ringlb-health".into())
+            .spawn(move || {
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    for mut checker in checkers {
+                        let span = checker.span().unwrap_or_else(tracing::Span::none);
+                        let run = async move { checker.run_forever().await };
+                        tokio::task::spawn_local(tracing::Instrument::instrument(run, span));
+                    }
+                    shutdown.wait().await;
+                });
+                // The checkers' tasks go with the local set; do not wait for a `getaddrinfo`
+                // stuck on the blocking pool.
+                drop(local);
+                runtime.shutdown_background();
+                debug!("health checkers stopped");
+            })
+    }
+
     /// Runs one round on the caller's tokio runtime and returns its number, counting from 1.
     /// [`HealthChecker::spawn`] calls this every interval; tests call it directly to step
     /// through rounds. Like any tokio I/O, it must be polled inside a runtime with time and I/O

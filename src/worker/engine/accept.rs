@@ -120,7 +120,11 @@ impl<R: Relay> Engine<R> {
     fn on_client(&mut self, service: usize, client: RawFd) {
         self.stats.add(WorkerCounter::Accepted);
         self.stats.add_service(service, ServiceCounter::Accepted);
-        if self.stopping {
+        // Accepted while stopping (the multishot accept posted it before its cancellation
+        // took effect): the kernel handed this client to us, not to a successor sharing the
+        // listener, so it is served like any open connection until the drain deadline; only
+        // past that is it closed.
+        if self.drain_expired {
             if self.log.on() {
                 let peer = sys::peer_addr(client).unwrap_or(UNKNOWN_PEER);
                 let now = Instant::now();
@@ -223,7 +227,9 @@ impl<R: Relay> Engine<R> {
         // The drain deadline as published now (a reload may have changed it).
         let drain = self.listeners[0].settings.get().base.drain_timeout;
         self.timers.drain = Timespec::from(drain);
-        if self.slots.live() > 0 && !self.arm_timer(Op::DrainDeadline) {
+        // Armed even with nothing open: a client the accept still hands over must not outlive
+        // the drain deadline either.
+        if !self.arm_timer(Op::DrainDeadline) {
             self.close_all();
         }
     }

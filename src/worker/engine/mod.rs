@@ -443,6 +443,9 @@ impl<R: Relay> Engine<R> {
     fn close_all(&mut self) {
         self.drain_expired = true;
         let open: Vec<(u32, u32)> = self.slots.live_tokens().collect();
+        if open.is_empty() {
+            return;
+        }
         events::drain_expired(self.id, open.len());
         for (index, generation) in open {
             self.ends(
