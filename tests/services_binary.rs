@@ -72,6 +72,32 @@ fn service_addr(process: &Process, name: &str) -> SocketAddr {
         .unwrap()
 }
 
+/// A process an upgrade started, killed when dropped.
+struct Successor(i32);
+
+impl Drop for Successor {
+    fn drop(&mut self) {
+        // SAFETY: kill takes a pid and a signal number only.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+/// The pid of the process the upgrade started, from the old one's log.
+fn successor_pid(process: &Process) -> i32 {
+    let log = process.log.lock().unwrap();
+    log.iter()
+        .filter(|l| l.contains("upgrade: started the new process"))
+        .find_map(|l| {
+            l.split("pid=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no successor in the log: {log:?}"))
+}
+
 /// The value of the sample of `name` whose labels include `label`.
 fn labelled(text: &str, name: &str, label: &str) -> f64 {
     let prefix = format!("{name}{{");
@@ -222,6 +248,8 @@ io_backends!(
         });
         process.signal("USR2");
         process.wait_log("upgrade: the new process serves", 1);
+        // Not a child of this test: ended here, whatever happens below.
+        let _successor = Successor(successor_pid(&process));
         let served = clients
             .await
             .expect("no client refused or misrouted during the upgrade");
