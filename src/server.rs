@@ -1,8 +1,10 @@
-//! Starting and stopping a whole ringlb instance: listeners, workers, the health checker and
-//! the admin listener.
+//! Starting and stopping a whole ringlb instance: every service's listeners, the workers, every
+//! pool's balancer and health checker, and the admin listener; and applying a reload to them
+//! ([`ReloadHandle`]: each running pool and service gets its new definition by name, the sets
+//! themselves wait for an upgrade).
 //!
 //! Owns the order of start-up (probe io_uring, check the descriptor limit, bind, prime the
-//! balancer, start threads) so that every failure is reported before traffic is accepted, the
+//! balancers, start threads) so that every failure is reported before traffic is accepted, the
 //! watch over worker threads (a worker that dies stops the whole process, [`supervise`]), and
 //! the order of stopping: workers drain, the health checker stops, and only then the admin
 //! listener, so `/healthz` answers 503 for the whole drain. Never on the hot path.

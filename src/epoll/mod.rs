@@ -2,9 +2,11 @@
 //! is unavailable (Docker's default seccomp profile, gVisor, hardened kernels).
 //!
 //! Each worker thread runs its own tokio current-thread runtime over its own `SO_REUSEPORT`
-//! listener, and one local task per connection: pick, connect with timeout and retries, the 503
-//! when no backend is left, then relay with half-close and the idle timeout ([`conn`], [`copy`]).
-//! On shutdown it stops accepting at once, closes the listener, lets open connections finish
+//! listener per service (accepted from in turn, so no service starves another), and one local
+//! task per connection: its prelude (PROXY header, ClientHello) and route, pick, connect with
+//! timeout and retries, the 503 when no backend is left, then relay with half-close and the idle
+//! timeout ([`conn`], [`copy`]).
+//! On shutdown it stops accepting at once, closes the listeners, lets open connections finish
 //! until the drain deadline and then closes them. Behaviour matches the io_uring worker; the
 //! end-to-end tests run on both.
 //!

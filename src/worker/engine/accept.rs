@@ -1,5 +1,7 @@
-//! Accepting: the listener's multishot accept, the connection cap, descriptor exhaustion, and
-//! stopping on shutdown.
+//! Accepting: one multishot accept per service's listener (a completion's token names the
+//! listener, so each client starts with its service's settings), the connection cap, descriptor
+//! exhaustion, and stopping on shutdown. A client still handed over once stopping began is served
+//! until the drain deadline: with a successor sharing the listener, closing it would lose it.
 
 use std::{
     net::{SocketAddr, TcpListener},

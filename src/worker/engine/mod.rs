@@ -2,10 +2,11 @@
 //! tear down. Generic over the strategy so each one compiles to its own loop without dynamic
 //! dispatch.
 //!
-//! Split by phase: [`accept`] (listener, connection cap, stop), [`proxy_header`] (the client's
-//! PROXY header, and what goes to the backend before relaying), [`connect`] (pick, connect,
-//! retries), [`reject`] (the no-backend answer); this file holds the loop, the relay hand-off,
-//! idle sweeps and teardown.
+//! Split by phase: [`accept`] (listeners, connection cap, stop), [`proxy_header`] (the client's
+//! prelude: its PROXY header and ClientHello, and what goes to the backend before relaying),
+//! [`route`] (the pool the prelude selects), [`connect`] (pick, connect, retries), [`reject`]
+//! (the no-backend answer); this file holds the loop, the relay hand-off, idle sweeps and
+//! teardown.
 
 mod accept;
 mod connect;
