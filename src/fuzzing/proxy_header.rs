@@ -194,15 +194,7 @@ fn check_reencoded(
 /// `Invalid` for good, with every `needed` along the way a lower bound that is exact for v2
 /// once its fixed part is in.
 fn check_prefixes(data: &[u8], lengths: &[usize]) {
-    let mut cuts: Vec<usize> = (0..=data.len().min(EVERY_CUT)).collect();
-    cuts.extend(lengths.iter().scan(0, |at, &len| {
-        *at += len.max(1);
-        Some((*at).min(data.len()))
-    }));
-    cuts.push(data.len());
-    cuts.sort_unstable();
-    cuts.dedup();
-
+    let cuts = super::split::cuts(data.len(), lengths, EVERY_CUT);
     let mut settled: Option<Fed> = None;
     let mut promised = 0; // the longest `cut + needed` of an Incomplete so far
     let mut last_incomplete = None;

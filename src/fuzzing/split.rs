@@ -18,6 +18,21 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// (the admin's 8 KiB head), so "everything in one read" is one of the shapes tried.
 const LONGEST_READ: u64 = 9 * 1024;
 
+/// Where a stateless parser is asked about a stream of `len` bytes arriving in reads of
+/// `lengths`: every prefix up to `every` bytes (the header region, byte by byte), then the end
+/// of each read, then the whole; ascending, each once.
+pub fn cuts(len: usize, lengths: &[usize], every: usize) -> Vec<usize> {
+    let mut cuts: Vec<usize> = (0..=len.min(every)).collect();
+    cuts.extend(lengths.iter().scan(0, |at, &read| {
+        *at += read.max(1);
+        Some((*at).min(len))
+    }));
+    cuts.push(len);
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
 /// Read lengths for `data`, derived from the bytes themselves (so a fuzz input decides its own
 /// split, and the same input always splits the same way): mostly 1 to 4 bytes, often up to 64,
 /// sometimes up to 9 KiB. They add up to at least `data.len()`.

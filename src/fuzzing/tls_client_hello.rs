@@ -124,14 +124,7 @@ fn handshake_payload(input: &[u8]) -> Vec<u8> {
 /// checks the answers settle: `Incomplete` up to some length, then one answer for good, with
 /// every `needed` along the way leading no further than where a `Complete` came.
 fn check_prefixes(data: &[u8], lengths: &[usize]) {
-    let mut cuts: Vec<usize> = (0..=data.len().min(EVERY_CUT)).collect();
-    cuts.extend(lengths.iter().scan(0, |at, &len| {
-        *at += len.max(1);
-        Some((*at).min(data.len()))
-    }));
-    cuts.push(data.len());
-    cuts.sort_unstable();
-    cuts.dedup();
+    let cuts = super::split::cuts(data.len(), lengths, EVERY_CUT);
     let mut settled: Option<Fed> = None;
     let mut promised = 0;
     for cut in cuts {
