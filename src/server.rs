@@ -424,12 +424,15 @@ impl Server {
     /// serialisable. A binary upgrade of the ringlb binary hands them over by itself (JSON in
     /// an in-memory file beside the listeners, applied by the new process's [`Server::start`]
     /// before any worker serves); an embedder that replaces a [`Server`] another way takes
-    /// them here and gives them to the next one's [`Server::restore_overrides`].
+    /// them here and gives them to the next one's [`Server::restore_overrides`]. These are the
+    /// first pool's (the seed form's one); with several pools, each pool's are its handle's
+    /// (`server.pools()[i].status.overrides()`, restored with its `reloader.restore(…)`).
     pub fn overrides(&self) -> Arc<Overrides> {
         self.pools[0].status.overrides()
     }
 
-    /// Takes over `overrides` handed over by the process this one replaces: each target's
+    /// Takes over `overrides` handed over by the process this one replaces, for the first pool
+    /// (see [`Server::overrides`]): each target's
     /// overrides hold where this process runs the same entry for it (under the same rule as a
     /// reload), the others are dropped and logged. Completes once they are applied and
     /// published; `None` if the health checker has stopped.

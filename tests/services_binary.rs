@@ -82,22 +82,6 @@ impl Drop for Successor {
     }
 }
 
-/// The pid of the process the upgrade started, from the old one's log.
-fn successor_pid(process: &Process) -> i32 {
-    let log = process.log.lock().unwrap();
-    log.iter()
-        .filter(|l| l.contains("upgrade: started the new process"))
-        .find_map(|l| {
-            l.split("pid=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no successor in the log: {log:?}"))
-}
-
 /// The value of the sample of `name` whose labels include `label`.
 fn labelled(text: &str, name: &str, label: &str) -> f64 {
     let prefix = format!("{name}{{");
@@ -249,7 +233,8 @@ io_backends!(
         process.signal("USR2");
         process.wait_log("upgrade: the new process serves", 1);
         // Not a child of this test: ended here, whatever happens below.
-        let _successor = Successor(successor_pid(&process));
+        let pids = process.successor_pids();
+        let _successor = Successor(*pids.first().expect("the upgrade started a successor"));
         let served = clients
             .await
             .expect("no client refused or misrouted during the upgrade");

@@ -213,18 +213,7 @@ io_backends!(
             "the first process exited with {first_status}"
         );
         let log = first.log.lock().unwrap().clone();
-        let olds: Vec<i32> = log
-            .iter()
-            .filter(|l| l.contains("upgrade: started the new process"))
-            .filter_map(|l| {
-                l.split("pid=")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        let olds = first.successor_pids();
         assert_eq!(
             olds.len(),
             UPGRADES,

@@ -153,6 +153,22 @@ impl Process {
         }
     }
 
+    /// The pids of the processes its upgrades started, in order, from its log.
+    pub fn successor_pids(&self) -> Vec<i32> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|l| l.contains("upgrade: started the new process"))
+            .filter_map(|l| {
+                l.split("pid=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
     pub fn log_lines(&self, needle: &str) -> usize {
         self.log
             .lock()
