@@ -9,7 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{binary, hostile::*, io_backends, line::eventually, relay_on, NamedBackend, DEADLINE};
+use common::{
+    admin_http::admin_addr, binary, hostile::*, io_backends, line::eventually, relay_on,
+    NamedBackend, DEADLINE,
+};
 use ringlb::config::{IoBackend, RelayMode};
 use tokio::{io::AsyncReadExt, net::TcpStream};
 

@@ -61,15 +61,12 @@ async fn backends() -> ([Recorder; 4], [SocketAddr; 4]) {
 /// The address service `name` listens on, from its "service listening" log line (the last
 /// one: a successor logs its own).
 fn service_addr(process: &Process, name: &str) -> SocketAddr {
-    let log = process.log.lock().unwrap();
-    let needle = format!("service=\"{name}\"");
-    log.iter()
-        .rev()
-        .filter(|l| l.contains("service listening") && l.contains(&needle))
-        .find_map(|l| l.split("listen=").nth(1)?.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address for {name}: {log:?}"))
-        .parse()
-        .unwrap()
+    let marker = format!("service listening service=\"{name}\"");
+    let addrs = process.logged(&marker, "listen");
+    let last = addrs
+        .last()
+        .unwrap_or_else(|| panic!("no address for {name}: {:?}", process.log.lock().unwrap()));
+    last.parse().unwrap()
 }
 
 /// A process an upgrade started, killed when dropped.

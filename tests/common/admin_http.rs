@@ -12,13 +12,14 @@ use super::{binary::Process, DEADLINE};
 
 /// Where `process` serves its admin API, as its start-up log says.
 pub fn admin_addr(process: &Process) -> SocketAddr {
-    let log = process.log.lock().unwrap();
-    log.iter()
-        .filter(|line| line.contains("admin listener serving"))
-        .find_map(|line| line.split("addr=").nth(1)?.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no admin address in the log: {log:?}"))
-        .parse()
-        .unwrap()
+    let addrs = process.logged("admin listener serving", "addr");
+    let first = addrs.first().unwrap_or_else(|| {
+        panic!(
+            "no admin address in the log: {:?}",
+            process.log.lock().unwrap()
+        )
+    });
+    first.parse().unwrap()
 }
 
 /// Sends `GET path` to the admin API at `addr`; the status code and the body.

@@ -153,20 +153,21 @@ impl Process {
         }
     }
 
-    /// The pids of the processes its upgrades started, in order, from its log.
-    pub fn successor_pids(&self) -> Vec<i32> {
+    /// The value of `key=` on every log line containing `marker`, in order (the line's first
+    /// `key=`, up to the next space).
+    pub fn logged(&self, marker: &str, key: &str) -> Vec<String> {
+        let key = format!("{key}=");
         let log = self.log.lock().unwrap();
         log.iter()
-            .filter(|l| l.contains("upgrade: started the new process"))
-            .filter_map(|l| {
-                l.split("pid=")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
+            .filter(|l| l.contains(marker))
+            .filter_map(|l| Some(l.split(&key).nth(1)?.split_whitespace().next()?.to_owned()))
             .collect()
+    }
+
+    /// The pids of the processes its upgrades started, in order, from its log.
+    pub fn successor_pids(&self) -> Vec<i32> {
+        let pids = self.logged("upgrade: started the new process", "pid");
+        pids.iter().filter_map(|pid| pid.parse().ok()).collect()
     }
 
     pub fn log_lines(&self, needle: &str) -> usize {

@@ -18,7 +18,7 @@ use tokio::{
 
 use super::{answered_health_probe, binary::Process, DEADLINE};
 
-// --- The real binary: CPU time, admin address, /status ------------------------------------
+// --- The real binary: CPU time, /status (its admin address: `admin_http::admin_addr`) ---
 
 /// CPU time (user + system) the process `pid` has used so far, in seconds, from
 /// `/proc/<pid>/stat` (fields 14 and 15, in clock ticks).
@@ -33,22 +33,6 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     assert!(per_second > 0, "sysconf(_SC_CLK_TCK)");
     ticks as f64 / per_second as f64
-}
-
-/// The admin listener's address, from the process's log line announcing it.
-pub fn admin_addr(process: &Process) -> SocketAddr {
-    let log = process.log.lock().unwrap();
-    log.iter()
-        .filter(|line| line.contains("admin listener serving"))
-        .find_map(|line| {
-            line.split("addr=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no admin address in the log: {log:?}"))
 }
 
 /// `GET /status` from the admin listener at `admin`, parsed.
