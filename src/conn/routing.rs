@@ -16,7 +16,11 @@
 
 use std::time::Duration;
 
-use crate::tls::{self, HelloError, HelloOutcome, ServerName, SniRoutes};
+use super::header::HeaderRefused;
+use crate::{
+    proxy_protocol::ParseError,
+    tls::{self, HelloError, HelloOutcome, ServerName, SniRoutes},
+};
 
 /// How long a client has, from its accept, to send its whole ClientHello (its PROXY header
 /// included, with `accept_proxy`).
@@ -81,6 +85,53 @@ pub(crate) enum HelloRefused {
     /// The ring refused the receive (io_uring only).
     #[error("cannot submit the receive")]
     Submit,
+}
+
+/// Why a client was closed before a pool was chosen: its PROXY header, or its ClientHello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PreludeRefused {
+    /// Its PROXY header (`accept_proxy`): logged as `proxy_header_refused`.
+    Header(HeaderRefused),
+    /// Its ClientHello (a service with SNI routes): logged as `tls_hello_refused`.
+    Hello(HelloRefused),
+}
+
+/// How reading a client's prelude ended without a verdict from the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadEnd {
+    /// The budget from the accept was spent.
+    Late,
+    /// The client closed.
+    Closed,
+    /// The receive failed (errno).
+    Io(i32),
+    /// The ring refused the receive (io_uring only).
+    Submit,
+    /// The buffer is full: the header, or the hello, is longer than ringlb reads.
+    Full,
+}
+
+impl PreludeRefused {
+    /// The refusal `end` is: the PROXY header's while it is still awaited, else the
+    /// ClientHello's.
+    pub(crate) fn of(awaits_header: bool, end: ReadEnd) -> Self {
+        if awaits_header {
+            return Self::Header(match end {
+                ReadEnd::Late => HeaderRefused::Late,
+                ReadEnd::Closed => HeaderRefused::Closed,
+                ReadEnd::Io(errno) => HeaderRefused::Io(errno),
+                ReadEnd::Submit => HeaderRefused::Submit,
+                ReadEnd::Full => ParseError::TooLong.into(),
+            });
+        }
+        Self::Hello(match end {
+            ReadEnd::Late => HelloRefused::Late,
+            ReadEnd::Closed => HelloRefused::Closed,
+            ReadEnd::Io(errno) => HelloRefused::Io(errno),
+            ReadEnd::Submit => HelloRefused::Submit,
+            ReadEnd::Full => HelloError::TooLarge.into(),
+        })
+    }
 }
 
 impl Routing {
@@ -234,6 +285,31 @@ mod tests {
             r.decide(&broken),
             Decision::Refuse(HelloRefused::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_failed_read_is_the_headers_while_it_is_awaited_then_the_hellos() {
+        use PreludeRefused::{Header, Hello};
+        assert_eq!(
+            PreludeRefused::of(true, ReadEnd::Late),
+            Header(HeaderRefused::Late)
+        );
+        assert_eq!(
+            PreludeRefused::of(false, ReadEnd::Late),
+            Hello(HelloRefused::Late)
+        );
+        assert_eq!(
+            PreludeRefused::of(true, ReadEnd::Full),
+            Header(ParseError::TooLong.into())
+        );
+        assert_eq!(
+            PreludeRefused::of(false, ReadEnd::Full),
+            Hello(HelloError::TooLarge.into())
+        );
+        assert_eq!(
+            PreludeRefused::of(false, ReadEnd::Io(5)),
+            Hello(HelloRefused::Io(5))
+        );
     }
 
     #[test]

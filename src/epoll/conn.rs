@@ -25,7 +25,7 @@ use tokio::{
 
 use super::{
     copy,
-    proxy::{Prelude, Refused},
+    proxy::Prelude,
     replay::{Phase, Replay},
     Picking, Shared,
 };
@@ -42,7 +42,7 @@ use crate::{
         events,
         header::HeaderRefused,
         reject::{Rejection, LINGER},
-        routing,
+        routing::{self, PreludeRefused},
         source::Sources,
         tally::{self, Tally},
         tried::Tried,
@@ -165,11 +165,11 @@ pub(super) async fn serve(
             };
             match Prelude::read(buffers, &client, accept_proxy, routing).await {
                 Ok(read) => read,
-                Err(Refused::Header(why)) => {
+                Err(PreludeRefused::Header(why)) => {
                     logged.ends(Termination::ProxyHeaderRefused);
                     return refuse_header(&shared, why);
                 }
-                Err(Refused::Hello(why)) => {
+                Err(PreludeRefused::Hello(why)) => {
                     logged.ends(Termination::TlsHelloRefused);
                     shared
                         .stats

@@ -22,20 +22,10 @@ use tokio::net::TcpStream;
 
 use super::copy::{write_all, Buffer, Buffers};
 use crate::{
-    conn::header::{header_for, HeaderRefused, HEADER_BUDGET},
-    conn::routing::{Decision, HelloRefused, Routed, Routing, HELLO_BUDGET},
-    proxy_protocol::{self, Addresses, ParseError, ParseOutcome, Version},
-    tls::HelloError,
+    conn::header::{header_for, HEADER_BUDGET},
+    conn::routing::{Decision, PreludeRefused, ReadEnd, Routed, Routing, HELLO_BUDGET},
+    proxy_protocol::{self, Addresses, ParseOutcome, Version},
 };
-
-/// Why a client was closed before a pool was chosen.
-#[derive(Debug)]
-pub(super) enum Refused {
-    /// Its PROXY header.
-    Header(HeaderRefused),
-    /// Its ClientHello.
-    Hello(HelloRefused),
-}
 
 /// What comes before the relay: the client's header (when `accept_proxy`) and the bytes that
 /// followed it (on a service with SNI routes, its ClientHello among them).
@@ -67,7 +57,7 @@ impl<'a> Prelude<'a> {
         client: &TcpStream,
         accept_proxy: bool,
         routing: &Routing,
-    ) -> Result<(Prelude<'a>, Routed), Refused> {
+    ) -> Result<(Prelude<'a>, Routed), PreludeRefused> {
         let deadline = Instant::now() + HEADER_BUDGET.max(HELLO_BUDGET);
         let mut buf = pool.take();
         let mut received = 0;
@@ -77,7 +67,7 @@ impl<'a> Prelude<'a> {
             if let Some((consumed, addrs)) = header {
                 match routing.decide(&buf[consumed..received]) {
                     Decision::ReadMore => {}
-                    Decision::Refuse(why) => return Err(Refused::Hello(why)),
+                    Decision::Refuse(why) => return Err(PreludeRefused::Hello(why)),
                     Decision::Route(routed) => {
                         let prelude = Prelude {
                             received: Some((buf, received)),
@@ -88,26 +78,21 @@ impl<'a> Prelude<'a> {
                     }
                 }
             }
-            let refused = |header_why: HeaderRefused, hello_why: HelloRefused| match header {
-                None => Refused::Header(header_why),
-                Some(_) => Refused::Hello(hello_why),
-            };
+            let refused = |end| PreludeRefused::of(header.is_none(), end);
             if received == buf.len() {
-                let too_long = ParseError::TooLong.into();
-                return Err(refused(too_long, HelloError::TooLarge.into()));
+                return Err(refused(ReadEnd::Full));
             }
             let read = async {
                 client.readable().await?;
                 client.try_read(&mut buf[received..])
             };
             match tokio::time::timeout_at(deadline.into(), read).await {
-                Err(_) => return Err(refused(HeaderRefused::Late, HelloRefused::Late)),
-                Ok(Ok(0)) => return Err(refused(HeaderRefused::Closed, HelloRefused::Closed)),
+                Err(_) => return Err(refused(ReadEnd::Late)),
+                Ok(Ok(0)) => return Err(refused(ReadEnd::Closed)),
                 Ok(Ok(n)) => received += n,
                 Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Ok(Err(e)) => {
-                    let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                    return Err(refused(HeaderRefused::Io(errno), HelloRefused::Io(errno)));
+                    return Err(refused(ReadEnd::Io(e.raw_os_error().unwrap_or(libc::EIO))))
                 }
             }
             if header.is_some() {
@@ -116,7 +101,7 @@ impl<'a> Prelude<'a> {
             let (addresses, consumed) = match proxy_protocol::parse(&buf[..received]) {
                 ParseOutcome::Complete { header, consumed } => (header.addresses, consumed),
                 ParseOutcome::Incomplete { .. } => continue,
-                ParseOutcome::Invalid(error) => return Err(Refused::Header(error.into())),
+                ParseOutcome::Invalid(error) => return Err(PreludeRefused::Header(error.into())),
             };
             // LOCAL and UNKNOWN headers carry no client: the real endpoints stand.
             let addrs = match addresses {

@@ -27,12 +27,11 @@ use crate::{
     conn::{
         events,
         header::{self, HeaderRefused, HEADER_BUDGET},
-        routing::{HelloRefused, HELLO_BUDGET},
+        routing::{PreludeRefused, ReadEnd, HELLO_BUDGET},
     },
     metrics::WorkerCounter,
-    proxy_protocol::{self, Addresses, Header, ParseError, ParseOutcome, Version, MAX_V2_LEN},
+    proxy_protocol::{self, Addresses, Header, ParseOutcome, Version, MAX_V2_LEN},
     relay::Relay,
-    tls::HelloError,
     uring::{
         sys,
         token::{Op, Token},
@@ -64,19 +63,13 @@ impl<R: Relay> Engine<R> {
         slot.settings().base.accept_proxy && slot.prelude.consumed == 0
     }
 
-    /// Refuses the client for `why`, as a PROXY header or as a ClientHello refusal,
-    /// whichever it is still sending.
-    fn refuse_prelude(&mut self, index: u32, why: HeaderRefused) {
-        if self.awaits_header(index) {
-            return self.refuse_header(index, why);
+    /// Refuses the client whose prelude read ended with `end`, as a PROXY header or as a
+    /// ClientHello refusal, whichever it is still sending.
+    fn refuse_prelude(&mut self, index: u32, end: ReadEnd) {
+        match PreludeRefused::of(self.awaits_header(index), end) {
+            PreludeRefused::Header(why) => self.refuse_header(index, why),
+            PreludeRefused::Hello(why) => self.refuse_hello(index, why),
         }
-        let why = match why {
-            HeaderRefused::Late => HelloRefused::Late,
-            HeaderRefused::Closed => HelloRefused::Closed,
-            HeaderRefused::Io(errno) => HelloRefused::Io(errno),
-            HeaderRefused::Submit | HeaderRefused::Invalid(_) => HelloRefused::Submit,
-        };
-        self.refuse_hello(index, why);
     }
 
     /// Receives more of the client's prelude (see [`Engine::read_prelude`]).
@@ -93,17 +86,14 @@ impl<R: Relay> Engine<R> {
             .deadline
             .map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
         if left.is_zero() {
-            return self.refuse_prelude(index, HeaderRefused::Late);
+            return self.refuse_prelude(index, ReadEnd::Late);
         }
         let timeout = slot.prelude.set_timeout(left);
         let (Some((ptr, room)), Some(timeout)) = (slot.prelude.receive_window(), timeout) else {
-            return self.refuse_prelude(index, HeaderRefused::Submit);
+            return self.refuse_prelude(index, ReadEnd::Submit);
         };
         if room == 0 {
-            if self.awaits_header(index) {
-                return self.refuse_header(index, ParseError::TooLong.into());
-            }
-            return self.refuse_hello(index, HelloError::TooLarge.into());
+            return self.refuse_prelude(index, ReadEnd::Full);
         }
         let recv = opcode::Recv::new(Fd(slot.client), ptr, room as u32)
             .build()
@@ -120,7 +110,7 @@ impl<R: Relay> Engine<R> {
         if unsafe { self.ring.push_chain(&[recv, deadline]) }.is_ok() {
             slot.inflight += 1;
         } else {
-            self.refuse_prelude(index, HeaderRefused::Submit);
+            self.refuse_prelude(index, ReadEnd::Submit);
         }
     }
 
@@ -135,10 +125,10 @@ impl<R: Relay> Engine<R> {
         }
         let index = token.slot;
         match result {
-            0 => return self.refuse_prelude(index, HeaderRefused::Closed),
+            0 => return self.refuse_prelude(index, ReadEnd::Closed),
             // The linked timeout fired (a teardown's cancel was handled above).
-            e if e == -libc::ECANCELED => return self.refuse_prelude(index, HeaderRefused::Late),
-            e if e < 0 => return self.refuse_prelude(index, HeaderRefused::Io(-e)),
+            e if e == -libc::ECANCELED => return self.refuse_prelude(index, ReadEnd::Late),
+            e if e < 0 => return self.refuse_prelude(index, ReadEnd::Io(-e)),
             n => slot.prelude.received += n as usize,
         }
         if !self.awaits_header(index) {
