@@ -670,15 +670,15 @@ fn routing(service: &Service, pools: &[Pool]) -> Routing {
     let routes = (service.routes.iter())
         .filter_map(|route| Some((route.sni.clone(), index(&route.pool)?)))
         .collect::<Vec<_>>();
-    let sni = match service.routes.is_empty() {
-        true => None,
-        // Validated with the configuration: the patterns are good and distinct. Were they
-        // not, the service would route everything to its default rather than fail.
-        false => SniRoutes::new(routes)
-            .inspect_err(|e| tracing::error!(service = service.name, "SNI routes: {e}"))
-            .ok()
-            .or_else(|| SniRoutes::new(Vec::<(Vec<String>, PoolIndex)>::new()).ok()),
-    };
+    // Validated with the configuration: the patterns are good and distinct. Were they not,
+    // the service would route everything to its default rather than fail.
+    let sni = (!service.routes.is_empty())
+        .then(|| SniRoutes::new(routes))
+        .and_then(|table| {
+            table
+                .inspect_err(|e| tracing::error!(service = service.name, "SNI routes: {e}"))
+                .ok()
+        });
     Routing { default, sni }
 }
 
