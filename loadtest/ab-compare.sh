@@ -8,8 +8,9 @@
 #
 #   BASELINE=/path/to/old/ringlb loadtest/ab-compare.sh [rounds=10] [seconds=5]
 #       env: CONNS=32 RELAY=copy IO_BACKEND=io_uring MODE=rr (wrk keep-alive requests to
-#       nginx) or MODE=bulk (one iperf3 stream per round to an iperf3 server: Gbit/s and CPU
-#       per GiB instead); BASELINE_RELAY=... runs the baseline with another relay (e.g.
+#       nginx), MODE=close (the same with `Connection: close`: a new connection per request,
+#       so the CPU figure is per connection) or MODE=bulk (one iperf3 stream per round to an
+#       iperf3 server: Gbit/s and CPU per GiB instead); BASELINE_RELAY=... runs the baseline with another relay (e.g.
 #       BASELINE=target/release/ringlb BASELINE_RELAY=copy RELAY=auto: one build, two relays)
 #
 # On loopback ~96 % of a proxy's CPU is the kernel's TCP stack: CPU per request is the honest
@@ -24,6 +25,12 @@ CONNS=${CONNS:-32}
 RELAY=${RELAY:-copy}
 IO_BACKEND=${IO_BACKEND:-io_uring}
 MODE=${MODE:-rr}
+case $MODE in
+  rr) close=() ;;
+  close) close=(-H "Connection: close") ;;
+  bulk) ;;
+  *) echo "MODE must be rr, close or bulk, not '$MODE'" >&2; exit 1 ;;
+esac
 : "${BASELINE:?set BASELINE to the ringlb binary to compare against}"
 for tool in wrk nginx iperf3; do
   command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install wrk nginx-light iperf3" >&2; exit 1; }
@@ -93,7 +100,7 @@ for r in $(seq 1 "$ROUNDS"); do
       printf 'round %2d  %-8s %7.2f Gbit/s  %6.3f s CPU/GiB\n' "$r" "$path" "${rps[$path,$r]}" "${cpu[$path,$r]}"
       continue
     fi
-    out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:${port[$path]}/")
+    out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" "${close[@]}" "http://127.0.0.1:${port[$path]}/")
     t1=$(cpu_ticks "${pid[$path]}")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out" | tr '\n' ' ')

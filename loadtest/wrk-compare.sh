@@ -14,6 +14,9 @@
 #                            workers = 1); any of auto, copy, splice, splice-inline
 #          CLOSE=1           wrk sends "Connection: close": a new connection per request, so the
 #                            CPU figure is per connection
+#          BASELINE=/path/to/ringlb   also runs that build (e.g. one from before a change) as
+#                            `ringlb-before`, with the first of RELAYS: before and after side by
+#                            side, each against HAProxy in the same rounds
 #
 #   e.g. BACKEND=nginx RELAYS="auto copy" loadtest/wrk-compare.sh 10 10
 #
@@ -98,14 +101,20 @@ fi
 
 declare -A port pid
 for relay in "${relays[@]}"; do
-  start_instance "ringlb-$relay" "$BIN/ringlb" < <(
+  {
     printf 'workers = 1\nrelay = "%s"\n[health_check]\ninterval = "1s"\n' "$relay"
     printf '[admin]\nlisten = "127.0.0.1:0"\n'
     for b in "${backends[@]}"; do
       printf '[[targets]]\naddress = "127.0.0.1:%s"\nhealth_check_endpoint = "/healthz"\n' "$b"
     done
-  )
+  } >"$tmp/ringlb-$relay.toml.in"
+  start_instance "ringlb-$relay" "$BIN/ringlb" <"$tmp/ringlb-$relay.toml.in"
 done
+
+if [ -n "${BASELINE:-}" ]; then
+  [ -x "$BASELINE" ] || { echo "BASELINE '$BASELINE' is not an executable" >&2; exit 1; }
+  start_instance ringlb-before "$BASELINE" <"$tmp/ringlb-${relays[0]}.toml.in"
+fi
 
 p=$(free_port); port[haproxy]=$p
 {
@@ -135,6 +144,7 @@ echo "started pids: ${pids[*]}" >&2
 
 paths=(direct haproxy)
 for relay in "${relays[@]}"; do paths+=("ringlb-$relay"); done
+[ -z "${BASELINE:-}" ] || { paths+=(ringlb-before); relays+=(before); }
 echo "wrk $shown, backends $BACKEND x${#backends[@]}, $ROUNDS rounds, $(nproc) cores, $(uname -r)"
 : >"$tmp/rounds.txt"
 for r in $(seq 1 "$ROUNDS"); do
