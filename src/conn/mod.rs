@@ -7,6 +7,7 @@
 
 pub mod ending;
 pub(crate) mod events;
+pub(crate) mod fin;
 pub(crate) mod header;
 pub(crate) mod passive;
 pub mod reject;

@@ -16,7 +16,7 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncRead, AsyncWriteExt, ReadBuf},
+    io::{AsyncRead, AsyncWriteExt, Interest, ReadBuf},
     net::{
         tcp::{ReadHalf, WriteHalf},
         TcpStream,
@@ -26,7 +26,10 @@ use tokio::{
 
 use crate::{
     backend::Backend,
-    conn::ending::{Close, Ending, Linger, LingerStep, Side, LINGER_POLL},
+    conn::{
+        ending::{Close, Ending, Linger, LingerStep, Side, LINGER_POLL},
+        fin,
+    },
     stats::{DOWNSTREAM, UPSTREAM},
     uring::sys,
 };
@@ -186,10 +189,13 @@ async fn pump(
         // `readable` does not count against tokio's cooperative budget, while a read refused
         // for want of budget looks like "nothing there": without this the loop would spin.
         tokio::task::consume_budget().await;
-        if let Err(e) = src.readable().await {
-            fail(Side::src(dir), e);
-            break;
-        }
+        let ready = match src.ready(Interest::READABLE).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                fail(Side::src(dir), e);
+                break;
+            }
+        };
         let mut buf = buffers.take();
         let n = match read_ready(&mut src, &mut buf).await {
             Ok(Some(0)) => break,
@@ -203,6 +209,15 @@ async fn pump(
         };
         active.set(Instant::now());
         let mut sent = 0;
+        if fin::follows(n, buf.len(), ready.is_read_closed()) {
+            match send_before_fin(&dst, &buf[..n]) {
+                Ok(written) => {
+                    sent = written;
+                    count.add(dir, written);
+                }
+                Err(e) => return fail(Side::dst(dir), e),
+            }
+        }
         while sent < n {
             match dst.write(&buf[sent..n]).await {
                 Ok(0) => return fail(Side::dst(dir), io::ErrorKind::WriteZero.into()),
@@ -225,11 +240,27 @@ async fn pump(
     ending.set(now);
 }
 
+/// Sends what `dst` has room for now of `bytes`, the last before a FIN `src` already sent, with
+/// `MSG_MORE`: the FIN passed on next joins their segment ([`crate::conn::fin`]). Returns 0
+/// when `dst` has no room (the plain writes that follow take over, without the merge).
+fn send_before_fin(dst: &WriteHalf<'_>, bytes: &[u8]) -> io::Result<usize> {
+    let stream: &TcpStream = dst.as_ref();
+    let flags = fin::send_flags(true);
+    match stream.try_io(Interest::WRITABLE, || {
+        socket2::SockRef::from(stream).send_with_flags(bytes, flags)
+    }) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        done => done,
+    }
+}
+
 /// Resets `stream` once its send queue has drained or stopped draining (the peer has every
 /// byte relayed to it, then learns that the other side failed); `stream` closes on drop.
 pub(super) async fn reset_when_drained(stream: TcpStream) {
     let mut linger = Linger::new(std::time::Instant::now());
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    // Bytes a `MSG_MORE` send held for a FIN that never came go out now, not with the reset.
+    sys::set_nodelay(fd);
     while linger.step(sys::unacked_bytes(fd), std::time::Instant::now()) == LingerStep::Wait {
         tokio::time::sleep(LINGER_POLL).await;
     }

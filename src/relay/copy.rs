@@ -15,13 +15,14 @@
 //!
 //! So each direction holds at most [`BUFFER_SIZE`](crate::worker) bytes of its own while blocked,
 //! and an idle connection holds no buffer at all. Never blocks, never allocates per byte (spares
-//! are pooled), never loses or reorders a byte; endings follow [`crate::conn::ending`].
+//! are pooled), never loses or reorders a byte; endings follow [`crate::conn::ending`], and the
+//! last bytes before a FIN the source already sent carry the FIN ([`crate::conn::fin`]).
 
 use io_uring::{cqueue, opcode, squeue, types::Fd};
 
 use super::{errno, Dir, Ends, Flow, Io, Pair, Relay, Step};
 use crate::{
-    conn::ending::Side,
+    conn::{ending::Side, fin},
     uring::{buf_ring::BufRing, sys},
 };
 
@@ -99,6 +100,9 @@ pub struct Half {
     /// Bytes of `held` already sent.
     sent: u32,
     busy: Busy,
+    /// The source's FIN is queued right behind what is held ([`crate::conn::fin`]): the send
+    /// uses `MSG_MORE`, so the FIN passed on after it rides in the same segment.
+    fin_follows: bool,
     /// Receive no more once what is held is sent (`relay = "auto"` is handing the direction
     /// to another relay).
     pub(super) pause: bool,
@@ -252,6 +256,8 @@ impl CopyRelay {
                 return self.finish(d);
             }
         }
+        // A short receive that left the socket "not empty" has the FIN behind it.
+        d.half.fin_follows = fin::follows(res as usize, self.size, cqueue::sock_nonempty(flags));
         d.half.sent = 0;
         self.send(io, d)
     }
@@ -271,8 +277,9 @@ impl CopyRelay {
         };
         // SAFETY: `sent` < `len` ≤ the buffer's size, so the pointer stays inside it.
         let ptr = unsafe { ptr.add(half.sent as usize) };
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT | fin::send_flags(half.fin_follows);
         let send = opcode::Send::new(Fd(dst), ptr, len - half.sent)
-            .flags(libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+            .flags(flags)
             .build();
         // SAFETY: the buffer stays in `held` (neither recycled nor given back) until this send
         // completes; the socket is open until teardown.

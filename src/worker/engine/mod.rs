@@ -369,7 +369,9 @@ impl<R: Relay> Engine<R> {
         }
         if let Some((side, _)) = slot.reset {
             if !self.drain_expired {
-                // Both sockets stay open until the side to reset has every byte.
+                // Both sockets stay open until the side to reset has every byte; bytes a
+                // `MSG_MORE` send held for a FIN that never came are pushed out first.
+                sys::set_nodelay(side_fd(slot, side));
                 return self.arm_linger(index, generation);
             }
             sys::set_linger_zero(side_fd(slot, side));
