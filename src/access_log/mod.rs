@@ -94,7 +94,7 @@ impl AccessLog {
         std::thread::Builder::new()
             .name("ringlb-access-log".into())
             .spawn(move || writer.run())?;
-        queues.enabled.store(config.enabled(), Relaxed);
+        queues.set_enabled(config.enabled());
         Ok(AccessLog {
             queues,
             state: Mutex::new(State {
@@ -120,10 +120,10 @@ impl AccessLog {
         // Also when only the format changed: the file is reopened, as on SIGUSR1.
         let destination = open(&next.path)?;
         if !next.enabled() {
-            self.queues.enabled.store(false, Relaxed);
+            self.queues.set_enabled(false);
         }
         switch(&state.control, destination, next.format);
-        self.queues.enabled.store(next.enabled(), Relaxed);
+        self.queues.set_enabled(next.enabled());
         state.config = next.clone();
         Ok(())
     }
@@ -142,7 +142,7 @@ impl AccessLog {
 
     /// Stops recording, writes what is queued and ends the writer (waiting at most a second).
     pub fn stop(&self) {
-        self.queues.enabled.store(false, Relaxed);
+        self.queues.set_enabled(false);
         let (done, finished) = mpsc::channel();
         if self.lock().control.send(Control::Stop(done)).is_ok() {
             let _ = finished.recv_timeout(STOP_WAIT);

@@ -5,10 +5,14 @@
 //! no system call (it never wakes the writer, which looks at the queues on its own schedule);
 //! a full queue drops the record and counts it. Never formats and never writes: the writer
 //! thread (`writer.rs`) does.
+//!
+//! A queue's slots (about 3 MiB per worker: records hold the SNI name inline, so that a push
+//! never allocates) are allocated the first time the log is switched on, not before: a
+//! ringlb without an access log never holds them.
 
 use std::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
-    Arc,
+    Arc, OnceLock,
 };
 
 use crossbeam_queue::ArrayQueue;
@@ -23,7 +27,8 @@ pub const QUEUE_CAPACITY: usize = 8192;
 /// One worker's queue and its drop count.
 #[derive(Debug)]
 pub(super) struct Queue {
-    pub(super) records: ArrayQueue<Record>,
+    /// Empty until the log is first switched on ([`Queues::set_enabled`]).
+    pub(super) records: OnceLock<ArrayQueue<Record>>,
     /// Records dropped because the queue was full (written by its worker only).
     dropped: CachePadded<AtomicU64>,
 }
@@ -32,8 +37,10 @@ pub(super) struct Queue {
 #[derive(Debug)]
 pub(super) struct Queues {
     /// Whether workers record at all; read once per connection end (`Relaxed`).
-    pub(super) enabled: CachePadded<AtomicBool>,
+    enabled: CachePadded<AtomicBool>,
     pub(super) queues: Box<[Queue]>,
+    /// Records each queue holds, once allocated.
+    capacity: usize,
     /// Lines the writer wrote out.
     pub(super) written: CachePadded<AtomicU64>,
     /// Lines the writer could not write (a write error), counted with the drops.
@@ -41,18 +48,31 @@ pub(super) struct Queues {
 }
 
 impl Queues {
-    /// `workers` empty queues of `capacity` records each; recording off.
+    /// `workers` queues of `capacity` records each, not allocated yet; recording off.
     pub(super) fn new(workers: usize, capacity: usize) -> Queues {
         let queue = |_| Queue {
-            records: ArrayQueue::new(capacity.max(1)),
+            records: OnceLock::new(),
             dropped: CachePadded::new(AtomicU64::new(0)),
         };
         Queues {
             enabled: CachePadded::new(AtomicBool::new(false)),
             queues: (0..workers.max(1)).map(queue).collect(),
+            capacity: capacity.max(1),
             written: CachePadded::new(AtomicU64::new(0)),
             lost: CachePadded::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Switches recording on or off (control plane only). Switching on allocates every queue
+    /// first, the first time; a worker that sees the switch before its queue (the flag is
+    /// `Relaxed`) drops and counts the record, it never waits.
+    pub(super) fn set_enabled(&self, on: bool) {
+        if on {
+            for queue in self.queues.iter() {
+                queue.records.get_or_init(|| ArrayQueue::new(self.capacity));
+            }
+        }
+        self.enabled.store(on, Relaxed);
     }
 
     /// Lines lost so far: dropped on a full queue, or not written.
@@ -93,7 +113,11 @@ impl Sink {
     #[inline]
     pub fn push(&self, record: Record) {
         let queue = &self.shared.queues[self.worker];
-        if queue.records.push(record).is_err() {
+        let kept = queue
+            .records
+            .get()
+            .is_some_and(|records| records.push(record).is_ok());
+        if !kept {
             queue.dropped.fetch_add(1, Relaxed);
         }
     }
@@ -126,16 +150,14 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts() {
         let shared = Arc::new(Queues::new(2, 3));
+        shared.set_enabled(true);
         let sink = Sink::new(Arc::clone(&shared), 1);
         for _ in 0..5 {
             sink.push(record());
         }
-        assert_eq!(
-            shared.queues[1].records.len(),
-            3,
-            "the first three are kept"
-        );
-        assert_eq!(shared.queues[0].records.len(), 0, "each worker has its own");
+        let held = |worker: usize| shared.queues[worker].records.get().unwrap().len();
+        assert_eq!(held(1), 3, "the first three are kept");
+        assert_eq!(held(0), 0, "each worker has its own");
         assert_eq!(shared.dropped(), 2);
         shared.lost.fetch_add(4, Relaxed);
         assert_eq!(shared.dropped(), 6, "lines lost to write errors count too");
@@ -146,7 +168,23 @@ mod tests {
         let shared = Arc::new(Queues::new(1, 1));
         let sink = Sink::new(Arc::clone(&shared), 7);
         assert!(!sink.on());
-        shared.enabled.store(true, Relaxed);
+        shared.set_enabled(true);
         assert!(sink.on());
+    }
+
+    #[test]
+    fn queues_are_allocated_only_once_the_log_is_first_switched_on() {
+        let shared = Arc::new(Queues::new(4, QUEUE_CAPACITY));
+        assert!(shared.queues.iter().all(|q| q.records.get().is_none()));
+        // A record pushed before then (a worker racing the switch) is dropped and counted.
+        Sink::new(Arc::clone(&shared), 2).push(record());
+        assert_eq!(shared.dropped(), 1);
+        shared.set_enabled(true);
+        assert!(shared.queues.iter().all(|q| q.records.get().is_some()));
+        // Switched off and on again: the same queues, nothing reallocated or lost.
+        Sink::new(Arc::clone(&shared), 2).push(record());
+        shared.set_enabled(false);
+        shared.set_enabled(true);
+        assert_eq!(shared.queues[2].records.get().unwrap().len(), 1);
     }
 }

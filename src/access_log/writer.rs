@@ -138,9 +138,9 @@ impl Writer {
     pub(super) fn drain(&mut self) {
         let clock = Clock::now();
         let queues = Arc::clone(&self.queues);
-        for queue in queues.queues.iter() {
-            for _ in 0..queue.records.capacity() {
-                let Some(record) = queue.records.pop() else {
+        for records in queues.queues.iter().filter_map(|queue| queue.records.get()) {
+            for _ in 0..records.capacity() {
+                let Some(record) = records.pop() else {
                     break;
                 };
                 if matches!(self.destination, Destination::Off) {
