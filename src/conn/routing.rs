@@ -18,9 +18,17 @@ use std::time::Duration;
 
 use super::header::HeaderRefused;
 use crate::{
-    proxy_protocol::ParseError,
+    proxy_protocol::{ParseError, MAX_V2_LEN},
     tls::{self, HelloError, HelloOutcome, ServerName, SniRoutes},
 };
+
+/// The size a full prelude buffer of `held` bytes grows to, at most `cap`
+/// ([`Routing::prelude_cap`]): it doubles, from at least 1 KiB. A driver starts with room for
+/// a PROXY header, which a typical ClientHello fits too, so only a client that really sends a
+/// large hello makes its connection hold more, and never more than it sent, doubled.
+pub(crate) fn grown_prelude(held: usize, cap: usize) -> usize {
+    (held * 2).clamp(1024, cap)
+}
 
 /// How long a client has, from its accept, to send its whole ClientHello (its PROXY header
 /// included, with `accept_proxy`).
@@ -147,6 +155,14 @@ impl Routing {
             true => tls::MAX_HELLO,
             false => 0,
         }
+    }
+
+    /// Most bytes a client may send before its pool is chosen: a PROXY header (with
+    /// `accept_proxy`), then, on a service with routes, a whole ClientHello. A driver whose
+    /// prelude buffer is full at this size refuses the client ([`ReadEnd::Full`]).
+    pub(crate) fn prelude_cap(&self, accept_proxy: bool) -> usize {
+        let header = if accept_proxy { MAX_V2_LEN } else { 0 };
+        header + self.hello_room()
     }
 
     /// The pool for a connection whose first bytes are not read (no SNI routes).

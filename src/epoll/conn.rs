@@ -158,12 +158,8 @@ pub(super) async fn serve(
     let routing = &settings.routing;
     let (prelude, routed) = match (settings.accept_proxy, routing.reads_hello()) {
         (false, false) => (Prelude::none(), routing.without_hello()),
-        (accept_proxy, reads_hello) => {
-            let buffers = match reads_hello {
-                true => &shared.hellos,
-                false => &shared.headers,
-            };
-            match Prelude::read(buffers, &client, accept_proxy, routing).await {
+        (accept_proxy, _) => {
+            match Prelude::read(&shared.headers, &client, accept_proxy, routing).await {
                 Ok(read) => read,
                 Err(PreludeRefused::Header(why)) => {
                     logged.ends(Termination::ProxyHeaderRefused);

@@ -55,22 +55,30 @@ impl Buffers {
         }
     }
 
-    /// A buffer, reused when one is idle; it returns on drop.
     /// A buffer of `len` bytes, reused when an idle one has that length (the replay pool's
     /// size changes when a reload changes `replay_buffer`); it returns on drop.
     pub(super) fn take_len(&self, len: usize) -> Buffer<'_> {
         let reused = self.idle.borrow_mut().pop().filter(|b| b.len() == len);
         let bytes = reused.unwrap_or_else(|| vec![0; len].into_boxed_slice());
-        Buffer { bytes, pool: self }
+        Buffer {
+            bytes,
+            pool: self,
+            grown: false,
+        }
     }
 
+    /// A buffer of the pool's size, reused when one is idle; it returns on drop.
     pub(super) fn take(&self) -> Buffer<'_> {
         let bytes = self
             .idle
             .borrow_mut()
             .pop()
             .unwrap_or_else(|| vec![0; self.size].into_boxed_slice());
-        Buffer { bytes, pool: self }
+        Buffer {
+            bytes,
+            pool: self,
+            grown: false,
+        }
     }
 }
 
@@ -79,13 +87,40 @@ impl Buffers {
 pub(super) struct Buffer<'a> {
     bytes: Box<[u8]>,
     pool: &'a Buffers,
+    /// Grown past the pool's size ([`Buffer::grow`]): freed on drop, not kept.
+    grown: bool,
+}
+
+impl Buffer<'_> {
+    /// Grows the buffer to `len` bytes, keeping what it holds. The pool's buffer goes back to
+    /// the pool at once; the grown one is freed on drop, so a rare large ClientHello does not
+    /// leave its memory in the pool.
+    pub(super) fn grow(&mut self, len: usize) {
+        if len <= self.bytes.len() {
+            return;
+        }
+        let mut grown = vec![0; len].into_boxed_slice();
+        grown[..self.bytes.len()].copy_from_slice(&self.bytes);
+        let pooled = std::mem::replace(&mut self.bytes, grown);
+        if !std::mem::replace(&mut self.grown, true) {
+            self.pool.give_back(pooled);
+        }
+    }
+}
+
+impl Buffers {
+    fn give_back(&self, bytes: Box<[u8]>) {
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() < MAX_IDLE {
+            idle.push(bytes);
+        }
+    }
 }
 
 impl Drop for Buffer<'_> {
     fn drop(&mut self) {
-        let mut idle = self.pool.idle.borrow_mut();
-        if idle.len() < MAX_IDLE {
-            idle.push(std::mem::take(&mut self.bytes));
+        if !self.grown {
+            self.pool.give_back(std::mem::take(&mut self.bytes));
         }
     }
 }
@@ -328,6 +363,21 @@ mod tests {
         super::testing::{backend, pair},
         *,
     };
+
+    #[test]
+    fn a_grown_buffer_keeps_its_bytes_and_is_not_pooled() {
+        let pool = Buffers::new(4);
+        let mut buf = pool.take();
+        buf.copy_from_slice(b"abcd");
+        buf.grow(10);
+        assert_eq!(&buf[..4], b"abcd");
+        assert_eq!(buf.len(), 10);
+        // The pool got its own 4-byte buffer back at once, and never gets the grown one.
+        assert_eq!(pool.idle.borrow().len(), 1);
+        drop(buf);
+        assert_eq!(pool.idle.borrow().len(), 1);
+        assert!(pool.idle.borrow().iter().all(|b| b.len() == 4));
+    }
 
     #[test]
     fn buffers_are_reused() {

@@ -50,7 +50,6 @@ use crate::{
     proxy_protocol::MAX_V2_LEN,
     shutdown::Shutdown,
     stats::ServiceCounter,
-    tls::MAX_HELLO,
 };
 
 use copy::Buffers;
@@ -85,10 +84,9 @@ struct Shared {
     buffers: Buffers,
     /// `retry_on_early_close`: replay buffers of `replay_buffer` bytes.
     replay: Buffers,
-    /// `accept_proxy`: buffers for the clients' PROXY headers (and the bytes after them).
+    /// `accept_proxy` and SNI routing: buffers for the clients' PROXY headers and the bytes
+    /// after them (a larger ClientHello grows its own).
     headers: Buffers,
-    /// SNI routing: buffers for a PROXY header and a whole ClientHello.
-    hellos: Buffers,
     /// This worker's queue of access-log records.
     log: Sink,
 }
@@ -136,7 +134,6 @@ impl EpollWorker {
             sources: Sources::new(&source),
             replay: Buffers::new(start.replay_buffer.unwrap_or(0)),
             headers: Buffers::new(MAX_V2_LEN),
-            hellos: Buffers::new(MAX_V2_LEN + MAX_HELLO),
             settings,
             stats,
             buffers: Buffers::new(copy::BUFFER_SIZE),

@@ -14,7 +14,8 @@
 //!   names a pool; it is forwarded unchanged, like any bytes after a header.
 //!
 //! Never blocks the thread and never allocates per connection: the header buffer comes from the
-//! worker's pool and goes back once the connection is committed to a backend.
+//! worker's pool and goes back once the connection is committed to a backend. Only a client
+//! whose ClientHello outgrows it makes its connection allocate a larger one, freed at its end.
 
 use std::{io, net::SocketAddr, time::Instant};
 
@@ -23,7 +24,9 @@ use tokio::net::TcpStream;
 use super::copy::{write_all, Buffer, Buffers};
 use crate::{
     conn::header::{header_for, HEADER_BUDGET},
-    conn::routing::{Decision, PreludeRefused, ReadEnd, Routed, Routing, HELLO_BUDGET},
+    conn::routing::{
+        grown_prelude, Decision, PreludeRefused, ReadEnd, Routed, Routing, HELLO_BUDGET,
+    },
     proxy_protocol::{self, Addresses, ParseOutcome, Version},
 };
 
@@ -48,10 +51,11 @@ impl<'a> Prelude<'a> {
         }
     }
 
-    /// Reads what the client must send before a pool is chosen, into a buffer of `pool`: its
-    /// PROXY header (`accept_proxy`), then, on a service with SNI routes, until the shared rule
-    /// ([`Routing::decide`]) has its answer; all within one budget from the accept. The buffer
-    /// must hold a header and a ClientHello when the hello is read.
+    /// Reads what the client must send before a pool is chosen, into a buffer of `pool` (room
+    /// for a PROXY header): its header (`accept_proxy`), then, on a service with SNI routes,
+    /// until the shared rule ([`Routing::decide`]) has its answer; all within one budget from
+    /// the accept. A full buffer grows as the shared rule says, up to
+    /// [`Routing::prelude_cap`], as on io_uring.
     pub(super) async fn read(
         pool: &'a Buffers,
         client: &TcpStream,
@@ -59,6 +63,7 @@ impl<'a> Prelude<'a> {
         routing: &Routing,
     ) -> Result<(Prelude<'a>, Routed), PreludeRefused> {
         let deadline = Instant::now() + HEADER_BUDGET.max(HELLO_BUDGET);
+        let cap = routing.prelude_cap(accept_proxy);
         let mut buf = pool.take();
         let mut received = 0;
         // The header's length and addresses, once it is in (at once without `accept_proxy`).
@@ -80,7 +85,10 @@ impl<'a> Prelude<'a> {
             }
             let refused = |end| PreludeRefused::of(header.is_none(), end);
             if received == buf.len() {
-                return Err(refused(ReadEnd::Full));
+                if buf.len() >= cap {
+                    return Err(refused(ReadEnd::Full));
+                }
+                buf.grow(grown_prelude(buf.len(), cap));
             }
             let read = async {
                 client.readable().await?;

@@ -11,7 +11,10 @@ use std::{net::SocketAddr, time::Instant};
 
 use io_uring::types::Timespec;
 
-use crate::proxy_protocol::{Header, MAX_V2_LEN, V1_MAX_LEN};
+use crate::{
+    conn::routing::grown_prelude,
+    proxy_protocol::{Header, MAX_V2_LEN, V1_MAX_LEN},
+};
 
 /// Room before the received bytes for ringlb's own header (the longest one it writes fits).
 pub const HEADROOM: usize = V1_MAX_LEN;
@@ -103,7 +106,7 @@ impl Prelude {
         let storage = self.storage.as_mut()?;
         let held = storage.bytes.len() - HEADROOM;
         if received >= held && held < self.cap {
-            let mut grown = vec![0; HEADROOM + (held * 2).clamp(1024, cap)].into_boxed_slice();
+            let mut grown = vec![0; HEADROOM + grown_prelude(held, cap)].into_boxed_slice();
             grown[..storage.bytes.len()].copy_from_slice(&storage.bytes);
             storage.bytes = grown;
         }

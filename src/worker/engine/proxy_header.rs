@@ -44,13 +44,8 @@ impl<R: Relay> Engine<R> {
     /// service with SNI routes), or both, all within one budget from the accept.
     pub(super) fn start_prelude(&mut self, index: u32) {
         let slot = self.slots.at(index);
-        let routing = &slot.settings().base.routing;
-        let header = if slot.settings().base.accept_proxy {
-            MAX_V2_LEN
-        } else {
-            0
-        };
-        let cap = header + routing.hello_room();
+        let base = &slot.settings().base;
+        let cap = base.routing.prelude_cap(base.accept_proxy);
         slot.prelude.reserve(MAX_V2_LEN);
         slot.prelude.allow(cap);
         slot.prelude.deadline = Some(Instant::now() + HEADER_BUDGET.max(HELLO_BUDGET));
