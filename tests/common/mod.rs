@@ -9,6 +9,8 @@ pub mod flood;
 pub mod hostile;
 pub mod io_backends;
 pub mod line;
+pub mod local_ports;
+pub mod netns;
 pub mod services;
 
 // For `use common::*`: suites that run no test through them do not use them.
