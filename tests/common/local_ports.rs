@@ -1,8 +1,8 @@
 //! The pieces of the tests that run ringlb out of local ports toward a backend
-//! (`tests/source_ports.rs`): an echo backend that counts the connections it holds by the
-//! peer's address, a crowd of clients from explicit ports that each send a hello and hold the
-//! connection open, the binary's configuration with a patient health check, and a wait for the
-//! backends to come up.
+//! (`tests/source_ports.rs`, `tests/fifty_thousand.rs`): an echo backend that counts the
+//! connections it holds by the peer's address, a crowd of clients from explicit ports that each
+//! send a hello and hold the connection open, the binary's configuration with a patient health
+//! check, and a wait for the backends to come up.
 
 use std::{
     collections::HashMap,
@@ -47,6 +47,17 @@ impl CountingEcho {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let listener = TcpListener::bind(addr).await.expect("bind the backend");
         Self::serve_on(listener)
+    }
+
+    /// One of several listeners on its address, in this process or others (`SO_REUSEPORT`):
+    /// the kernel spreads the connections to the address over them.
+    pub async fn start_shared(port: u16) -> CountingEcho {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.set_reuseport(true).unwrap();
+        socket.bind(addr).expect("bind the backend");
+        Self::serve_on(socket.listen(4096).unwrap())
     }
 
     fn serve_on(listener: TcpListener) -> CountingEcho {

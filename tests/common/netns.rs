@@ -1,5 +1,6 @@
 //! A network namespace of a test's own, with `lo` up and a narrowed ephemeral port range, and a
-//! tokio runtime inside it: for the tests that run out of local ports (`tests/source_ports.rs`).
+//! tokio runtime inside it: for the tests that run out of local ports
+//! (`tests/source_ports.rs`, `tests/fifty_thousand.rs`).
 //!
 //! The ephemeral port space (`net.ipv4.ip_local_port_range` and the ports in use) is per
 //! network namespace, so a narrowed range there is the test's alone and leaves the host's
