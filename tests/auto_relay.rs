@@ -15,7 +15,7 @@ use common::{admin_http, random_bytes, DEADLINE};
 use ringlb::config::{IoBackend, RelayMode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
 
 /// Bytes of each bulk leg: far more than the copy buffers a direction takes before it
@@ -30,26 +30,10 @@ const CONNECTIONS: u64 = 6;
 /// `D` + length → that many bytes of `random_bytes(len, len)` (a download); `U` + length +
 /// bytes → their count and a checksum back (an upload). Health probes get a 200.
 async fn backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut first = [0u8; 1];
-                if stream.peek(&mut first).await.is_err() {
-                    return;
-                }
-                if first[0] == b'G' {
-                    let mut head = [0u8; 1024];
-                    let n = stream.read(&mut head).await.unwrap_or(0);
-                    let _ = common::answered_health_probe(&mut stream, &head[..n]).await;
-                    return;
-                }
-                let _ = serve(&mut stream).await;
-            });
-        }
-    });
-    addr
+    common::probed_backend(|mut stream| async move {
+        let _ = serve(&mut stream).await;
+    })
+    .await
 }
 
 async fn serve(stream: &mut TcpStream) -> std::io::Result<()> {

@@ -19,7 +19,7 @@ use common::{config, io_backends, random_bytes, Proxy, DEADLINE};
 use ringlb::config::{IoBackend, RelayMode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     time::timeout,
 };
 
@@ -35,34 +35,19 @@ const TRICKLE: u8 = b't';
 ///
 /// Health probes (`GET`) get a 200.
 async fn backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = [0u8; 5];
-                if stream.peek(&mut head[..1]).await.is_err() {
-                    return;
-                }
-                if head[0] == b'G' {
-                    let mut req = [0u8; 1024];
-                    let n = stream.read(&mut req).await.unwrap_or(0);
-                    let _ = common::answered_health_probe(&mut stream, &req[..n]).await;
-                    return;
-                }
-                if stream.read_exact(&mut head).await.is_err() {
-                    return;
-                }
-                let len = u32::from_be_bytes(head[1..].try_into().unwrap()) as usize;
-                let reply = random_bytes(len, len as u64);
-                let _ = match head[0] {
-                    ONE_SEGMENT => reply_then_fin(&mut stream, &reply).await,
-                    _ => trickle(&mut stream, &reply).await,
-                };
-            });
+    common::probed_backend(|mut stream| async move {
+        let mut head = [0u8; 5];
+        if stream.read_exact(&mut head).await.is_err() {
+            return;
         }
-    });
-    addr
+        let len = u32::from_be_bytes(head[1..].try_into().unwrap()) as usize;
+        let reply = random_bytes(len, len as u64);
+        let _ = match head[0] {
+            ONE_SEGMENT => reply_then_fin(&mut stream, &reply).await,
+            _ => trickle(&mut stream, &reply).await,
+        };
+    })
+    .await
 }
 
 async fn reply_then_fin(stream: &mut TcpStream, reply: &[u8]) -> std::io::Result<()> {

@@ -167,6 +167,38 @@ pub async fn answered_health_probe(stream: &mut TcpStream, request: &[u8]) -> bo
     true
 }
 
+/// A backend on an ephemeral port whose connections go to `serve`, except ringlb's health
+/// probes (a first byte `G`), which get a 200: for tests whose own protocol never starts with
+/// `G`. Runs until the test's runtime ends.
+pub async fn probed_backend<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let serve = Arc::clone(&serve);
+            tokio::spawn(async move {
+                let mut first = [0u8; 1];
+                if stream.peek(&mut first).await.is_err() {
+                    return;
+                }
+                if first[0] == b'G' {
+                    let mut head = [0u8; 1024];
+                    let n = stream.read(&mut head).await.unwrap_or(0);
+                    answered_health_probe(&mut stream, &head[..n]).await;
+                    return;
+                }
+                serve(stream).await;
+            });
+        }
+    });
+    addr
+}
+
 /// A backend answering every request (health probes included) with 200 and `name` as the body,
 /// one request per connection.
 pub struct NamedBackend {
