@@ -80,6 +80,14 @@ impl Buffers {
             grown: false,
         }
     }
+
+    /// Keeps `bytes` for reuse, unless the pool holds enough idle buffers already.
+    fn give_back(&self, bytes: Box<[u8]>) {
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() < MAX_IDLE {
+            idle.push(bytes);
+        }
+    }
 }
 
 /// A borrowed buffer. Its old contents never matter: only what the last read put in it is
@@ -104,15 +112,6 @@ impl Buffer<'_> {
         let pooled = std::mem::replace(&mut self.bytes, grown);
         if !std::mem::replace(&mut self.grown, true) {
             self.pool.give_back(pooled);
-        }
-    }
-}
-
-impl Buffers {
-    fn give_back(&self, bytes: Box<[u8]>) {
-        let mut idle = self.idle.borrow_mut();
-        if idle.len() < MAX_IDLE {
-            idle.push(bytes);
         }
     }
 }
@@ -221,7 +220,7 @@ async fn pump(
         ending.set(now);
     };
     loop {
-        // `readable` does not count against tokio's cooperative budget, while a read refused
+        // `ready` does not count against tokio's cooperative budget, while a read refused
         // for want of budget looks like "nothing there": without this the loop would spin.
         tokio::task::consume_budget().await;
         let ready = match src.ready(Interest::READABLE).await {
