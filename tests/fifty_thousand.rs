@@ -52,9 +52,9 @@ use std::{
 };
 
 use common::{
-    admin_http::{admin_addr, get, metric},
+    admin_http::{admin_addr, get, metric, wait_backends_up},
     binary::Process,
-    local_ports::{config, wait_up, Clients, CountingEcho, HELLO, NO_PORT_LINE},
+    local_ports::{config, Clients, CountingEcho, HELLO, NO_PORT_LINE},
     netns::Netns,
     DEADLINE,
 };
@@ -229,7 +229,7 @@ impl Ringlb {
         let process = Process::start(&text, None);
         assert_eq!(process.addr, LISTEN, "ringlb {i} not on the shared address");
         let admin = admin_addr(&process);
-        wait_up(admin, 1).await;
+        wait_backends_up(admin, 1).await;
         let ringlb = Ringlb { process, admin };
         let on = format!("ringlb_io_backend{{backend=\"{io}\"}} 1");
         let metrics = ringlb.metrics().await;
@@ -324,7 +324,7 @@ async fn still_relaying(ringlbs: &mut [Ringlb]) {
     for ringlb in ringlbs.iter_mut() {
         let exited = ringlb.process.child.try_wait().unwrap();
         assert!(exited.is_none(), "a ringlb exited: {exited:?}");
-        wait_up(ringlb.admin, 1).await;
+        wait_backends_up(ringlb.admin, 1).await;
         before.push(ringlb.metric(accepted).await);
     }
     let fresh = 300;
@@ -348,7 +348,7 @@ async fn without_source() {
     let text = config(IoBackend::IoUring, &[backend], "max_connections = 2000");
     let ringlb = Process::start(&text, None);
     let admin = admin_addr(&ringlb);
-    wait_up(admin, 1).await;
+    wait_backends_up(admin, 1).await;
     let crowd = RANGE_PORTS + 200;
     let first = SocketAddr::from(([127, 4, 0, 1], FIRST_CLIENT_PORT));
     let outcome = Clients::open(ringlb.addr, first, crowd).await;

@@ -12,11 +12,11 @@ use std::{
         atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::{
-    admin_http::{admin_addr, get, metric},
+    admin_http::{admin_addr, get, metric, wait_backends_up},
     binary::{toml, Process},
     io_backends, DEADLINE,
 };
@@ -150,22 +150,6 @@ async fn request(proxy: SocketAddr) -> Result<(), String> {
     }
 }
 
-/// Waits (bounded) until ringlb has every one of `n` backends up again.
-async fn until_all_up(admin: SocketAddr, n: usize) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let metrics = get(admin, "/metrics").await.1;
-        if metric(&metrics, "ringlb_backend_up") == n as f64 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a backend never came back: {metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 io_backends!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_reload_to_replay_then_backends_crashing_one_by_one_fail_no_request(io: IoBackend) {
@@ -177,7 +161,7 @@ io_backends!(
         let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
         let ringlb = tokio::task::block_in_place(|| Process::start(&toml(io, &addrs, ""), None));
         let admin = admin_addr(&ringlb);
-        until_all_up(admin, 3).await;
+        wait_backends_up(admin, 3).await;
 
         std::fs::write(
             &ringlb.config_path,
@@ -236,7 +220,7 @@ io_backends!(
             served(CLIENTS).await;
             let backend = backends.remove(i);
             backends.insert(i, backend.crash_and_restart().await);
-            until_all_up(admin, 3).await;
+            wait_backends_up(admin, 3).await;
         }
         served(CLIENTS).await;
         stop.store(true, Relaxed);

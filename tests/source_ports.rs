@@ -37,9 +37,9 @@ use std::{
 };
 
 use common::{
-    admin_http::{admin_addr, get, metric},
+    admin_http::{admin_addr, get, metric, wait_backends_up},
     binary::Process,
-    local_ports::{config, wait_up, Clients, CountingEcho, NO_PORT_LINE},
+    local_ports::{config, Clients, CountingEcho, NO_PORT_LINE},
     netns::Netns,
 };
 use ringlb::config::{IoBackend, RelayMode};
@@ -89,7 +89,7 @@ fn without_source_one_range_is_the_limit_and_nobody_is_blamed(io: IoBackend) {
         let backend = CountingEcho::start(BACKEND_PORT).await;
         let ringlb = Process::start(&config(io, &[backend.addr], ""), None);
         let admin = admin_addr(&ringlb);
-        wait_up(admin, 1).await;
+        wait_backends_up(admin, 1).await;
         let started = Instant::now();
 
         let mut outcome = Clients::open(ringlb.addr, FIRST_CLIENT, clients).await;
@@ -167,7 +167,7 @@ fn each_source_address_adds_a_whole_range(io: IoBackend) {
         let extra = format!("source = [{}]\nmax_connections = 8000", list.join(", "));
         let ringlb = Process::start(&config(io, &[backend.addr], &extra), None);
         let admin = admin_addr(&ringlb);
-        wait_up(admin, 1).await;
+        wait_backends_up(admin, 1).await;
 
         let mut outcome = Clients::open(ringlb.addr, FIRST_CLIENT, clients).await;
         let log = || ringlb.log.lock().unwrap().join("\n");
@@ -220,7 +220,7 @@ fn each_source_address_gives_every_backend_a_range_of_its_own(io: IoBackend) {
         let extra = "source = [\"127.0.0.2\", \"127.0.0.3\"]";
         let ringlb = Process::start(&config(io, &[a.addr, b.addr], extra), None);
         let admin = admin_addr(&ringlb);
-        wait_up(admin, 2).await;
+        wait_backends_up(admin, 2).await;
         let mut outcome = Clients::open(ringlb.addr, FIRST_CLIENT, clients).await;
         let log = || ringlb.log.lock().unwrap().join("\n");
         assert_eq!(

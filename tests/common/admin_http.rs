@@ -64,3 +64,20 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Waits (bounded by [`DEADLINE`]) until the admin API at `admin` reports `n` backends up
+/// (`ringlb_backend_up`).
+pub async fn wait_backends_up(admin: SocketAddr, n: usize) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let metrics = get(admin, "/metrics").await.1;
+        if metric(&metrics, "ringlb_backend_up") == n as f64 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} backends never came up: {metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

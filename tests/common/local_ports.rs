@@ -17,13 +17,10 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpSocket, TcpStream},
     sync::{watch, Semaphore},
-    time::{timeout, Instant},
+    time::timeout,
 };
 
-use super::{
-    admin_http::{get, metric},
-    binary::toml,
-};
+use super::binary::toml;
 
 /// What each client sends and the echo backend returns; as long as the start of the 503.
 pub const HELLO: &[u8] = b"hello, echo\n";
@@ -217,20 +214,4 @@ pub fn config(io: IoBackend, backends: &[SocketAddr], extra: &str) -> String {
     let patient = "timeout = \"10s\"\nfall = 3\n";
     assert!(text.contains("timeout = \"500ms\"\n"), "{text}");
     text.replacen("timeout = \"500ms\"\n", patient, 1)
-}
-
-/// Waits (bounded) until the admin API says every backend is up.
-pub async fn wait_up(admin: SocketAddr, backends: usize) {
-    let deadline = Instant::now() + super::DEADLINE;
-    loop {
-        let metrics = get(admin, "/metrics").await.1;
-        if metric(&metrics, "ringlb_backend_up") == backends as f64 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the backend never came up: {metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
