@@ -2,16 +2,18 @@
 //! with `TCP_DEFER_ACCEPT` when `defer_accept` asks for it (both I/O drivers accept from these).
 //!
 //! Binding happens on the control thread before any worker starts, so a bad address fails the
-//! start with a clear error instead of killing a worker later.
+//! start with a clear error instead of killing a worker later. A stopping worker takes the
+//! clients still queued in its listener ([`queued`], the same rule for both drivers) before it
+//! closes it.
 
 use std::{
     io,
-    net::{SocketAddr, TcpListener},
-    os::fd::AsRawFd,
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::fd::{AsFd, AsRawFd},
     time::Duration,
 };
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::uring::sys;
 
@@ -41,6 +43,44 @@ pub fn open(
         listeners.push(bind_one(actual, defer_accept)?);
     }
     Ok(listeners)
+}
+
+/// The clients waiting in `listener`'s backlog now, accepted without blocking until it is empty,
+/// each set non-blocking. A stopping worker serves these before it closes its listener.
+///
+/// Why: a client whose handshake the kernel completed must not be lost to the stop. Without a
+/// successor, closing the listener would reset it. With one (an upgrade: both processes hold the
+/// same socket), it could be stranded: an io_uring multishot accept waits as an *exclusive*
+/// waiter, the kernel wakes one waiter per arriving client, and a wake-up taken by an accept being
+/// cancelled accepts nobody while the successor is never woken, so the client would wait for the
+/// next one to arrive. Once the cancelled accept has completed it takes no wake-up any more, so
+/// what is queued then is exactly what this returns; anything arriving later wakes the successor.
+///
+/// Bounded by the backlog; an error other than an aborted handshake (out of descriptors) ends
+/// it, and what is left waits for another holder of the socket or is reset with it.
+pub fn queued(listener: &impl AsFd) -> impl Iterator<Item = (TcpStream, SocketAddr)> + '_ {
+    let socket = SockRef::from(listener);
+    std::iter::from_fn(move || loop {
+        let (client, peer) = match socket.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e)
+                if e.kind() == io::ErrorKind::Interrupted
+                    || e.raw_os_error() == Some(libc::ECONNABORTED) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "stopping: cannot accept the clients still queued; \
+                    they wait for another process holding the listener, or are reset");
+                return None;
+            }
+        };
+        // Dropped (closed) when it cannot be made non-blocking: a worker never blocks on it.
+        if let (Ok(()), Some(peer)) = (client.set_nonblocking(true), peer.as_socket()) {
+            return Some((client.into(), peer));
+        }
+    })
 }
 
 /// Binds `count` non-blocking listeners to `addr` with `SO_REUSEPORT`; with `defer_accept`, a

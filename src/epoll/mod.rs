@@ -6,8 +6,8 @@
 //! task per connection: its prelude (PROXY header, ClientHello) and route, pick, connect with
 //! timeout and retries, the 503 when no backend is left, then relay with half-close and the idle
 //! timeout ([`conn`], [`copy`]).
-//! On shutdown it stops accepting at once, closes the listeners, lets open connections finish
-//! until the drain deadline and then closes them. Behaviour matches the io_uring worker; the
+//! On shutdown it stops accepting at once, serves the clients still queued in the listeners and
+//! closes them, lets open connections finish until the drain deadline and then closes them. Behaviour matches the io_uring worker; the
 //! end-to-end tests run on both.
 //!
 //! Never shares its state with another thread (workers meet only in the balancer snapshot and
@@ -46,6 +46,7 @@ use crate::{
         source::Sources,
     },
     limit::ConnectionLimit,
+    listener,
     metrics::{WorkerCounter, WorkerStats},
     proxy_protocol::MAX_V2_LEN,
     shutdown::Shutdown,
@@ -156,9 +157,10 @@ async fn serve(shared: Shared, listeners: Vec<StdListener>, shutdown: Shutdown) 
     Ok(())
 }
 
-/// Accepts on every service's listener and spawns a task per client until `shutdown` fires;
-/// pauses at the connection cap (clients wait in the listen backlogs) and briefly after accept
-/// errors. Closes the listeners on return.
+/// Accepts on every service's listener and spawns a task per client until `shutdown` fires,
+/// then takes the clients still queued in the listeners (`listener::queued` says why none may be
+/// left there); pauses at the connection cap (clients wait in the listen backlogs) and briefly
+/// after accept errors. Closes the listeners on return.
 async fn accept_until_stopped(
     shared: &Rc<Shared>,
     listeners: Vec<TcpListener>,
@@ -179,7 +181,17 @@ async fn accept_until_stopped(
         }
         tokio::select! {
             biased;
-            () = &mut stopped => return,
+            () = &mut stopped => {
+                for (service, listener) in listeners.iter().enumerate() {
+                    for (client, peer) in listener::queued(listener) {
+                        match TcpStream::from_std(client) {
+                            Ok(client) => spawn_client(shared, open, service, client, peer),
+                            Err(e) => errors.failed(shared.id, &e, shared.limit.open()),
+                        }
+                    }
+                }
+                return;
+            }
             Some(ended) = open.join_next(), if !open.is_empty() => {
                 if let Err(e) = ended {
                     tracing::error!(worker = shared.id, error = %e, "connection task failed");
@@ -190,16 +202,7 @@ async fn accept_until_stopped(
                 paused_until = None;
             }
             (service, accepted) = accept_any(&listeners, &next), if paused_until.is_none() => match accepted {
-                Ok((client, peer)) => {
-                    shared.stats.add(WorkerCounter::Accepted);
-                    shared.stats.add_service(service, ServiceCounter::Accepted);
-                    if shared.limit.acquire() {
-                        shared.stats.add(WorkerCounter::LimitReached);
-                        events::limit_reached(shared.id, shared.limit.open());
-                    }
-                    let counted = conn::Counted::new(Rc::clone(shared));
-                    open.spawn_local(conn::serve(counted, client, peer, service));
-                }
+                Ok((client, peer)) => spawn_client(shared, open, service, client, peer),
                 Err(e) => {
                     shared.stats.add(WorkerCounter::AcceptError);
                     errors.failed(shared.id, &e, shared.limit.open());
@@ -208,6 +211,24 @@ async fn accept_until_stopped(
             },
         }
     }
+}
+
+/// Counts an accepted client of `service` and serves it in a task of its own.
+fn spawn_client(
+    shared: &Rc<Shared>,
+    open: &mut JoinSet<()>,
+    service: usize,
+    client: TcpStream,
+    peer: SocketAddr,
+) {
+    shared.stats.add(WorkerCounter::Accepted);
+    shared.stats.add_service(service, ServiceCounter::Accepted);
+    if shared.limit.acquire() {
+        shared.stats.add(WorkerCounter::LimitReached);
+        events::limit_reached(shared.id, shared.limit.open());
+    }
+    let counted = conn::Counted::new(Rc::clone(shared));
+    open.spawn_local(conn::serve(counted, client, peer, service));
 }
 
 /// The next client of any of `listeners`, with the listener's index; polled from the one after

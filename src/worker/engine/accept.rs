@@ -1,11 +1,12 @@
 //! Accepting: one multishot accept per service's listener (a completion's token names the
 //! listener, so each client starts with its service's settings), the connection cap, descriptor
 //! exhaustion, and stopping on shutdown. A client still handed over once stopping began is served
-//! until the drain deadline: with a successor sharing the listener, closing it would lose it.
+//! until the drain deadline: with a successor sharing the listener, closing it would lose it; so
+//! are the clients still queued in the listener when its accept ends (`close_listener`).
 
 use std::{
     net::{SocketAddr, TcpListener},
-    os::fd::{AsRawFd, RawFd},
+    os::fd::{AsRawFd, IntoRawFd, RawFd},
     time::Instant,
 };
 
@@ -19,6 +20,7 @@ use crate::worker::settings::Settings;
 use crate::{
     access_log::Termination,
     conn::{events, settings::Current, settings::ServiceContext, tally::Tally},
+    listener,
     metrics::WorkerCounter,
     relay::Relay,
     stats::ServiceCounter,
@@ -101,16 +103,17 @@ impl<R: Relay> Engine<R> {
         let Some(listening) = self.listeners.get_mut(index) else {
             return;
         };
-        if !cqueue::more(c.flags) {
+        let last = !cqueue::more(c.flags);
+        if last {
             listening.armed = false;
-            if self.stopping {
-                // Closing the listener makes the kernel refuse new clients at once.
-                listening.listener = None;
-            }
         }
         if c.result >= 0 {
             self.on_client(index, c.result);
-        } else if c.result != -libc::ECANCELED {
+        }
+        if last && self.stopping {
+            self.close_listener(index);
+        }
+        if c.result < 0 && c.result != -libc::ECANCELED {
             self.on_accept_error(-c.result);
             return;
         }
@@ -212,8 +215,21 @@ impl<R: Relay> Engine<R> {
         }
     }
 
+    /// Stopping, with listener `index`'s accept no longer in the ring: serves the clients still
+    /// queued in it (`listener::queued` says why none may be left there), then closes it, so the
+    /// kernel refuses new clients at once unless a successor holds the socket too.
+    fn close_listener(&mut self, index: usize) {
+        let Some(listener) = self.listeners[index].listener.take() else {
+            return;
+        };
+        for (client, _) in listener::queued(&listener) {
+            self.on_client(index, client.into_raw_fd());
+        }
+    }
+
     /// Shutdown: stop accepting at once and close the listener, so new clients are refused
-    /// rather than queued; open connections may finish until the drain deadline.
+    /// rather than queued; open connections, and clients already queued, may finish until the
+    /// drain deadline.
     pub(super) fn on_wake(&mut self) {
         if self.stopping {
             return;
@@ -221,9 +237,9 @@ impl<R: Relay> Engine<R> {
         events::stopping(self.id, self.slots.live());
         self.cancel_accept();
         self.stopping = true;
-        for listening in &mut self.listeners {
-            if !listening.armed {
-                listening.listener = None;
+        for index in 0..self.listeners.len() {
+            if !self.listeners[index].armed {
+                self.close_listener(index);
             }
         }
         // The drain deadline as published now (a reload may have changed it).
