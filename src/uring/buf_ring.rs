@@ -22,7 +22,7 @@ pub struct BufRing {
     ring: *mut BufRingEntry,
     ring_layout: Layout,
     memory: *mut u8,
-    memory_layout: Layout,
+    memory_len: usize,
     tail: u16,
 }
 
@@ -36,13 +36,33 @@ impl BufRing {
         let ring_layout =
             Layout::from_size_align(std::mem::size_of::<BufRingEntry>() * count as usize, 4096)
                 .map_err(io::Error::other)?;
-        let memory_layout =
-            Layout::from_size_align(size * count as usize, 4096).map_err(io::Error::other)?;
-        // SAFETY: both layouts have non-zero size (count >= 1, size >= 1).
-        let (entries, memory) = unsafe { (alloc_zeroed(ring_layout), alloc_zeroed(memory_layout)) };
-        if entries.is_null() || memory.is_null() {
+        let memory_len = size * count as usize;
+        // SAFETY: the layout has non-zero size (count >= 1).
+        let entries = unsafe { alloc_zeroed(ring_layout) };
+        if entries.is_null() {
             return Err(io::Error::from(io::ErrorKind::OutOfMemory));
         }
+        // The buffers come straight from mmap, not the allocator: zeroed, page-aligned pages the
+        // kernel provides when first written. An allocator's zeroed allocation at this alignment
+        // writes every byte, which made each worker hold all 16 MiB of buffers from its start.
+        // SAFETY: an anonymous private mapping touches no existing memory; the result is checked.
+        let memory = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                memory_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if memory == libc::MAP_FAILED {
+            let error = io::Error::last_os_error();
+            // SAFETY: allocated just above with this layout and not shared with anyone yet.
+            unsafe { dealloc(entries, ring_layout) };
+            return Err(error);
+        }
+        let memory = memory.cast::<u8>();
         let mut this = BufRing {
             group,
             count,
@@ -50,7 +70,7 @@ impl BufRing {
             ring: entries.cast(),
             ring_layout,
             memory,
-            memory_layout,
+            memory_len,
             tail: 0,
         };
         // SAFETY: `entries` is page-aligned, zeroed and lives until `Drop`, which unregisters
@@ -108,11 +128,11 @@ impl BufRing {
 
 impl Drop for BufRing {
     fn drop(&mut self) {
-        // SAFETY: allocated in `register` with exactly these layouts; the ring that could use the
-        // memory has been dropped (see `register`).
+        // SAFETY: allocated and mapped in `register` with exactly this layout and length; the
+        // ring that could use the memory has been dropped (see `register`).
         unsafe {
             dealloc(self.ring.cast(), self.ring_layout);
-            dealloc(self.memory, self.memory_layout);
+            libc::munmap(self.memory.cast(), self.memory_len);
         }
     }
 }
