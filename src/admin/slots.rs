@@ -78,9 +78,17 @@ impl<H> Slots<H> {
     /// Connection `id` sent its whole head: from now on it cannot be evicted. `false` when it
     /// was evicted already (it must close).
     pub fn start_answer(&mut self, id: Id) -> bool {
-        let waiting = self.waiting.remove(&id).is_some();
-        self.answering += usize::from(waiting);
-        waiting
+        // Spelled as a match on purpose: with `self.waiting.remove(&id).is_some()` feeding
+        // `usize::from`, the unit tests below failed in release builds of rustc 1.95.0 (opt-level
+        // 2 and 3 only; a connection just admitted was reported evicted), and passed with this or
+        // any other equivalent spelling: most likely a miscompilation.
+        match self.waiting.remove(&id) {
+            Some(_) => {
+                self.answering += 1;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Connection `id` closed: its slot is free. `answering` says whether
