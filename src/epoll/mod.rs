@@ -6,9 +6,9 @@
 //! task per connection: its prelude (PROXY header, ClientHello) and route, pick, connect with
 //! timeout and retries, the 503 when no backend is left, then relay with half-close and the idle
 //! timeout ([`conn`], [`copy`]).
-//! On shutdown it stops accepting at once, serves the clients still queued in the listeners and
-//! closes them, lets open connections finish until the drain deadline and then closes them. Behaviour matches the io_uring worker; the
-//! end-to-end tests run on both.
+//! On shutdown it stops accepting at once, serves the clients still queued in the listeners,
+//! closes the listeners, lets open connections finish until the drain deadline and then closes
+//! them. Behaviour matches the io_uring worker; the end-to-end tests run on both.
 //!
 //! Never shares its state with another thread (workers meet only in the balancer snapshot and
 //! atomics), never takes a lock, and never needs `unsafe`: readiness and sockets come from tokio.
