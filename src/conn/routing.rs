@@ -157,6 +157,12 @@ impl Routing {
         }
     }
 
+    /// Whether a connection's first bytes are read before its pool is chosen: its PROXY header
+    /// (`accept_proxy`), a ClientHello (a service with routes), or both.
+    pub(crate) fn reads_prelude(&self, accept_proxy: bool) -> bool {
+        accept_proxy || self.reads_hello()
+    }
+
     /// Most bytes a client may send before its pool is chosen: a PROXY header (with
     /// `accept_proxy`), then, on a service with routes, a whole ClientHello. A driver whose
     /// prelude buffer is full at this size refuses the client ([`ReadEnd::Full`]).

@@ -156,22 +156,21 @@ pub(super) async fn serve(
     // The settings this connection keeps to its end, whatever a reload publishes meanwhile.
     let settings = shared.settings[service].borrow_mut().get();
     let routing = &settings.routing;
-    let (prelude, routed) = match (settings.accept_proxy, routing.reads_hello()) {
-        (false, false) => (Prelude::none(), routing.without_hello()),
-        (accept_proxy, _) => {
-            match Prelude::read(&shared.headers, &client, accept_proxy, routing).await {
-                Ok(read) => read,
-                Err(PreludeRefused::Header(why)) => {
-                    logged.ends(Termination::ProxyHeaderRefused);
-                    return refuse_header(&shared, why);
-                }
-                Err(PreludeRefused::Hello(why)) => {
-                    logged.ends(Termination::TlsHelloRefused);
-                    shared
-                        .stats
-                        .add_service(service, ServiceCounter::TlsHelloRefused);
-                    return routing::hello_refused(shared.id, &why);
-                }
+    let (prelude, routed) = if !routing.reads_prelude(settings.accept_proxy) {
+        (Prelude::none(), routing.without_hello())
+    } else {
+        match Prelude::read(&shared.headers, &client, settings.accept_proxy, routing).await {
+            Ok(read) => read,
+            Err(PreludeRefused::Header(why)) => {
+                logged.ends(Termination::ProxyHeaderRefused);
+                return refuse_header(&shared, why);
+            }
+            Err(PreludeRefused::Hello(why)) => {
+                logged.ends(Termination::TlsHelloRefused);
+                shared
+                    .stats
+                    .add_service(service, ServiceCounter::TlsHelloRefused);
+                return routing::hello_refused(shared.id, &why);
             }
         }
     };

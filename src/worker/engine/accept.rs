@@ -145,8 +145,9 @@ impl<R: Relay> Engine<R> {
             self.pause_for_capacity();
         }
         let settings = self.listeners[service].settings.get();
-        let reads_prelude = settings.base.accept_proxy || settings.base.routing.reads_hello();
-        let routed = settings.base.routing.without_hello();
+        let base = &settings.base;
+        let reads_prelude = base.routing.reads_prelude(base.accept_proxy);
+        let routed = base.routing.without_hello();
         let index = self.slots.insert(client);
         let slot = self.slots.at(index);
         slot.last_active = self.tick;
