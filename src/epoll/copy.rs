@@ -69,16 +69,7 @@ impl Buffers {
 
     /// A buffer of the pool's size, reused when one is idle; it returns on drop.
     pub(super) fn take(&self) -> Buffer<'_> {
-        let bytes = self
-            .idle
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| vec![0; self.size].into_boxed_slice());
-        Buffer {
-            bytes,
-            pool: self,
-            grown: false,
-        }
+        self.take_len(self.size)
     }
 
     /// Keeps `bytes` for reuse, unless the pool holds enough idle buffers already.
